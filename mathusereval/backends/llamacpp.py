@@ -1,0 +1,111 @@
+"""llama.cpp in-process (``llama-cpp-python``): GGUF files, including the embedded default model."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import BackendUnavailable
+from ..records import Generation, GenerationParams, Request, Usage
+from .base import EMBEDDED_MODEL, ModelSpec, embedded_gguf_path
+
+
+def default_threads() -> int:
+    """All cores: fastest on a quiet machine. Where another process competes for the cores (CI, pytest)
+    pass ``--threads 1``: with two shared cores one thread is the robust choice
+    (shared/docs/offline-engines.md §2.4)."""
+    return os.cpu_count() or 1
+
+
+class LlamaCppBackend:
+    """Runs one GGUF model in this process; requests are served one at a time in a worker thread."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        try:
+            import llama_cpp  # noqa: F401  (checked here so the error is clear and early)
+        except ImportError as exc:
+            raise BackendUnavailable(
+                "the llamacpp backend needs llama-cpp-python: pip install 'mathusereval[embedded]'"
+            ) from exc
+        self.path = embedded_gguf_path() if spec.model == EMBEDDED_MODEL else Path(spec.model)
+        if not self.path.is_file():
+            raise BackendUnavailable(f"model file {self.path} does not exist")
+        self.model = spec.model
+        self.n_ctx = int(spec.options.get("n_ctx") or 4096)
+        self.threads = int(spec.options.get("threads") or default_threads())
+        self._llm: Any = None
+
+    def describe(self) -> dict[str, Any]:
+        import llama_cpp
+
+        return {
+            "path": str(self.path),
+            "n_ctx": self.n_ctx,
+            "threads": self.threads,
+            "llama_cpp_python": llama_cpp.__version__,
+        }
+
+    def _load(self) -> Any:
+        if self._llm is None:
+            from llama_cpp import Llama
+
+            try:
+                self._llm = Llama(
+                    model_path=str(self.path),
+                    n_ctx=self.n_ctx,
+                    n_threads=self.threads,
+                    n_threads_batch=self.threads,
+                    verbose=False,
+                    seed=0,
+                )
+            except (ValueError, RuntimeError) as exc:
+                raise BackendUnavailable(f"llama.cpp could not load {self.path}: {exc}") from exc
+        return self._llm
+
+    def _generate_one(self, request: Request, params: GenerationParams) -> Generation:
+        llm = self._load()
+        start = time.perf_counter()
+        try:
+            out = llm.create_chat_completion(
+                messages=list(request.sample.messages),
+                temperature=params.temperature,
+                top_p=params.top_p,
+                max_tokens=params.max_tokens,
+                stop=list(params.stop) or None,
+                seed=params.seed + request.n_index,
+            )
+        except (ValueError, RuntimeError) as exc:  # e.g. prompt longer than the context window
+            return Generation(
+                sample_id=request.sample.id,
+                n_index=request.n_index,
+                model=self.model,
+                latency_s=time.perf_counter() - start,
+                error=f"llama.cpp: {exc}",
+            )
+        choice = out["choices"][0]
+        usage = out.get("usage") or {}
+        return Generation(
+            sample_id=request.sample.id,
+            n_index=request.n_index,
+            model=self.model,
+            text=choice["message"].get("content") or "",
+            finish_reason=choice.get("finish_reason"),
+            usage=Usage(
+                prompt_tokens=usage.get("prompt_tokens", 0), completion_tokens=usage.get("completion_tokens", 0)
+            ),
+            latency_s=time.perf_counter() - start,
+        )
+
+    async def generate(self, requests: Sequence[Request], params: GenerationParams) -> AsyncIterator[Generation]:
+        await asyncio.to_thread(self._load)
+        for request in requests:
+            yield await asyncio.to_thread(self._generate_one, request, params)
+
+    async def aclose(self) -> None:
+        if self._llm is not None:
+            self._llm.close()
+            self._llm = None

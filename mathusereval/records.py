@@ -1,0 +1,198 @@
+"""Typed records: the only currency between stages.
+
+A task turns data rows into `Sample`s; a backend turns samples into `Generation`s; a grader turns a
+(sample, generation) pair into a `Grade`; an aggregator turns grades into `MetricValue`s. Every record is
+frozen and converts to and from plain JSON (`to_json` / `from_json`) at the file boundary (`store.py`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+Message = dict[str, str]
+"""One chat turn, OpenAI style: ``{"role": "user", "content": "..."}``."""
+
+JsonDict = dict[str, Any]
+T = TypeVar("T")
+
+
+def _from_json(cls: type[T], data: JsonDict) -> T:
+    """Build a record from a dict, ignoring unknown keys so newer files stay readable."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One benchmark item, ready to be sent to a model."""
+
+    task: str
+    id: str
+    messages: tuple[Message, ...]
+    reference: str
+    metadata: JsonDict = field(default_factory=dict)
+
+    def to_json(self) -> JsonDict:
+        return {
+            "task": self.task,
+            "id": self.id,
+            "messages": list(self.messages),
+            "reference": self.reference,
+            "metadata": self.metadata,
+        }
+
+    @classmethod
+    def from_json(cls, data: JsonDict) -> Sample:
+        sample = _from_json(cls, data)
+        return dataclasses.replace(sample, messages=tuple(sample.messages))
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationParams:
+    """Sampling settings shared by every backend; a task gives defaults, the CLI overrides them."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 1024
+    stop: tuple[str, ...] = ()
+    seed: int = 0
+    n: int = 1
+
+    def to_json(self) -> JsonDict:
+        return {**dataclasses.asdict(self), "stop": list(self.stop)}
+
+    @classmethod
+    def from_json(cls, data: JsonDict) -> GenerationParams:
+        params = _from_json(cls, data)
+        return dataclasses.replace(params, stop=tuple(params.stop))
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One generation to make: the `n_index`-th answer to `sample`."""
+
+    sample: Sample
+    n_index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """A model's answer to one sample, or the error that prevented it.
+
+    An error is data: it is stored, counted and retried on the next run, never graded as wrong.
+    """
+
+    sample_id: str
+    n_index: int
+    model: str
+    text: str = ""
+    finish_reason: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    latency_s: float = 0.0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_json(self) -> JsonDict:
+        return {**dataclasses.asdict(self), "kind": "generation"}
+
+    @classmethod
+    def from_json(cls, data: JsonDict) -> Generation:
+        usage = data.get("usage") or {}
+        return _from_json(cls, {**data, "usage": Usage(**usage) if isinstance(usage, dict) else Usage()})
+
+
+@dataclass(frozen=True, slots=True)
+class Grade:
+    """A grader's verdict on one generation.
+
+    `score` is the number the task aggregates (1.0/0.0 for answer checks, 1–10 for judges); `correct` is the
+    binary verdict where one exists. A grader that could not decide sets `error` and leaves `score` None.
+    """
+
+    sample_id: str
+    n_index: int
+    grader: str
+    score: float | None
+    correct: bool | None = None
+    details: JsonDict = field(default_factory=dict)
+    error: str | None = None
+
+    def to_json(self) -> JsonDict:
+        return {**dataclasses.asdict(self), "kind": "grade"}
+
+    @classmethod
+    def from_json(cls, data: JsonDict) -> Grade:
+        return _from_json(cls, data)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricValue:
+    """One aggregate number with its uncertainty."""
+
+    name: str
+    value: float
+    n: int
+    stderr: float | None = None
+    higher_is_better: bool = True
+
+    @property
+    def ci95(self) -> tuple[float, float] | None:
+        if self.stderr is None:
+            return None
+        return (self.value - 1.96 * self.stderr, self.value + 1.96 * self.stderr)
+
+    def to_json(self) -> JsonDict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: JsonDict) -> MetricValue:
+        return _from_json(cls, data)
+
+
+@dataclass(frozen=True, slots=True)
+class RunManifest:
+    """What a run was: enough to reproduce it and to refuse mixing it with a different one.
+
+    `fingerprint` hashes every setting that changes answers (task version, data and prompt hashes, model,
+    generation parameters); a resumed run must match it. Secrets (API keys) are never recorded.
+    """
+
+    run_id: str
+    task: str
+    task_version: str
+    model: str
+    backend: str
+    backend_config: JsonDict
+    params: JsonDict
+    data_sha256: str
+    prompt_sha256: str
+    fingerprint: str
+    mathusereval_version: str
+    started_at: str
+    finished_at: str | None = None
+    host: JsonDict = field(default_factory=dict)
+    versions: JsonDict = field(default_factory=dict)
+    graders: tuple[str, ...] = ()
+
+    def to_json(self) -> JsonDict:
+        return {**dataclasses.asdict(self), "graders": list(self.graders)}
+
+    @classmethod
+    def from_json(cls, data: JsonDict) -> RunManifest:
+        manifest = _from_json(cls, data)
+        return dataclasses.replace(manifest, graders=tuple(manifest.graders))

@@ -1,0 +1,182 @@
+"""Run directories: append-only JSONL records plus a manifest and a summary.
+
+Layout of one run (one model on one task)::
+
+    results/<model-slug>/<task>/
+        manifest.json       what the run is (RunManifest), rewritten atomically
+        samples.jsonl       the samples as sent (prompt, reference, metadata), for audits and leaderboards
+        generations.jsonl   one Generation per line, appended as each finishes
+        grades.jsonl        one Grade per line, appended as each finishes
+        summary.json        metrics and counts, rewritten atomically at the end of each run
+
+Each record is written with a single ``write(2)`` on an ``O_APPEND`` descriptor, so a killed process leaves
+at worst one torn final line; reopening cuts that line off (it was never acknowledged). Any other bad
+line is corruption and is reported with its file and line number. When a key appears twice the later
+line wins, which is how a retried error is replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .errors import ConfigError, DataError
+from .records import Generation, Grade, RunManifest, Sample
+
+T = TypeVar("T")
+MANIFEST = "manifest.json"
+SUMMARY = "summary.json"
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON through a temporary file and rename, so readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from exc
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def _repair_torn_tail(path: Path) -> None:
+    """Cut a final line that has no newline: the write that a crash interrupted."""
+    with path.open("rb+") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return
+        step = min(size, 1 << 16)
+        while True:  # search backwards for the last newline
+            fh.seek(size - step)
+            idx = fh.read(step).rfind(b"\n")
+            if idx >= 0:
+                keep = size - step + idx + 1
+                break
+            if step == size:
+                keep = 0
+                break
+            step = min(size, step * 2)
+        fh.truncate(keep)
+    print(f"mue-eval: note: dropped a torn last line in {path} (left by an interrupted run)", file=sys.stderr)
+
+
+def read_records(path: Path, parse: Callable[[dict[str, Any]], T]) -> Iterator[T]:
+    """Parse every line of a JSONL record file; any bad line is an error naming file:line."""
+    if not path.exists():
+        return
+    _repair_torn_tail(path)
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield parse(json.loads(line))
+            except (json.JSONDecodeError, TypeError, ValueError, KeyError) as exc:
+                raise DataError(f"{path}:{lineno}: corrupt record ({exc}); fix or remove this line") from exc
+
+
+class JsonlAppender:
+    """Append one JSON object per line; each line goes out in one write, flushed to the OS immediately."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        if path.exists():
+            _repair_torn_tail(path)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def append(self, obj: dict[str, Any]) -> None:
+        data = (json.dumps(obj, ensure_ascii=False, sort_keys=True) + "\n").encode()
+        view = memoryview(data)
+        while view:  # write(2) on a regular file is complete in practice; loop for the rare short write
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+
+
+class RunStore:
+    """The files of one (model, task) run; see the module docstring for the layout."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.dir / MANIFEST
+
+    def existing_manifest(self) -> RunManifest | None:
+        if not self.manifest_path.exists():
+            return None
+        return RunManifest.from_json(read_json(self.manifest_path))
+
+    def check_compatible(self, manifest: RunManifest) -> RunManifest | None:
+        """Refuse to resume a run whose stored settings differ; return the stored manifest if any."""
+        old = self.existing_manifest()
+        if old is not None and old.fingerprint != manifest.fingerprint:
+            changed = [
+                name
+                for name in ("task_version", "model", "backend", "params", "data_sha256", "prompt_sha256")
+                if getattr(old, name) != getattr(manifest, name)
+            ]
+            raise ConfigError(
+                f"{self.dir} holds a run with different settings ({', '.join(changed) or 'fingerprint'} "
+                "changed); nothing was overwritten: choose another --out, or delete that directory"
+            )
+        return old
+
+    def open(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._samples = JsonlAppender(self.dir / "samples.jsonl")
+        self._generations = JsonlAppender(self.dir / "generations.jsonl")
+        self._grades = JsonlAppender(self.dir / "grades.jsonl")
+
+    def close(self) -> None:
+        for appender in (self._samples, self._generations, self._grades):
+            appender.close()
+
+    def write_manifest(self, manifest: RunManifest) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.manifest_path, manifest.to_json())
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        write_json_atomic(self.dir / SUMMARY, summary)
+
+    def add_sample(self, sample: Sample) -> None:
+        self._samples.append(sample.to_json())
+
+    def add_generation(self, generation: Generation) -> None:
+        self._generations.append(generation.to_json())
+
+    def add_grade(self, grade: Grade) -> None:
+        self._grades.append(grade.to_json())
+
+    def samples(self) -> dict[str, Sample]:
+        return {s.id: s for s in read_records(self.dir / "samples.jsonl", Sample.from_json)}
+
+    def generations(self) -> dict[tuple[str, int], Generation]:
+        """Latest generation per (sample id, n_index)."""
+        return {(g.sample_id, g.n_index): g for g in read_records(self.dir / "generations.jsonl", Generation.from_json)}
+
+    def grades(self) -> dict[tuple[str, int, str], Grade]:
+        """Latest grade per (sample id, n_index, grader)."""
+        return {(g.sample_id, g.n_index, g.grader): g for g in read_records(self.dir / "grades.jsonl", Grade.from_json)}
+
+
+def run_directory(out: Path, model_slug: str, task: str) -> Path:
+    return out / model_slug / task

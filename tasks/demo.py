@@ -1,0 +1,59 @@
+"""demo: 25 short problems written for this project, shipped inside the package.
+
+Ten grade-school word problems, ten with LaTeX answers (fractions, intervals, radicals) and five in
+Chinese, each with its final answer. It runs offline in about a minute on two CPU cores with the embedded
+model, which is what a bare ``mue-eval`` does; it measures plumbing, not mathematical skill.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from mathusereval.data import read_jsonl, sha256_file
+from mathusereval.metrics import accuracy, mean_with_stderr, per_sample_scores
+from mathusereval.records import GenerationParams, Grade, MetricValue, Sample
+from mathusereval.registry import register
+from mathusereval.task import LoadedData, Task, user_turn
+
+from .prompts import BOXED_COT
+
+DATA_FILE = Path(__file__).with_name("data") / "demo.jsonl"
+
+
+def load(data_dir: Path | None) -> LoadedData:
+    """The embedded file; `data_dir` is not used."""
+    samples = [
+        Sample(
+            task="demo",
+            id=row["id"],
+            messages=user_turn(BOXED_COT.format(question=row["question"])),
+            reference=row["answer"],
+            metadata={"kind": row["kind"]},
+        )
+        for _, row in read_jsonl(DATA_FILE, required=("id", "kind", "question", "answer"))
+    ]
+    return LoadedData(samples=samples, sha256=sha256_file(DATA_FILE), source="embedded:demo.jsonl")
+
+
+def aggregate(samples: Sequence[Sample], grades: Sequence[Grade]) -> list[MetricValue]:
+    """Accuracy overall, then per kind of problem."""
+    scores = per_sample_scores(grades)
+    metrics = accuracy(samples, grades)
+    for kind in sorted({s.metadata["kind"] for s in samples}):
+        values = [scores[s.id] for s in samples if s.metadata["kind"] == kind and s.id in scores]
+        metrics.append(mean_with_stderr(f"accuracy/{kind}", values))
+    return metrics
+
+
+TASK = Task(
+    name="demo",
+    version="1",
+    load=load,
+    prompt_template=BOXED_COT,
+    graders=("answer",),
+    aggregate=aggregate,
+    params=GenerationParams(temperature=0.0, max_tokens=256),
+    description="25 built-in problems (word, LaTeX, Chinese); offline smoke test",
+)
+register("tasks", TASK.name, TASK)

@@ -1,0 +1,93 @@
+"""A deterministic OpenAI-compatible chat server on 127.0.0.1 that injects faults on request.
+
+The last user message decides the behaviour. ``FAULT:<plan>`` in the prompt names a sequence of replies,
+one per attempt, e.g. ``FAULT:429,429,ok`` or ``FAULT:400``; the last entry repeats. Replies:
+``ok`` (answers ``The answer is \\boxed{<n>}`` with n taken from ``ANSWER:<n>``), ``429`` (with
+Retry-After: 0), ``429slow`` (no Retry-After), ``500``, ``503``, ``400``, ``badjson``, ``empty``,
+``reset`` (closes the socket without a reply), ``hang`` (sleeps past any sane client timeout).
+Every request is counted per prompt so tests can assert what was sent.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class FaultServer:
+    def __init__(self) -> None:
+        self.requests: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                self._send(200, json.dumps({"data": [{"id": "fault-model"}]}).encode())
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                prompt = body["messages"][-1]["content"]
+                with server._lock:
+                    attempt = server.requests[prompt]
+                    server.requests[prompt] += 1
+                plan = re.search(r"FAULT:([\w,]+)", prompt)
+                steps = plan.group(1).split(",") if plan else ["ok"]
+                step = steps[min(attempt, len(steps) - 1)]
+                answer = re.search(r"ANSWER:(\S+)", prompt)
+                if step == "ok":
+                    text = f"The answer is \\boxed{{{answer.group(1) if answer else 0}}}"
+                    reply = {
+                        "choices": [
+                            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                        ],
+                        "usage": {"prompt_tokens": 10, "completion_tokens": 5},
+                    }
+                    self._send(200, json.dumps(reply).encode())
+                elif step in ("429", "500", "503", "400"):
+                    headers = {"Retry-After": "0"} if step == "429" else {}
+                    self._send(int(step), b'{"error": "injected"}', headers)
+                elif step == "429slow":
+                    self._send(429, b'{"error": "injected"}')
+                elif step == "badjson":
+                    self._send(200, b'{"choices": [')
+                elif step == "empty":
+                    reply = {"choices": [{"message": {"content": ""}, "finish_reason": "stop"}]}
+                    self._send(200, json.dumps(reply).encode())
+                elif step == "reset":
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                elif step == "hang":
+                    time.sleep(5)
+                    self._send(200, b"{}")
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> FaultServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
