@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 
 from .records import Grade, MetricValue, Sample
@@ -34,7 +34,40 @@ def per_sample_scores(grades: Iterable[Grade]) -> dict[str, float]:
     return {sid: math.fsum(scores) / len(scores) for sid, scores in by_sample.items()}
 
 
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples of which c are correct: 1 - C(n-c, k) / C(n, k) (Chen et al., 2021)."""
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))
+
+
+def majority_correct(grades: Sequence[Grade]) -> bool:
+    """maj@k: the most frequent normalised prediction (first seen wins ties) decides the sample."""
+    votes = Counter(g.details.get("prediction") for g in grades if g.details.get("prediction") is not None)
+    if not votes:
+        return False
+    answer = votes.most_common(1)[0][0]
+    return any(g.correct for g in grades if g.details.get("prediction") == answer)
+
+
+def sampling_metrics(samples: Sequence[Sample], grades: Sequence[Grade]) -> list[MetricValue]:
+    """pass@k and maj@k when the run drew k > 1 generations per sample (``--samples k``)."""
+    by_sample: dict[str, list[Grade]] = defaultdict(list)
+    for grade in grades:
+        if grade.score is not None:
+            by_sample[grade.sample_id].append(grade)
+    k = max((len(v) for v in by_sample.values()), default=0)
+    if k <= 1:
+        return []
+    complete = [by_sample[s.id] for s in samples if len(by_sample.get(s.id, ())) == k]
+    return [
+        mean_with_stderr(f"pass@{k}", [pass_at_k(k, sum(bool(g.correct) for g in gs), k) for gs in complete]),
+        mean_with_stderr(f"maj@{k}", [float(majority_correct(gs)) for gs in complete]),
+    ]
+
+
 def accuracy(samples: Sequence[Sample], grades: Sequence[Grade]) -> list[MetricValue]:
-    """Mean per-sample score of the primary grader, the headline metric of answer-checked tasks."""
+    """Mean per-sample score of the primary grader (mean accuracy over k samples), then pass@k and maj@k."""
     scores = per_sample_scores(grades)
-    return [mean_with_stderr("accuracy", [scores[s.id] for s in samples if s.id in scores])]
+    headline = mean_with_stderr("accuracy", [scores[s.id] for s in samples if s.id in scores])
+    return [headline, *sampling_metrics(samples, grades)]

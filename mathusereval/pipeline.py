@@ -21,7 +21,7 @@ from typing import Any
 from . import registry
 from .__about__ import __version__
 from .backends import Backend, ModelSpec
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .progress import Progress
 from .records import Generation, GenerationParams, Grade, MetricValue, Request, RunManifest, Sample
 from .store import RunStore, run_directory
@@ -144,6 +144,20 @@ def summarize(
     return task.aggregate(samples, primary_grades), counts
 
 
+def _group_by_params(
+    requests: Sequence[Request], params: GenerationParams, overrides: dict[str, Any]
+) -> dict[GenerationParams, list[Request]]:
+    """Split requests by their effective settings: a task may fix a sample's temperature in its metadata
+    (AlignBench samples by category), unless the user set ``--temperature`` explicitly."""
+    groups: dict[GenerationParams, list[Request]] = {}
+    for request in requests:
+        effective = params
+        if "temperature" in request.sample.metadata and "temperature" not in overrides:
+            effective = dataclasses.replace(params, temperature=float(request.sample.metadata["temperature"]))
+        groups.setdefault(effective, []).append(request)
+    return groups
+
+
 async def run_task(task: Task, spec: ModelSpec, backend: Backend, options: RunOptions) -> RunResult:
     """Evaluate one model on one task, resuming whatever an earlier identical run left."""
     loaded = task.load(options.data_dir)
@@ -189,13 +203,14 @@ async def run_task(task: Task, spec: ModelSpec, backend: Backend, options: RunOp
             for sample, generation in ungraded:
                 grade(sample, generation)
                 bars.advance("grade")
-            async for generation in backend.generate(todo, params):
-                store.add_generation(generation)
-                generations[(generation.sample_id, generation.n_index)] = generation
-                bars.advance("generate")
-                if generation.ok:
-                    grade(by_id[generation.sample_id], generation)
-                bars.advance("grade")
+            for group_params, group in _group_by_params(todo, params, options.overrides).items():
+                async for generation in backend.generate(group, group_params):
+                    store.add_generation(generation)
+                    generations[(generation.sample_id, generation.n_index)] = generation
+                    bars.advance("generate")
+                    if generation.ok:
+                        grade(by_id[generation.sample_id], generation)
+                    bars.advance("grade")
         metrics, counts = summarize(task, samples, generations, grades, params.n)
         counts["reused"] = len(samples) * params.n - len(todo)
         manifest = dataclasses.replace(manifest, finished_at=_now())
@@ -233,6 +248,13 @@ async def evaluate(
     from .leaderboard import StoredRun, build_table, print_table
 
     tasks: list[Task] = [registry.lookup("tasks", name) for name in task_names]  # unknown names fail first
+    for task in tasks:
+        for grader in task.graders:
+            if grader not in registry.names("graders"):
+                raise ConfigError(
+                    f"task {task.name!r} is scored by grader {grader!r}, which is not installed "
+                    f"(available graders: {', '.join(registry.names('graders'))})"
+                )
     spec = resolve_model(model, backend, base_url, backend_options)
     engine: Backend = registry.lookup("backends", spec.backend)(spec)
     options = RunOptions(out=out, data_dir=data_dir, limit=limit, overrides=overrides, progress=progress)

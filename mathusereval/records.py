@@ -157,7 +157,7 @@ class MetricValue:
         return (self.value - 1.96 * self.stderr, self.value + 1.96 * self.stderr)
 
     def to_json(self) -> JsonDict:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "ci95": self.ci95}
 
     @classmethod
     def from_json(cls, data: JsonDict) -> MetricValue:

@@ -1,5 +1,5 @@
 """Built-in tasks; importing this package registers them. One module per benchmark."""
 
-from . import demo, gsm8k, hendrycks_math
+from . import alignbench, demo, gsm8k, hendrycks_math, math_user_eval
 
-__all__ = ["demo", "gsm8k", "hendrycks_math"]
+__all__ = ["alignbench", "demo", "gsm8k", "hendrycks_math", "math_user_eval"]

@@ -1,0 +1,111 @@
+"""alignbench (v1.1) and alignbench-v1.0: Chinese alignment benchmark, 683 questions in 8 categories.
+
+Data: THUDM/AlignBench ``data/data_v1.1_release.jsonl`` (v1.1, 2024-06) and the v1.0 file, saved as
+``alignbench/data_release_v1.0.jsonl``. Keyed by ``question_id``; unknown keys are ignored (17 v1.0 rows
+carry a stray nested duplicate record). No upstream licence: use internally, cite arXiv:2311.18743.
+
+Protocol (shared/docs/benchmarks.md §2): the raw question as one user turn; temperature by category
+(0.1 for short-answer categories, 0.7 for 角色扮演/文本写作/综合问答, upstream config/temperature.json);
+scored 1–10 by the multi-dimensional judge. Aggregation as upstream show_result.py (§2.5, verified on all
+57 README rows): per-category item means; 中文推理 Reasoning = mean(数学计算, 逻辑推理); 中文语言 Language =
+mean of the six language categories; Overall = (Reasoning + Language) / 2. No ×10 scaling.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from mathusereval.data import find_data_file, read_jsonl, sha256_file
+from mathusereval.errors import DataError
+from mathusereval.metrics import mean_with_stderr, per_sample_scores
+from mathusereval.records import GenerationParams, Grade, MetricValue, Sample
+from mathusereval.registry import register
+from mathusereval.task import LoadedData, Task, user_turn
+
+REASONING = ("数学计算", "逻辑推理")
+LANGUAGE = ("基本任务", "中文理解", "综合问答", "文本写作", "角色扮演", "专业能力")
+TEMPERATURE = {
+    "数学计算": 0.1,
+    "逻辑推理": 0.1,
+    "专业能力": 0.1,
+    "中文理解": 0.1,
+    "基本任务": 0.1,
+    "角色扮演": 0.7,
+    "文本写作": 0.7,
+    "综合问答": 0.7,
+}  # upstream config/temperature.json
+DEFAULT_TEMPERATURE = 0.7  # upstream get_answers.py, for a category missing from the table
+PROMPT = "{question}"  # the raw question, no system prompt
+
+
+def loader(relative: str, task: str) -> Callable[[Path | None], LoadedData]:
+    def load(data_dir: Path | None) -> LoadedData:
+        path = find_data_file(data_dir, relative, task)
+        samples = []
+        for lineno, row in read_jsonl(
+            path, required=("question_id", "category", "subcategory", "question", "reference")
+        ):
+            if row["category"] not in TEMPERATURE:
+                raise DataError(f"{path}:{lineno}: field 'category' has unknown value {row['category']!r}")
+            samples.append(
+                Sample(
+                    task=task,
+                    id=str(row["question_id"]),
+                    messages=user_turn(row["question"]),
+                    reference=row["reference"],
+                    metadata={
+                        "category": row["category"],
+                        "subcategory": row["subcategory"],
+                        "temperature": TEMPERATURE.get(row["category"], DEFAULT_TEMPERATURE),
+                    },
+                )
+            )
+        return LoadedData(samples=samples, sha256=sha256_file(path), source=str(path))
+
+    return load
+
+
+def combine(category_means: dict[str, float]) -> dict[str, float]:
+    """Reasoning, Language and Overall from per-category means, exactly as upstream show_result.py."""
+    reasoning = sum(category_means[c] for c in REASONING) / len(REASONING)
+    language = sum(category_means[c] for c in LANGUAGE) / len(LANGUAGE)
+    return {"overall": (reasoning + language) / 2, "reasoning": reasoning, "language": language}
+
+
+def aggregate(samples: Sequence[Sample], grades: Sequence[Grade]) -> list[MetricValue]:
+    """Overall, Reasoning, Language, then the eight category means (1–10 scale)."""
+    scores = per_sample_scores(grades)
+    per_category = {
+        c: mean_with_stderr(
+            f"category/{c}", [scores[s.id] for s in samples if s.metadata["category"] == c and s.id in scores]
+        )
+        for c in REASONING + LANGUAGE
+    }
+    n = sum(m.n for m in per_category.values())
+    if any(m.n == 0 for m in per_category.values()):
+        return [MetricValue("overall", float("nan"), n), *per_category.values()]
+    combined = combine({c: m.value for c, m in per_category.items()})
+    return [MetricValue(name, value, n) for name, value in combined.items()] + list(per_category.values())
+
+
+ALIGNBENCH = Task(
+    name="alignbench",
+    version="1.1",
+    load=loader("alignbench/data_v1.1_release.jsonl", "alignbench"),
+    prompt_template=PROMPT + " | temperatures " + repr(sorted(TEMPERATURE.items())),
+    graders=("alignbench-judge",),
+    aggregate=aggregate,
+    params=GenerationParams(temperature=DEFAULT_TEMPERATURE, max_tokens=2048),
+    description="AlignBench v1.1 (683), judge-scored 1–10",
+)
+ALIGNBENCH_V10 = dataclasses.replace(
+    ALIGNBENCH,
+    name="alignbench-v1.0",
+    version="1.0",
+    load=loader("alignbench/data_release_v1.0.jsonl", "alignbench-v1.0"),
+    description="AlignBench v1.0 (683), judge-scored 1–10",
+)
+register("tasks", ALIGNBENCH.name, ALIGNBENCH)
+register("tasks", ALIGNBENCH_V10.name, ALIGNBENCH_V10)

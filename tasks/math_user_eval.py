@@ -1,0 +1,108 @@
+"""mathusereval: 567 real-user math questions from ChatGLM-Math (arXiv:2404.02893), judged 1–10.
+
+Data: THUDM/ChatGLM-Math ``data/math-user-eval.jsonl`` (MIT), saved as
+``mathusereval/math-user-eval.jsonl``. Keyed by (``source``, ``question_id``): ``question_id`` alone repeats.
+545 scored items in 初等数学 (Elementary: calculate, algebra, geometry, trigonometry) and 高等数学
+(Advanced: discrete, Probability, linear_algebra, calculus), plus 22 supplementary 交叉学科 items.
+
+Protocol (shared/docs/benchmarks.md §1.2–1.5): the raw question as one user turn, temperature 0; judged
+with the AlignBench prompt (logic-reasoning dimensions). Aggregation as published (verified on all 12
+README rows, §1.3): Elementary and Advanced are per-item (count-weighted) means of their subcategories;
+the headline Overall is the per-item mean over every judged row, as upstream show_result.py computes it
+(the 22 supplementary items included); hard-split is the share of scores >= 7. Macro variants are
+reported alongside under ``macro/`` names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from mathusereval.data import find_data_file, read_jsonl, sha256_file
+from mathusereval.metrics import mean_with_stderr, per_sample_scores
+from mathusereval.records import GenerationParams, Grade, MetricValue, Sample
+from mathusereval.registry import register
+from mathusereval.task import LoadedData, Task, user_turn
+
+ELEMENTARY, ADVANCED, SUPPLEMENTARY = "初等数学", "高等数学", "交叉学科"
+SUBCATEGORIES = {
+    ELEMENTARY: ("algebra", "calculate", "geometry", "trigonometry"),
+    ADVANCED: ("calculus", "discrete", "linear_algebra", "Probability"),
+}
+HARD_SPLIT_THRESHOLD = 7  # upstream show_result.py: score >= 7 counts as solved
+PROMPT = "{question}"
+
+
+def load(data_dir: Path | None) -> LoadedData:
+    path = find_data_file(data_dir, "mathusereval/math-user-eval.jsonl", "mathusereval")
+    fields = ("question_id", "source", "question", "reference", "category", "subcategory")
+    samples = [
+        Sample(
+            task="mathusereval",
+            id=f"{row['source']}-{row['question_id']}",
+            messages=user_turn(row["question"]),
+            reference=row["reference"],
+            metadata={
+                "category": row["category"],
+                "subcategory": row["subcategory"],
+                "source": row["source"],
+                "supplementary": row["category"] == SUPPLEMENTARY,
+            },
+        )
+        for _, row in read_jsonl(path, required=fields)
+    ]
+    return LoadedData(samples=samples, sha256=sha256_file(path), source=str(path))
+
+
+def combine(sub_means: dict[str, float], sub_counts: dict[str, int]) -> dict[str, float]:
+    """Elementary/Advanced as count-weighted means of their subcategory means (the published rule)."""
+    out = {}
+    for name, category in (("elementary", ELEMENTARY), ("advanced", ADVANCED)):
+        subs = SUBCATEGORIES[category]
+        out[name] = sum(sub_means[s] * sub_counts[s] for s in subs) / sum(sub_counts[s] for s in subs)
+    return out
+
+
+def aggregate(samples: Sequence[Sample], grades: Sequence[Grade]) -> list[MetricValue]:
+    scores = per_sample_scores(grades)
+    judged = [s for s in samples if s.id in scores]
+
+    def mean(name: str, group: Sequence[Sample]) -> MetricValue:
+        return mean_with_stderr(name, [scores[s.id] for s in group])
+
+    metrics = [
+        mean("overall", judged),
+        mean("elementary", [s for s in judged if s.metadata["category"] == ELEMENTARY]),
+        mean("advanced", [s for s in judged if s.metadata["category"] == ADVANCED]),
+    ]
+    per_sub = {}
+    for category, subs in SUBCATEGORIES.items():
+        for sub in subs:
+            group = [s for s in judged if s.metadata["category"] == category and s.metadata["subcategory"] == sub]
+            per_sub[sub] = mean(f"subcategory/{sub}", group)
+    metrics += per_sub.values()
+    metrics.append(mean("supplementary", [s for s in judged if s.metadata["supplementary"]]))
+    metrics.append(mean("overall_scored", [s for s in judged if not s.metadata["supplementary"]]))
+    metrics.append(mean_with_stderr("hard_split", [float(scores[s.id] >= HARD_SPLIT_THRESHOLD) for s in judged]))
+    if all(m.n for m in per_sub.values()):
+        macro_sub = sum(m.value for m in per_sub.values()) / len(per_sub)
+        metrics.append(MetricValue("macro/subcategories", macro_sub, len(judged)))
+        metrics.append(
+            MetricValue(
+                "macro/elementary_advanced", (metrics[1].value + metrics[2].value) / 2, metrics[1].n + metrics[2].n
+            )
+        )
+    return metrics
+
+
+TASK = Task(
+    name="mathusereval",
+    version="1",
+    load=load,
+    prompt_template=PROMPT,
+    graders=("alignbench-judge",),
+    aggregate=aggregate,
+    params=GenerationParams(temperature=0.0, max_tokens=4096),  # paper App. C.1: temperature 0, 4096 tokens
+    description="MathUserEval (567 = 545 scored + 22 supplementary), judge-scored 1–10",
+)
+register("tasks", TASK.name, TASK)
