@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -9,6 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from mathusereval.backends import ModelSpec
+from mathusereval.backends.openai_compat import OpenAIBackend
+from mathusereval.metrics import accuracy
+from mathusereval.pipeline import RunOptions, RunResult, run_task
+from mathusereval.records import Sample
+from mathusereval.task import LoadedData, Task
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MUE_TEST_DATA", REPO.parent / "shared" / "data"))
@@ -43,3 +51,28 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def inline_task(name: str, samples: list[Sample]) -> Task:
+    """A task over samples built in the test, graded by the answer grader."""
+    return Task(
+        name=name,
+        version="1",
+        load=lambda _: LoadedData(samples, "0" * 64, "inline"),
+        prompt_template="{q}",
+        graders=("answer",),
+        aggregate=accuracy,
+    )
+
+
+def run_openai(task: Task, spec: ModelSpec, options: RunOptions) -> RunResult:
+    """One pipeline run of `task` on an OpenAI-compatible backend, closing the client afterwards."""
+
+    async def go() -> RunResult:
+        backend = OpenAIBackend(spec)
+        try:
+            return await run_task(task, spec, backend, options)
+        finally:
+            await backend.aclose()
+
+    return asyncio.run(go())

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 from pathlib import Path
 
 import pytest
 
 from mathusereval.backends import ModelSpec
-from mathusereval.backends.openai_compat import OpenAIBackend
 from mathusereval.metrics import accuracy, mean_with_stderr, pass_at_k
-from mathusereval.pipeline import RunOptions, run_task
+from mathusereval.pipeline import RunOptions
 from mathusereval.records import Grade, Sample
-from mathusereval.task import LoadedData, Task, user_turn
+from mathusereval.task import user_turn
 
+from .conftest import inline_task, run_openai
 from .fault_server import FaultServer
 
 
@@ -57,25 +56,10 @@ def test_majority_vote_and_pass_at_k_from_grades() -> None:
 def test_samples_k_end_to_end(tmp_path: Path) -> None:
     """--samples 3 asks for three generations per item, each with its own seed, and reports pass@3."""
     samples = [Sample("k", f"q{i}", user_turn(f"ANSWER:{i} question {i}"), str(i)) for i in range(3)]
-    task = Task(
-        name="k",
-        version="1",
-        load=lambda _: LoadedData(samples, "0" * 64, "inline"),
-        prompt_template="{q}",
-        graders=("answer",),
-        aggregate=accuracy,
-    )
+    task = inline_task("k", samples)
     with FaultServer() as server:
         spec = ModelSpec("openai", "m", {"base_url": server.url})
-
-        async def go() -> object:
-            backend = OpenAIBackend(spec)
-            try:
-                return await run_task(task, spec, backend, RunOptions(out=tmp_path, overrides={"n": 3}, progress=False))
-            finally:
-                await backend.aclose()
-
-        result = asyncio.run(go())
-    metrics = {m.name: m for m in result.metrics}  # type: ignore[attr-defined]
+        result = run_openai(task, spec, RunOptions(out=tmp_path, overrides={"n": 3}, progress=False))
+    metrics = {m.name: m for m in result.metrics}
     assert metrics["accuracy"].value == 1.0 and metrics["pass@3"].value == 1.0 and metrics["maj@3"].n == 3
-    assert result.counts["generations"] == 9  # type: ignore[attr-defined]
+    assert result.counts["generations"] == 9

@@ -16,12 +16,11 @@ import pytest
 from mathusereval.backends import ModelSpec
 from mathusereval.backends.base import embedded_gguf_path
 from mathusereval.backends.openai_compat import OpenAIBackend
-from mathusereval.metrics import accuracy
-from mathusereval.pipeline import RunOptions, run_task
+from mathusereval.pipeline import RunOptions
 from mathusereval.records import GenerationParams, Request, Sample
-from mathusereval.task import LoadedData, Task, user_turn
+from mathusereval.task import Task, user_turn
 
-from .conftest import free_port, run_cli
+from .conftest import free_port, inline_task, run_cli, run_openai
 from .fault_server import FaultServer
 
 
@@ -99,15 +98,7 @@ def test_real_llama_cpp_server_on_gsm8k(tmp_path: Path, shared_data: Path, llama
 
 
 def _task(prompts: list[str]) -> Task:
-    samples = [Sample(task="faults", id=f"q{i}", messages=user_turn(p), reference="7") for i, p in enumerate(prompts)]
-    return Task(
-        name="faults",
-        version="1",
-        load=lambda _: LoadedData(samples, "0" * 64, "inline"),
-        prompt_template="{q}",
-        graders=("answer",),
-        aggregate=accuracy,
-    )
+    return inline_task("faults", [Sample("faults", f"q{i}", user_turn(p), "7") for i, p in enumerate(prompts)])
 
 
 PLANS = {
@@ -134,26 +125,19 @@ def test_faults_become_data_and_a_rerun_redoes_only_errors(tmp_path: Path) -> No
         task = _task(list(PLANS.values()))
         options = RunOptions(out=tmp_path, progress=False)
 
-        async def run_once() -> object:
-            backend = OpenAIBackend(spec)
-            try:
-                return await run_task(task, spec, backend, options)
-            finally:
-                await backend.aclose()
-
-        first = asyncio.run(run_once())
-        counts = first.counts  # type: ignore[attr-defined]
+        first = run_openai(task, spec, options)
+        counts = first.counts
         assert counts["generations"] == 8 and counts["errors"] == 2 and counts["graded"] == 8
-        assert first.metrics[0].value == pytest.approx(7 / 8)  # type: ignore[attr-defined]
+        assert first.metrics[0].value == pytest.approx(7 / 8)
         assert server.requests[PLANS["q7"]] == 1  # 400 is never retried
         assert server.requests[PLANS["q8"]] == 4  # 1 + max_retries
         assert server.requests[PLANS["q0"]] == 3
         sent_before = dict(server.requests)
 
-        second = asyncio.run(run_once())  # only q7 and q8 go out again; both still fail
+        second = run_openai(task, spec, options)  # only q7 and q8 go out again; both still fail
         resent = {p for p, n in server.requests.items() if n != sent_before.get(p)}
         assert resent == {PLANS["q7"], PLANS["q8"]}
-        assert second.counts["reused"] == 8 and second.counts["errors"] == 2  # type: ignore[attr-defined]
+        assert second.counts["reused"] == 8 and second.counts["errors"] == 2
         errors = [
             json.loads(line)
             for line in (tmp_path / "fault-model" / "faults" / "generations.jsonl").read_text().splitlines()
