@@ -1,5 +1,5 @@
 """Leaderboard rendering from stored results."""
 
-from .tables import StoredRun, Table, build_table, collect_runs, load_run, print_table, to_markdown
+from .tables import Table, build_table, collect_runs, load_run, print_table, to_markdown
 
-__all__ = ["StoredRun", "Table", "build_table", "collect_runs", "load_run", "print_table", "to_markdown"]
+__all__ = ["Table", "build_table", "collect_runs", "load_run", "print_table", "to_markdown"]

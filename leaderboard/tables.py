@@ -15,16 +15,9 @@ from pathlib import Path
 
 from mathusereval import registry
 from mathusereval.errors import ConfigError, MueError
+from mathusereval.pipeline import RunResult
 from mathusereval.records import MetricValue, RunManifest
 from mathusereval.store import MANIFEST, SUMMARY, RunStore, read_json
-
-
-@dataclass(frozen=True)
-class StoredRun:
-    manifest: RunManifest
-    directory: Path
-    metrics: list[MetricValue]
-    counts: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -45,7 +38,7 @@ def _metrics_from_records(store: RunStore, manifest: RunManifest) -> list[Metric
     return list(task.aggregate(samples, grades))
 
 
-def load_run(directory: Path) -> StoredRun:
+def load_run(directory: Path) -> RunResult:
     store = RunStore(directory)
     manifest = store.existing_manifest()
     if manifest is None:
@@ -55,12 +48,12 @@ def load_run(directory: Path) -> StoredRun:
     metrics = _metrics_from_records(store, manifest)
     if metrics is None:
         metrics = [MetricValue.from_json(m) for m in summary.get("metrics", [])]
-    return StoredRun(manifest=manifest, directory=directory, metrics=metrics, counts=summary.get("counts", {}))
+    return RunResult(manifest=manifest, directory=directory, metrics=metrics, counts=summary.get("counts", {}))
 
 
-def collect_runs(results: Path) -> tuple[list[StoredRun], list[str]]:
+def collect_runs(results: Path) -> tuple[list[RunResult], list[str]]:
     """Every readable run below `results`, plus one message per run that could not be read."""
-    runs: list[StoredRun] = []
+    runs: list[RunResult] = []
     problems: list[str] = []
     for manifest_path in sorted(results.glob(f"**/{MANIFEST}")):
         try:
@@ -70,7 +63,7 @@ def collect_runs(results: Path) -> tuple[list[StoredRun], list[str]]:
     return runs, problems
 
 
-def build_table(runs: Sequence[StoredRun]) -> Table:
+def build_table(runs: Sequence[RunResult]) -> Table:
     """One row per model, one column per task (its headline metric), best rows first."""
     columns = sorted({run.manifest.task for run in runs})
     cells: dict[str, dict[str, MetricValue]] = {}

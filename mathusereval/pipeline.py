@@ -245,7 +245,7 @@ async def evaluate(
 ) -> int:
     """The ``mue-eval run`` command: every task on one model, then the leaderboard of these runs."""
     from .backends import resolve_model
-    from .leaderboard import StoredRun, build_table, print_table
+    from .leaderboard import build_table, print_table
 
     tasks: list[Task] = [registry.lookup("tasks", name) for name in task_names]  # unknown names fail first
     for task in tasks:
@@ -274,6 +274,5 @@ async def evaluate(
             )
     finally:
         await engine.aclose()
-    stored = [StoredRun(r.manifest, r.directory, r.metrics, r.counts) for r in results]
-    print_table(build_table(stored))
+    print_table(build_table(results))
     return 1 if any(r.counts["errors"] for r in results) else 0
