@@ -15,10 +15,10 @@ from .base import EMBEDDED_MODEL, ModelSpec, embedded_gguf_path
 
 
 def default_threads() -> int:
-    """All cores: fastest on a quiet machine. Where another process competes for the cores (CI, pytest)
-    pass ``--threads 1``: with two shared cores one thread is the robust choice
-    (shared/docs/offline-engines.md §2.4)."""
-    return os.cpu_count() or 1
+    """Half the cores. Measured here on 2 cores: the 25-item demo took 115 s with one thread and 186 s with
+    two (OpenMP spin-waiting against the event loop and grader); shared/docs/offline-engines.md §2.4 saw the
+    same collapse whenever another process holds a core."""
+    return max(1, (os.cpu_count() or 2) // 2)
 
 
 class LlamaCppBackend:
