@@ -22,16 +22,22 @@ def mean_with_stderr(name: str, values: Sequence[float], *, higher_is_better: bo
     return MetricValue(name=name, value=mean, n=n, stderr=stderr, higher_is_better=higher_is_better)
 
 
-def per_sample_scores(grades: Iterable[Grade]) -> dict[str, float]:
-    """Average the scores of each sample's generations (several when --samples K > 1).
-
-    Grades without a score (grader errors) are left out, so they never count as wrong.
-    """
-    by_sample: dict[str, list[float]] = defaultdict(list)
+def grades_by_sample(grades: Iterable[Grade]) -> dict[str, list[Grade]]:
+    """Each sample's scored grades (several when --samples K > 1); grader errors are left out, so they never
+    count as wrong."""
+    by_sample: dict[str, list[Grade]] = defaultdict(list)
     for grade in grades:
         if grade.score is not None:
-            by_sample[grade.sample_id].append(grade.score)
-    return {sid: math.fsum(scores) / len(scores) for sid, scores in by_sample.items()}
+            by_sample[grade.sample_id].append(grade)
+    return by_sample
+
+
+def per_sample_scores(grades: Iterable[Grade]) -> dict[str, float]:
+    """Average the scores of each sample's generations."""
+    return {
+        sid: math.fsum(g.score for g in gs if g.score is not None) / len(gs)
+        for sid, gs in grades_by_sample(grades).items()
+    }
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -52,10 +58,7 @@ def majority_correct(grades: Sequence[Grade]) -> bool:
 
 def sampling_metrics(samples: Sequence[Sample], grades: Sequence[Grade]) -> list[MetricValue]:
     """pass@k and maj@k when the run drew k > 1 generations per sample (``--samples k``)."""
-    by_sample: dict[str, list[Grade]] = defaultdict(list)
-    for grade in grades:
-        if grade.score is not None:
-            by_sample[grade.sample_id].append(grade)
+    by_sample = grades_by_sample(grades)
     k = max((len(v) for v in by_sample.values()), default=0)
     if k <= 1:
         return []

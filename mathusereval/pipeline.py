@@ -248,12 +248,13 @@ async def evaluate(
     from .leaderboard import build_table, print_table
 
     tasks: list[Task] = [registry.lookup("tasks", name) for name in task_names]  # unknown names fail first
+    available = registry.names("graders")
     for task in tasks:
         for grader in task.graders:
-            if grader not in registry.names("graders"):
+            if grader not in available:
                 raise ConfigError(
                     f"task {task.name!r} is scored by grader {grader!r}, which is not installed "
-                    f"(available graders: {', '.join(registry.names('graders'))})"
+                    f"(available graders: {', '.join(available)})"
                 )
     spec = resolve_model(model, backend, base_url, backend_options)
     engine: Backend = registry.lookup("backends", spec.backend)(spec)
