@@ -2,8 +2,8 @@
 
 from mathusereval.registry import register
 
-from .answer import answer_grader, grade_answer, is_equivalent
+from .answer import AnswerGrade, GradingPolicy, answer_grader, grade_answer, grade_many, is_equivalent
 
 register("graders", "answer", answer_grader)
 
-__all__ = ["answer_grader", "grade_answer", "is_equivalent"]
+__all__ = ["AnswerGrade", "GradingPolicy", "answer_grader", "grade_answer", "grade_many", "is_equivalent"]

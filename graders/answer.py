@@ -1,38 +1,59 @@
-"""Rule-based final-answer grader: extract the final answer from a response and compare it to the reference.
+"""The answer grader: extract a response's final answer and decide whether it equals the reference.
 
-Model output is hostile, so nothing here evaluates text: extraction is linear-time scanning and regexes
-without nested quantifiers, numbers are parsed into exact `Fraction`s by hand, and inputs are cut to
-`MAX_INPUT_CHARS` before any work. (The symbolic layer — sympy under a killable worker — is tracked in the
-answer-grader issue; this module is its cheap, always-safe first stage.)
+Public API (documented in README "Answer grader"):
+
+- `is_equivalent(reference, prediction, *, is_response=True) -> bool`
+- `grade_answer(reference, prediction, *, is_response=True, policy=...) -> AnswerGrade` — the verdict
+  and why: string match, numeric, choice letter, text, set/interval/tuple rule, equation rule, symbolic,
+  no answer found, parse failure, timeout, memory limit.
+- `grade_many(pairs, *, workers=None, ...) -> list[AnswerGrade]` — many pairs on all cores.
+
+Stages: extraction (`extract.py`) and the cheap rules (`compare.py`: normalised text, exact
+rationals, structure) run in-process on bounded text; only pairs that need algebra go to a sandboxed
+sympy worker (`sandbox.py`, `symbolic.py`) with a hard time and memory limit.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
-from dataclasses import dataclass
-from fractions import Fraction
+import os
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 
 from mathusereval.records import Generation, Grade, Sample
 
-MAX_INPUT_CHARS = 20_000
-"""Only the tail of a response is searched: final answers come last, and this bounds every scan."""
+from .compare import GradingPolicy, NeedsSymbolic, SymbolicCompare, compare
+from .extract import MAX_INPUT_CHARS, extract_answer, extract_reference, last_boxed
+from .normalize import normalize
+from .sandbox import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, WorkerPool, shared_pool
 
-_BOXED_OPENERS = ("\\boxed", "\\fbox")
-_ANCHORS = re.compile(
-    r"(?:final answer is|the answer is|answer\s*[:：]|答案\s*(?:是|为)?)\s*[:：]?\s*(?P<ans>[^\n]{1,200})",
-    re.IGNORECASE,
-)
-_HASHES = re.compile(r"####\s*(?P<ans>[^\n]{1,100})")
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|(?<![\d.])-?\.\d+")
-_TEXT_WRAPPERS = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
-_FRAC = re.compile(r"^(-?)\\[dt]?frac\{?(\d+)\}?\{?(\d+)\}?$")
-_PLAIN_NUMBER = re.compile(r"^-?(?:\d+(?:\.\d*)?|\.\d+)(?:/\d+)?$")
+__all__ = [
+    "MAX_INPUT_CHARS",
+    "AnswerGrade",
+    "AnswerGrader",
+    "GradingPolicy",
+    "answer_grader",
+    "answer_pool",
+    "extract_answer",
+    "extract_reference",
+    "grade_answer",
+    "grade_many",
+    "is_equivalent",
+    "last_boxed",
+    "normalize",
+]
+
+_HANDLER = "mathusereval.graders.answer:_worker_grade"
+DEFAULT_POLICY = GradingPolicy()
 
 
 @dataclass(frozen=True, slots=True)
 class AnswerGrade:
-    """The verdict on one (reference, prediction) pair and why it was reached."""
+    """The verdict on one (reference, prediction) pair and why it was reached.
+
+    `extracted` is the answer found in the prediction (None: the response states none); `reference`
+    and `prediction` are their normalised forms. `reason` says which rule decided; ``"timeout"``,
+    ``"memory limit"`` and ``"parse failure"`` are never silently folded into a plain "wrong".
+    """
 
     extracted: str | None
     reference: str
@@ -41,118 +62,114 @@ class AnswerGrade:
     reason: str
 
 
-def _boxed_spans(text: str) -> list[tuple[int, str]]:
-    """(position, content) of every balanced, non-empty ``\\boxed{...}`` / ``\\fbox{...}``; one linear scan."""
-    spans: list[tuple[int, str]] = []
-    pos = 0
-    while True:
-        starts = [i for i in (text.find(opener, pos) for opener in _BOXED_OPENERS) if i >= 0]
-        if not starts:
-            return spans
-        start = min(starts)
-        brace = text.find("{", start)
-        if brace < 0:
-            return spans
-        depth, end = 0, -1
-        for i in range(brace, len(text)):
-            if text[i] == "{":
-                depth += 1
-            elif text[i] == "}":
-                depth -= 1
-                if depth == 0:
-                    end = i
-                    break
-        if end < 0:
-            return spans
-        if text[start:brace].strip() in _BOXED_OPENERS and text[brace + 1 : end].strip():
-            spans.append((start, text[brace + 1 : end].strip()))
-        pos = end + 1
+def _grade(
+    reference: str, prediction: str, is_response: bool, policy: GradingPolicy, symbolic: SymbolicCompare | None
+) -> AnswerGrade:
+    ref_answer = extract_reference(reference)
+    extracted = extract_answer(prediction) if is_response else prediction[:MAX_INPUT_CHARS].strip()
+    if not extracted:
+        return AnswerGrade(None, normalize(ref_answer), None, False, "no answer found")
+    correct, reason = compare(ref_answer, extracted, policy, symbolic)
+    return AnswerGrade(extracted, normalize(ref_answer), normalize(extracted), correct, reason)
 
 
-def last_boxed(text: str) -> str | None:
-    """Content of the last non-empty balanced ``\\boxed{...}`` or ``\\fbox{...}``."""
-    spans = _boxed_spans(text)
-    return spans[-1][1] if spans else None
+def _policy_json(policy: GradingPolicy) -> dict[str, object]:
+    return asdict(policy)
 
 
-def extract_answer(response: str) -> str | None:
-    """The final answer stated in a response.
+def _worker_grade(item: dict[str, object]) -> dict[str, object]:
+    """Runs in a sandbox worker: the whole grading, sympy available."""
+    from .symbolic import grade_symbolic, symbolic_compare
 
-    The candidates are the last box, the last answer anchor ("the answer is", 答案是 ...) and the last
-    ``####`` line; whichever comes last in the text wins, so a boxed intermediate value followed by a
-    different stated answer is graded on the stated one. Without any of them, the last number.
+    if item.get("warmup"):
+        grade_symbolic("\\frac{1}{2}", "x^2 - 1", DEFAULT_POLICY)  # touch every import before the clock starts
+        return {}
+    policy = GradingPolicy(**item["policy"])  # type: ignore[arg-type]
+    verdict = _grade(
+        str(item["reference"]), str(item["prediction"]), bool(item["is_response"]), policy, symbolic_compare
+    )
+    return asdict(verdict)
+
+
+def _from_worker(result: dict[str, object], reference: str, prediction: str, is_response: bool) -> AnswerGrade:
+    if "error" in result:
+        ref = normalize(extract_reference(reference))
+        extracted = extract_answer(prediction) if is_response else prediction[:MAX_INPUT_CHARS].strip()
+        return AnswerGrade(extracted, ref, normalize(extracted) if extracted else None, False, str(result["error"]))
+    return AnswerGrade(**result)  # type: ignore[arg-type]
+
+
+def grade_answer(
+    reference: str,
+    prediction: str,
+    *,
+    is_response: bool = True,
+    policy: GradingPolicy = DEFAULT_POLICY,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    memory_mb: int = DEFAULT_MEMORY_MB,
+) -> AnswerGrade:
+    """Grade one pair. `prediction` is a whole response (`is_response=True`) or an extracted answer.
+
+    The cheap rules run here; a pair that needs sympy runs in a shared sandbox worker bounded by
+    `timeout` seconds and `memory_mb` MiB, and comes back with reason ``"timeout"`` when it overruns.
     """
-    text = response[-MAX_INPUT_CHARS:]
-    candidates: list[tuple[int, str]] = []
-    spans = _boxed_spans(text)
-    if spans:
-        candidates.append(spans[-1])
-    for pattern in (_HASHES, _ANCHORS):
-        matches = list(pattern.finditer(text))
-        if matches:
-            ans = matches[-1].group("ans").strip().rstrip(".。")
-            inner = last_boxed(ans)
-            candidates.append((matches[-1].start(), (inner if inner is not None else ans).strip()))
-    candidates = [c for c in candidates if c[1]]
-    if candidates:
-        return max(candidates)[1]
-    numbers = _NUMBER.findall(text)
-    return numbers[-1] if numbers else None
-
-
-def normalize(answer: str) -> str:
-    """Canonical text of an answer: NFKC (full-width digits), no TeX spacing, wrappers or dollar signs."""
-    s = unicodedata.normalize("NFKC", answer[:MAX_INPUT_CHARS]).strip()
-    s = s.replace("$", "").replace("\\left", "").replace("\\right", "")
-    for spacing in ("\\!", "\\,", "\\;", "\\quad", "~"):
-        s = s.replace(spacing, "")
-    for _ in range(3):  # nested wrappers such as \text{\textbf{5}}
-        s = _TEXT_WRAPPERS.sub(r"\1", s)
-    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\%", "%")
-    s = "".join(s.split()).rstrip(".。")
-    if re.fullmatch(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?", s):  # thousands separators, not tuples
-        s = s.replace(",", "")
-    return s
-
-
-def to_number(answer: str) -> Fraction | None:
-    """An exact rational for plain numbers, decimals, a/b, \\frac{a}{b} and percentages; else None."""
-    s = answer.removesuffix("%")
-    frac = _FRAC.match(s)
-    if frac:
-        sign, num, den = frac.groups()
-        return None if int(den) == 0 else Fraction(int(num), int(den)) * (-1 if sign else 1)
-    if len(s) > 100 or not _PLAIN_NUMBER.match(s):
-        return None
-    if "/" in s:
-        num, den = s.split("/")
-        return None if int(den) == 0 else Fraction(Fraction(num), int(den))
-    return Fraction(s)
-
-
-def grade_answer(reference: str, prediction: str, *, is_response: bool = True) -> AnswerGrade:
-    """Compare a prediction (a whole response, or an extracted answer) with a reference answer."""
-    extracted = extract_answer(prediction) if is_response else prediction
-    ref = normalize(reference)
-    if extracted is None:
-        return AnswerGrade(None, ref, None, False, "no answer found")
-    pred = normalize(extracted)
-    if pred == ref:
-        return AnswerGrade(extracted, ref, pred, True, "string match")
-    ref_num, pred_num = to_number(ref), to_number(pred)
-    if ref_num is not None and pred_num is not None:
-        return AnswerGrade(extracted, ref, pred, ref_num == pred_num, "numeric")
-    return AnswerGrade(extracted, ref, pred, False, "no rule matched")
+    try:
+        return _grade(reference, prediction, is_response, policy, None)
+    except NeedsSymbolic:
+        pass
+    pool = shared_pool(_HANDLER, timeout=timeout, memory_mb=memory_mb)
+    item = {
+        "reference": reference,
+        "prediction": prediction,
+        "is_response": is_response,
+        "policy": _policy_json(policy),
+    }
+    return _from_worker(pool.run([item])[0], reference, prediction, is_response)
 
 
 def is_equivalent(reference: str, prediction: str, *, is_response: bool = True) -> bool:
-    """True when the prediction's final answer equals the reference."""
+    """True when the prediction (a response, or an extracted answer) states an answer equal to `reference`."""
     return grade_answer(reference, prediction, is_response=is_response).correct
 
 
-def answer_grader(sample: Sample, generation: Generation) -> Grade:
-    """The registered ``answer`` grader: 1.0 for a correct final answer, 0.0 otherwise."""
-    verdict = grade_answer(sample.reference, generation.text)
+def grade_many(
+    pairs: Iterable[tuple[str, str]],
+    *,
+    is_response: bool = True,
+    policy: GradingPolicy = DEFAULT_POLICY,
+    workers: int | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    memory_mb: int = DEFAULT_MEMORY_MB,
+    pool: WorkerPool | None = None,
+) -> list[AnswerGrade]:
+    """Grade many (reference, prediction) pairs on `workers` processes (default: all cores).
+
+    Every pair is graded whole inside a sandbox worker, so extraction and the cheap rules scale with
+    the cores too; each pair still has its own `timeout`. Pass a `pool` from `answer_pool()` to keep
+    warm workers across calls (then `workers`, `timeout` and `memory_mb` are the pool's).
+    """
+    pairs = list(pairs)
+    if not pairs:
+        return []
+    items = [
+        {"reference": r, "prediction": p, "is_response": is_response, "policy": _policy_json(policy)} for r, p in pairs
+    ]
+    if pool is not None:
+        results = pool.run(items)
+    else:
+        with answer_pool(workers, timeout=timeout, memory_mb=memory_mb) as own:
+            results = own.run(items)
+    return [_from_worker(res, r, p, is_response) for res, (r, p) in zip(results, pairs, strict=True)]
+
+
+def answer_pool(
+    workers: int | None = None, *, timeout: float = DEFAULT_TIMEOUT_S, memory_mb: int = DEFAULT_MEMORY_MB
+) -> WorkerPool:
+    """Sandboxed grading workers (default: one per core) to reuse across `grade_many` calls; close it after."""
+    return WorkerPool(_HANDLER, workers or os.cpu_count() or 1, timeout=timeout, memory_mb=memory_mb)
+
+
+def _to_grade(sample: Sample, generation: Generation, verdict: AnswerGrade) -> Grade:
     return Grade(
         sample_id=sample.id,
         n_index=generation.n_index,
@@ -166,3 +183,21 @@ def answer_grader(sample: Sample, generation: Generation) -> Grade:
             "reason": verdict.reason,
         },
     )
+
+
+class AnswerGrader:
+    """The registered ``answer`` grader: 1.0 for a correct final answer, 0.0 otherwise.
+
+    Called per generation while a run streams; `grade_batch` grades a backlog (a resumed run, a
+    re-grade) on all cores.
+    """
+
+    def __call__(self, sample: Sample, generation: Generation) -> Grade:
+        return _to_grade(sample, generation, grade_answer(sample.reference, generation.text))
+
+    def grade_batch(self, items: list[tuple[Sample, Generation]]) -> list[Grade]:
+        verdicts = grade_many([(s.reference, g.text) for s, g in items])
+        return [_to_grade(s, g, v) for (s, g), v in zip(items, verdicts, strict=True)]
+
+
+answer_grader = AnswerGrader()

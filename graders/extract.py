@@ -1,0 +1,254 @@
+"""Find the final answer in a model response or a worked reference solution.
+
+Model output is hostile, so everything here is linear-time scanning and regexes without nested
+quantifiers over a bounded tail of the text; nothing is parsed into maths.
+
+Order (graders.md §6, recommendation 1): the *strong* candidates are the last group of
+``\\boxed{}``/``\\fbox{}``, the Minerva line "Final Answer: The final answer is X. I hope it is
+correct", "the answer is X" / "answer: X", ``#### X``, a line ``A: X`` and the Chinese anchors
+(答案是 / 答案为 / 答案： / 故选 / 所以 ...). Of those, the one that comes *last* in the text wins, so a
+response that boxes an intermediate value and then states a different final answer is graded on the
+final statement. Only when there is none: markdown bold, then the last LaTeX span, then the last number.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_INPUT_CHARS = 20_000
+"""Only the tail of a response is searched: final answers come last, and this bounds every scan."""
+
+MAX_ANSWER_CHARS = 2_000
+"""An extracted answer longer than this is not an answer; it is cut (and will not match)."""
+
+_BOX_OPENERS = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_MINERVA = re.compile(r"final answer is\s*(?P<ans>.{1,500}?)\.?\s*I hope it is correct", re.IGNORECASE | re.DOTALL)
+_ANCHOR = re.compile(
+    r"(?:(?:final\s+)?answer\s+(?:is|would be|should be)|final answer\s*[:：]|(?<![a-z])answer\s*[:：]"
+    r"|(?<![a-z])answer\s+(?=\$|\\\(|\\\[)|答案\s*(?:应该|应)?\s*(?:是|为|[:：])|故选|所以\s*选|因此\s*选|(?:所以|因此|故|综上所述?)[^。\n=$]{0,20}?(?:=|为|是))"
+    r"\s*[:：]?\s*(?P<ans>.{1,300})",
+    re.IGNORECASE | re.DOTALL,
+)
+_HASHES = re.compile(r"####\s*(?P<ans>[^\n]{1,200})")
+_A_LINE = re.compile(r"(?m)^\s*A\s*:\s*(?P<ans>[^\n]{1,200})$")
+_BOLD = re.compile(r"\*\*(?P<ans>[^*\n]{1,200})\*\*")
+_LATEX_SPAN = re.compile(
+    r"\$\$(?P<a>[^$]{1,2000}?)\$\$|\\\[(?P<b>.{1,2000}?)\\\]|\\\((?P<c>.{1,2000}?)\\\)|\$(?P<d>(?:[^$\n\\]|\\.){1,1000})\$",
+    re.DOTALL,
+)
+_NUMBER = re.compile(r"(?<![A-Za-z])-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|(?<![\d.])-?\.\d+")
+_SENTENCE_END = re.compile(r"(?<=[^\d\s\\])\.(?:\s|$)|(?<=\d)\.(?:\s|$)|。|；|;\s|\n")
+_CONNECTOR_WORDS = 4
+"""Boxes separated by at most this many words ("\\boxed{1} and \\boxed{2}") form one multi-part answer."""
+
+
+def _last_match(pattern: re.Pattern[str], text: str, pos: int = 0) -> re.Match[str] | None:
+    """The last (non-overlapping) match; one linear pass."""
+    last = None
+    for last in pattern.finditer(text, pos):  # noqa: B007 - the loop variable is the result
+        pass
+    return last
+
+
+def _balanced_end(text: str, open_brace: int) -> int:
+    """Index of the brace closing the one at `open_brace`, or -1."""
+    depth = 0
+    for i in range(open_brace, len(text)):
+        ch = text[i]
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+    return -1
+
+
+def boxed_spans(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, content) of every balanced, non-empty ``\\boxed{...}`` / ``\\fbox{...}``."""
+    spans: list[tuple[int, int, str]] = []
+    pos = 0
+    while (match := _BOX_OPENERS.search(text, pos)) is not None:
+        end = _balanced_end(text, match.end() - 1)
+        if end < 0:
+            break
+        content = text[match.end() : end].strip()
+        if content:
+            spans.append((match.start(), end + 1, content))
+        pos = end + 1
+    return spans
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last non-empty balanced box."""
+    spans = boxed_spans(text[-MAX_INPUT_CHARS:])
+    return spans[-1][2] if spans else None
+
+
+def _gap_is_connector(gap: str) -> bool:
+    gap = re.sub(r"\\(?:text|mathrm|textbf)\{([^{}]*)\}|\\quad|\\qquad|\\[,;!:]|[$()\\\[\].,;:]", r" \1", gap)
+    return len(gap.split()) <= _CONNECTOR_WORDS
+
+
+def last_box_group(text: str) -> tuple[int, str] | None:
+    """The last box, joined with the boxes right before it when only a few words separate them."""
+    spans = boxed_spans(text)
+    if not spans:
+        return None
+    group = [spans[-1]]
+    for span in reversed(spans[:-1]):
+        if not _gap_is_connector(text[span[1] : group[0][0]]):
+            break
+        group.insert(0, span)
+    contents = [c for _, _, c in group]
+    # The same value boxed twice ("\boxed{840} ... \boxed{840}") is one answer, not the set {840, 840}.
+    joined = contents[0] if len(set(contents)) == 1 else ", ".join(contents)
+    return group[-1][0], joined
+
+
+def _math_spans(text: str) -> list[tuple[int, str]]:
+    spans = []
+    for m in _LATEX_SPAN.finditer(text):
+        content = next(g for g in m.groups() if g is not None).strip()
+        if content:
+            spans.append((m.start(), content))
+    return spans
+
+
+def _clip_statement(ans: str) -> str:
+    """The answer part of "the answer is X. Because ..." — up to the end of the sentence."""
+    cut = None
+    for cut in _SENTENCE_END.finditer(ans):
+        # a sentence end inside math ("$x = 3.$", "\\[ \n 9 \n \\]") does not end the statement
+        before = ans[: cut.start()]
+        balanced = before.count("\\[") <= before.count("\\]") and before.count("\\(") <= before.count("\\)")
+        if before.count("$") % 2 == 0 and balanced:
+            break
+    else:
+        cut = None
+    sentence = (ans[: cut.start()] if cut else ans).strip().rstrip(".。,，")
+    box = last_box_group(sentence)
+    if box is not None:
+        return box[1]
+    sentence = _after_last_is(sentence)
+    spans = _math_spans(sentence)
+    if spans:
+        # "$x = 3$ and $y = 4$": every math span of the statement, not the prose around them.
+        return ", ".join(_last_equation_side(c, computation=True) for _, c in spans)
+    if len(sentence.split()) > 3 and not re.search(r"\\[a-zA-Z]", sentence):
+        # Prose ("Jane started growing Sphere 3 hours ago"): the number it states.
+        numbers = _NUMBER.findall(sentence)
+        if len(numbers) == 1:
+            return str(numbers[0])
+    return sentence
+
+
+def _strong_candidates(text: str) -> list[tuple[int, str]]:
+    candidates: list[tuple[int, str]] = []
+    box = last_box_group(text)
+    if box is not None:
+        candidates.append(box)
+    minerva = _last_match(_MINERVA, text)
+    if minerva is not None:
+        candidates.append((minerva.start(), _clip_statement(minerva.group("ans") + "\n")))
+    for pattern in (_ANCHOR, _HASHES, _A_LINE):
+        last = _last_match(pattern, text)
+        if last is not None:
+            ans = _clip_statement(last.group("ans"))
+            if ans and not (box is not None and _is_prose(ans)):
+                # "so our answer is correct" after a box is a remark, not a new answer
+                candidates.append((last.start(), ans))
+    return candidates
+
+
+def _is_prose(ans: str) -> bool:
+    return not re.search(r"[\d\\$^=]", ans) and (len(ans.split()) > 1 or ans.lower() in _REMARKS)
+
+
+_REMARKS = frozenset("correct right wrong positive negative valid invalid true false yes no".split())
+
+
+def _after_last_is(ans: str) -> str:
+    """ "The largest $n$ is 34" → "34": an anchor followed by a sentence names the answer after its verb."""
+    parts = re.split(r"\s(?:is|are|equals|was|=)\s", ans)
+    return parts[-1].strip() if len(parts) > 1 else ans
+
+
+def extract_answer(response: str) -> str | None:
+    """The final answer stated in a response, or None when it states none."""
+    text = response[-MAX_INPUT_CHARS:]
+    candidates = _strong_candidates(text)
+    if candidates:
+        return max(candidates, key=lambda c: c[0])[1].strip()[:MAX_ANSWER_CHARS] or None
+    bold = _last_match(_BOLD, text)
+    if bold is not None and re.search(r"\d", bold.group("ans")):
+        return _clip_statement(bold.group("ans"))[:MAX_ANSWER_CHARS]
+    stripped = text.strip()
+    if (
+        "\n" not in stripped
+        and len(stripped) <= 200
+        and "$" not in stripped
+        and ("\\" in stripped or not re.search(r"[A-Za-z]{3,}", stripped))
+    ):
+        return _last_equation_side(
+            stripped, computation=True
+        )  # the response is a bare answer: "\frac{10}{9}", "(1, 2)"
+    # Fallback: whichever comes last, the last LaTeX span or the last number outside any span.
+    spans = list(_LATEX_SPAN.finditer(text))
+    span_end = spans[-1].end() if spans else -1
+    number = _last_match(_NUMBER, text, span_end + 1 if spans else 0)
+    if number is not None:
+        return number.group()
+    if spans:
+        content = next(g for g in spans[-1].groups() if g is not None).strip()
+        return _last_equation_side(content, computation=True)[:MAX_ANSWER_CHARS] or None
+    return None
+
+
+def _last_equation_side(latex: str, *, computation: bool = False) -> str:
+    """For a chain ``x = 5+5+1 = 11`` the claim is ``x = 11``; a single equation is kept whole."""
+    parts = [p.strip() for p in _split_top_level_eq(latex)]
+    if len(parts) < 2 or not parts[-1] or re.search(r"[,;]|\\text|\\quad|\band\b", latex):
+        return latex.strip()
+    numeric_lhs = not re.search(r"[A-Za-z]", re.sub(r"\\[a-zA-Z]+", "", parts[0]))
+    if computation and numeric_lhs or len(parts) > 2 and re.search(r"\d", parts[0]):
+        return parts[-1]  # "\frac12 \$ = \frac{10}{9}" or "1 = y = 0": a computation ending in its value
+    if len(parts) > 2:
+        return f"{parts[0]} = {parts[-1]}"
+    return latex.strip()
+
+
+def _split_top_level_eq(latex: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(latex):
+        if ch in "({[":
+            depth += 1
+        elif ch in ")}]":
+            depth -= 1
+        elif ch == "=" and depth == 0 and latex[i - 1 : i] not in ("<", ">", "!", "\\"):
+            parts.append(latex[start:i])
+            start = i + 1
+    parts.append(latex[start:])
+    return parts
+
+
+_SINGLE_SPAN = re.compile(r"^\s*(?:\$\$(.+)\$\$|\$(.+)\$|\\\[(.+)\\\]|\\\((.+)\\\))\s*[.。]?\s*$", re.DOTALL)
+
+
+def extract_reference(reference: str) -> str:
+    """The answer inside a benchmark's reference field.
+
+    Curated answers (``$9$``, ``\\frac{1}{2}``, ``10 \\text{ cm}``) are kept whole; worked solutions
+    (MATH solutions, MathUserEval references) are reduced like a response, boxes joined when a
+    solution boxes several answers ("the answers are \\boxed{-2} and \\boxed{1}").
+    """
+    text = reference.strip()[-MAX_INPUT_CHARS:]
+    single = _SINGLE_SPAN.match(text)
+    if single and "$" not in next(g for g in single.groups() if g is not None):
+        text = next(g for g in single.groups() if g is not None).strip()
+    box = last_box_group(text)
+    if box is not None:
+        return box[1]
+    if _ANCHOR.search(text) or _MINERVA.search(text) or _HASHES.search(text) or len(text.split()) > 12:
+        return extract_answer(text) or text
+    return _last_equation_side(text)

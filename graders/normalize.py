@@ -1,0 +1,180 @@
+"""Canonical text of an answer, and exact numbers read from it without evaluating anything.
+
+The normaliser turns the many ways of writing one answer into one string (TeX spacing, ``\\dfrac``,
+``\\text{}`` wrappers, full-width characters, units, money signs) so that the cheap comparisons —
+string equality and exact rationals — settle most pairs before any symbolic work. It is pure string
+processing over bounded input.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from fractions import Fraction
+
+MAX_NUMBER_DIGITS = 400
+"""Longer digit strings are not read as numbers (bounds Fraction work and Python's int-from-str limit)."""
+
+_DOUBLE_ESCAPED = re.compile(r"\\\\(?=[a-zA-Z])")
+_SINGLE_COMMAND = re.compile(r"(?<!\\)\\[a-zA-Z]")
+_WRAPPERS = re.compile(
+    r"\\(?:text|textbf|textit|textnormal|textrm|mathrm|mathbf|mathit|mbox|operatorname|boldsymbol)\s*\{([^{}]*)\}"
+)
+_SPACING = re.compile(r"(?<!\\)\\[,;: ]|\\q?quad|~|\\displaystyle|\\limits")
+_MATRIX_ENV = re.compile(r"\\begin\{(?:[bB]?matrix|smallmatrix|array)\}(?:\{[lcr| ]*\})?")
+_MATRIX_END = re.compile(r"\\end\{(?:[bB]?matrix|smallmatrix|array)\}")
+_FRAC_SHORT = re.compile(r"\\frac\s*(\d)\s*(\d)")
+_FRAC_HALF = re.compile(r"\\frac\s*(\d)(?=\s*\{)|\\frac\s*(\{[^{}]*\})\s*(\d)")
+_SQRT_SHORT = re.compile(r"\\sqrt\s*(\d+|[a-zA-Z])")
+_DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree|\s*degrees?\b")
+_PERCENT = re.compile(r"\\?%|\s*(?:percent(?:age)?|pct)\b")
+_MONEY = re.compile(r"\\\$|\$|€|¥|£|\\euro|\s*(?:dollars?|cents?|yuan|元)\b")
+_THOUSANDS = re.compile(r"^-?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?$|^-?[1-9]\d{0,2}(?: \d{3})+(?:\.\d+)?$")
+_DECIMAL_COMMA = re.compile(r"^-?(?:0|\d{4,}|\d),\d+$")
+_MAGNITUDES = {"hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9, "trillion": 10**12}
+_MAGNITUDE_TAIL = re.compile(r"^(.*\d)\s*(" + "|".join(_MAGNITUDES) + r")s?$")
+_MATH_WORDS = frozenset(
+    "pi sqrt sin cos tan cot sec csc log ln exp lim sum int frac cdot times infty arcsin arccos arctan "
+    "sinh cosh tanh mod pmod gcd lcm det max min deg".split()
+)
+_UNIT_TAIL = re.compile(
+    r"^(?P<num>-?[\d.,/]*\d)\s*(?P<unit>(?:[a-zA-Z\u4e00-\u9fff]{2,}|[\u4e00-\u9fff])(?:\s+[a-zA-Z]{2,})*)"
+    r"(?:\s*\^\s*\{?[23]\}?)?$"
+)
+_UNIT_AFTER_MATH = re.compile(
+    r"^(?P<num>.*?\d\}?)\s*(?P<unit>(?:[a-zA-Z]{2,})(?:\s+[a-zA-Z]{2,})*)(?:\s*\^\s*\{?[23]\}?)?$"
+)
+_MIXED_NUMBER = re.compile(r"^(-?)(\d+)\s*\\frac\{(\d+)\}\{(\d+)\}$|^(-?)(\d+)\s+(\d+)/(\d+)$")
+_PLAIN = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
+_SCIENTIFIC = re.compile(
+    r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*(?:[eE]|\\times\s*10\s*\^|\*\s*10\s*\*\*|\\cdot\s*10\s*\^)\s*\{?([+-]?\d{1,3})\}?$"
+)
+_FRACTION = re.compile(r"^([+-]?)\\frac\{([+-]?[\d.]+)\}\{([+-]?[\d.]+)\}$|^([+-]?[\d.]+)\s*/\s*([+-]?[\d.]+)$")
+
+
+def _unescape(s: str) -> str:
+    """JSON-in-JSON answers arrive as ``\\\\frac``: halve backslashes when no single-escaped command exists."""
+    if _DOUBLE_ESCAPED.search(s) and not _SINGLE_COMMAND.search(_DOUBLE_ESCAPED.sub("", s)):
+        return s.replace("\\\\", "\\")
+    return s
+
+
+def normalize(answer: str) -> str:
+    """Canonical spelling of one answer (still TeX: ``\\frac{1}{2}`` stays a fraction, not 0.5)."""
+    s = unicodedata.normalize("NFKC", answer[:5000]).strip()
+    s = s.replace("。", ".").replace("，", ",").replace("、", ",").replace("；", ";").replace("−", "-")
+    s = _unescape(s)
+    s = re.sub(r"^\$+|\$+$", "", s.strip())
+    s = s.replace("\\(", "").replace("\\)", "").replace("\\[", "").replace("\\]", "")
+    s = re.sub(r"\\left\s*|\\right\s*|\\big+l?r?\s*|\\Big+l?r?\s*", "", s)
+    s = s.replace("\\{", "\\{").replace("\\lbrace", "\\{").replace("\\rbrace", "\\}")
+    s = re.sub(r",\\!\s*", ",", s).replace("\\!", "")
+    s = re.sub(r"\s*\{\s*,\s*\}\s*", ",", s)
+    s = _SPACING.sub(" ", s)
+    s = _MATRIX_END.sub(r"\\end{pmatrix}", _MATRIX_ENV.sub(r"\\begin{pmatrix}", s))
+    s = re.sub(r"^[(\[]\s*(\\begin\{pmatrix\}.*\\end\{pmatrix\})\s*[)\]]$", r"\1", s, flags=re.DOTALL)
+    for _ in range(3):  # nested wrappers such as \text{\textbf{5}}
+        s = _WRAPPERS.sub(r"\1", s)
+    s = re.sub(r"\\[dtc]frac", r"\\frac", s)
+    s = _FRAC_SHORT.sub(r"\\frac{\1}{\2}", s)
+    s = _FRAC_HALF.sub(lambda m: f"\\frac{{{m.group(1)}}}" if m.group(1) else f"\\frac{m.group(2)}{{{m.group(3)}}}", s)
+    s = _SQRT_SHORT.sub(r"\\sqrt{\1}", s)
+    s = s.replace("\\le ", "\\leq ").replace("\\ge ", "\\geq ").replace("\\lt", "<").replace("\\gt", ">")
+    s = s.replace(">=", "\\geq ").replace("<=", "\\leq ").replace("!=", "\\neq ").replace("≤", "\\leq ")
+    s = s.replace("≥", "\\geq ").replace("≠", "\\neq ").replace("×", "\\times ").replace("π", "\\pi ")
+    s = s.replace("√", "\\sqrt").replace("∞", "\\infty ").replace("∪", "\\cup ")
+    s = " ".join(s.split()).strip().rstrip(".,;: ").strip()
+    s = re.sub(r"^\((\s*[A-Ea-e])\s*\)$", r"\1", s)  # "(C)" as a choice
+    return s
+
+
+@dataclass(frozen=True, slots=True)
+class Number:
+    """An exact value read from text, with what the text said about it."""
+
+    value: Fraction
+    decimals: int | None  # digits after the point when written as a decimal (None: exact form)
+    percent: bool = False
+    degrees: bool = False
+
+
+def _strip_units(s: str) -> tuple[str, int]:
+    """Drop a trailing unit word ("10 cm^2", "5 apples"); returns the rest and a magnitude multiplier.
+
+    A unit that changes the magnitude ("3 million") is applied, never dropped into a match.
+    """
+    mag = _MAGNITUDE_TAIL.match(s)
+    if mag:
+        return mag.group(1).strip(), _MAGNITUDES[mag.group(2)]
+    unit = _UNIT_TAIL.match(s) or _UNIT_AFTER_MATH.match(s)
+    if unit and not any(w.lower() in _MATH_WORDS for w in unit.group("unit").split()):
+        return unit.group("num").strip(), 1
+    return s, 1
+
+
+def strip_decorations(s: str) -> tuple[str, bool, bool, int]:
+    """Remove %, degrees, money and unit words around a value: (rest, percent, degrees, magnitude)."""
+    percent = bool(_PERCENT.search(s))
+    s = _PERCENT.sub("", s)
+    degrees = bool(_DEGREES.search(s))
+    s = _DEGREES.sub("", s)
+    s = _MONEY.sub("", s).strip()
+    s, magnitude = _strip_units(s)
+    return s.strip(), percent, degrees, magnitude
+
+
+def _decimal(text: str) -> tuple[Fraction, int | None] | None:
+    text = text.strip()
+    if len(text) > MAX_NUMBER_DIGITS:
+        return None
+    if _PLAIN.match(text):
+        decimals = len(text.split(".")[1]) if "." in text else None
+        return Fraction(text), decimals
+    sci = _SCIENTIFIC.match(text)
+    if sci:
+        mantissa, exp = sci.groups()
+        digits = len(mantissa.split(".")[1]) if "." in mantissa else 0
+        return Fraction(mantissa) * Fraction(10) ** int(exp), max(digits - int(exp), 0)
+    return None
+
+
+def to_number(answer: str, *, decimal_comma: bool = False) -> Number | None:
+    """An exact rational for integers, decimals, ``a/b``, ``\\frac{a}{b}``, mixed numbers and scientific
+    notation, with %, degrees, money and units stripped; None for anything else."""
+    s, percent, degrees, magnitude = strip_decorations(answer)
+    s = s.replace("{,}", "").replace(" ", " ")
+    if _THOUSANDS.match(s):
+        s = s.replace(",", "").replace(" ", "")
+    elif decimal_comma and _DECIMAL_COMMA.match(s):
+        s = s.replace(",", ".")
+    s = s.replace(" ", "")
+    if s.startswith("+"):
+        s = s[1:]
+    value: Fraction | None = None
+    decimals: int | None = None
+    parsed = _decimal(s)
+    if parsed is not None:
+        value, decimals = parsed
+    elif (mixed := _MIXED_NUMBER.match(answer.strip() if " " in answer.strip() and "/" in answer else s)) is not None:
+        g = [x for x in mixed.groups() if x is not None]
+        sign, whole, num, den = g[0] if len(g) == 4 else "", *g[-3:]
+        if int(den) == 0:
+            return None
+        value = (int(whole) + Fraction(int(num), int(den))) * (-1 if sign == "-" else 1)
+    elif (frac := _FRACTION.match(s)) is not None:
+        sign, num, den = (frac.group(1), frac.group(2), frac.group(3)) if frac.group(2) else ("", *frac.group(4, 5))
+        n, d = _decimal(num), _decimal(den)
+        if n is None or d is None or d[0] == 0:
+            return None
+        value = n[0] / d[0] * (-1 if sign == "-" else 1)
+    if value is None:
+        return None
+    return Number(value * magnitude, decimals if magnitude == 1 else None, percent, degrees)
+
+
+def is_choice(answer: str) -> str | None:
+    """The letter of a multiple-choice answer ("C", "(c)", "\\text{(C)}", "C. x = 42"), else None."""
+    s = normalize(answer)
+    m = re.match(r"^\(?([A-E])\)?(?:[.:)]\s.*)?$", s)
+    return m.group(1) if m else None
