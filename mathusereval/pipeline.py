@@ -158,6 +158,28 @@ def _group_by_params(
     return groups
 
 
+def _grade_backlog(
+    graders: dict[str, Grader],
+    items: list[tuple[Sample, Generation]],
+    grades: dict[tuple[str, int, str], Grade],
+    store: RunStore,
+) -> None:
+    """Graders that can grade many items at once (``grade_batch``, e.g. on all cores) take the backlog
+    of a resumed run in one call; the rest are graded item by item as before."""
+    for name, grader in graders.items():
+        batch = getattr(grader, "grade_batch", None)
+        todo = [(s, g) for s, g in items if (s.id, g.n_index, name) not in grades]
+        if batch is None or len(todo) < 2:
+            continue
+        try:
+            results: list[Grade] = batch(todo)
+        except Exception:  # noqa: BLE001 - fall back to one-by-one grading, which records per-item errors
+            continue
+        for grade in results:
+            grades[(grade.sample_id, grade.n_index, name)] = grade
+            store.add_grade(grade)
+
+
 async def run_task(task: Task, spec: ModelSpec, backend: Backend, options: RunOptions) -> RunResult:
     """Evaluate one model on one task, resuming whatever an earlier identical run left."""
     loaded = task.load(options.data_dir)
@@ -200,6 +222,7 @@ async def run_task(task: Task, spec: ModelSpec, backend: Backend, options: RunOp
         with Progress(options.progress, f"{spec.slug}/{task.name}") as bars:
             bars.add("generate", len(todo))
             bars.add("grade", len(todo) + len(ungraded))
+            _grade_backlog(graders, ungraded, grades, store)
             for sample, generation in ungraded:
                 grade(sample, generation)
                 bars.advance("grade")

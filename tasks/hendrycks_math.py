@@ -1,7 +1,10 @@
 """math and math500: the MATH competition test set (5000 items) and its MATH-500 subset.
 
 Data (shared/data/math/PROVENANCE.md): ``math/test.jsonl`` with ``problem, level ("Level 3"), type
-(subject), solution, unique_id``; the gold is the content of the solution's last ``\\boxed{}``.
+(subject), solution, unique_id``; the gold is the solution's final boxed answer, read the way the
+answer grader reads a response (`extract_reference`): 90 test solutions box several answers ("the
+answers are \\boxed{-2} and \\boxed{1}", graders.md §1), which are kept together as "-2, 1" instead of
+keeping only the last box as hendrycks and lm-eval do.
 ``math/math500_test.jsonl`` (PRM800K's split, "Let's Verify Step by Step") has the curated ``answer``,
 ``subject`` and an integer ``level``. Accuracy is reported overall, per subject and per level.
 """
@@ -14,7 +17,7 @@ from pathlib import Path
 
 from mathusereval.data import find_data_file, read_jsonl, sha256_file
 from mathusereval.errors import DataError
-from mathusereval.graders.answer import last_boxed
+from mathusereval.graders.extract import last_box_group
 from mathusereval.metrics import accuracy, mean_with_stderr, per_sample_scores
 from mathusereval.records import GenerationParams, Grade, MetricValue, Sample
 from mathusereval.registry import register
@@ -42,10 +45,10 @@ def load_math(data_dir: Path | None) -> LoadedData:
     path = find_data_file(data_dir, "math/test.jsonl", "math")
     samples: list[Sample] = []
     for lineno, row in read_jsonl(path, required=("problem", "level", "type", "solution", "unique_id")):
-        gold = last_boxed(row["solution"])
-        if gold is None:
+        boxed = last_box_group(row["solution"])
+        if boxed is None:
             raise DataError(f"{path}:{lineno}: field 'solution' has no \\boxed{{}} answer")
-        samples.append(_sample("math", row, gold, row["type"], _level(row["level"])))
+        samples.append(_sample("math", row, boxed[1], row["type"], _level(row["level"])))
     return LoadedData(samples=samples, sha256=sha256_file(path), source=str(path))
 
 
@@ -71,7 +74,7 @@ def aggregate(samples: Sequence[Sample], grades: Sequence[Grade]) -> list[Metric
 
 MATH = Task(
     name="math",
-    version="1",
+    version="2",  # 2: several boxed answers in a solution form the gold together
     load=load_math,
     prompt_template=BOXED_COT,
     graders=("answer",),
