@@ -1,0 +1,152 @@
+"""Answer grader vs Math-Verify 0.9.0, side by side in one run (issue: answer grader).
+
+    python benchmarks/grader_bench.py --data-dir ../shared/data [--misses] [--skip-throughput]
+
+Prints, for both graders:
+1. accuracy / TPR / TNR on grader_pairs/upstream_pairs.jsonl (label_kind == "math"; all rows too);
+2. agreement with GSM8K example_model_solutions `is_correct` labels (5276 solutions);
+3. MATH self-consistency: each of the 5000 test solutions against its own boxed answer(s), and
+   MATH-500's curated `answer` against its solution;
+4. throughput in pairs/s on the MATH-5000 workload: single process, and our batch API on all cores.
+
+Math-Verify is wrapped the best way graders.md §4 found ("mv_wrap_both"): gold and extracted answers
+inside ``\\boxed{}``, responses parsed with its default LaTeX + expression extraction, in the main
+thread so its own 5 s timeouts work. It needs ``pip install "math-verify[antlr4_13_2]==0.9.0"``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from mathusereval.graders.answer import answer_pool, extract_reference, grade_answer, grade_many
+
+Grader = Callable[[str, str, bool], bool]
+
+
+def ours(gold: str, pred: str, is_response: bool) -> bool:
+    return grade_answer(gold, pred, is_response=is_response).correct
+
+
+def math_verify(gold: str, pred: str, is_response: bool) -> bool:
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+
+    if not any(d in gold for d in ("$", "\\boxed", "\\(", "\\[")):
+        gold = f"\\boxed{{{gold}}}"
+    if not is_response and not any(d in pred for d in ("$", "\\boxed", "\\(", "\\[")):
+        pred = f"\\boxed{{{pred}}}"
+    try:
+        gold_parsed = parse(gold, [LatexExtractionConfig(), ExprExtractionConfig()])
+        pred_parsed = parse(pred, [LatexExtractionConfig(), ExprExtractionConfig()])
+        return bool(verify(gold_parsed, pred_parsed))
+    except Exception:  # noqa: BLE001 - a crash is a "no" for the anchor, as in its own metric
+        return False
+
+
+GRADERS: dict[str, Grader] = {"mathusereval": ours, "math-verify 0.9.0": math_verify}
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def pair_accuracy(rows: list[dict], grader: Grader, misses: list[str] | None) -> dict[str, float]:
+    tp = tn = fp = fn = 0
+    for row in rows:
+        verdict = grader(row["gold"], row["pred"], row["pred_type"] == "response")
+        if row["label"]:
+            tp, fn = tp + verdict, fn + (not verdict)
+        else:
+            tn, fp = tn + (not verdict), fp + verdict
+        if misses is not None and verdict != row["label"]:
+            misses.append(f"  {row['id']}: label={row['label']} gold={row['gold'][:70]!r} pred={row['pred'][-90:]!r}")
+    n = tp + tn + fp + fn
+    return {"n": n, "acc": (tp + tn) / n, "tpr": tp / max(tp + fn, 1), "tnr": tn / max(tn + fp, 1)}
+
+
+def gsm8k_agreement(rows: list[dict], grader: Grader) -> tuple[int, int]:
+    agree = total = 0
+    for row in rows:
+        gold = row["ground_truth"].rsplit("A:", 1)[-1].strip()
+        for key in ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification"):
+            if key in row:
+                total += 1
+                agree += grader(gold, row[key]["solution"], True) == row[key]["is_correct"]
+    return agree, total
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("MUE_DATA_DIR", "../shared/data")))
+    parser.add_argument("--misses", action="store_true", help="list the pairs each grader gets wrong")
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--only", choices=["pairs", "gsm8k", "math", "speed"], action="append")
+    args = parser.parse_args()
+    sections = set(args.only or ["pairs", "gsm8k", "math", "speed"])
+    if args.skip_throughput:
+        sections.discard("speed")
+    data = args.data_dir
+    math_rows = read_jsonl(data / "math" / "test.jsonl")
+    # The gold is what the math task stores: the solution's final boxed answer(s), several boxes joined.
+    math_pairs = [(extract_reference(r["solution"]), r["solution"]) for r in math_rows]
+
+    if "pairs" in sections:
+        pairs = read_jsonl(data / "grader_pairs" / "upstream_pairs.jsonl")
+        math_kind = [r for r in pairs if r["label_kind"] == "math"]
+        print(f"\n## 1. grader_pairs (label_kind == math: {len(math_kind)} of {len(pairs)})")
+        print(f"{'grader':<20} {'acc':>6} {'TPR':>6} {'TNR':>6} {'acc(all rows)':>14}")
+        for name, grader in GRADERS.items():
+            misses: list[str] | None = [] if args.misses else None
+            m = pair_accuracy(math_kind, grader, misses)
+            a = pair_accuracy(pairs, grader, None)
+            print(f"{name:<20} {m['acc']:6.3f} {m['tpr']:6.3f} {m['tnr']:6.3f} {a['acc']:14.3f}")
+            if misses:
+                print("\n".join(misses))
+
+    if "gsm8k" in sections:
+        rows = read_jsonl(data / "gsm8k" / "example_model_solutions.jsonl")
+        print("\n## 2. GSM8K example_model_solutions: agreement with is_correct")
+        for name, grader in GRADERS.items():
+            agree, total = gsm8k_agreement(rows, grader)
+            print(f"{name:<20} {agree}/{total} = {agree / total:.4f}")
+
+    if "math" in sections:
+        m500 = read_jsonl(data / "math" / "math500_test.jsonl")
+        print("\n## 3. MATH self-consistency (solution graded against its own answer)")
+        for name, grader in GRADERS.items():
+            full = [i for i, (g, s) in enumerate(math_pairs) if not grader(g, s, True)]
+            curated = [r["unique_id"] for r in m500 if not grader(r["answer"], r["solution"], True)]
+            print(f"{name:<20} MATH {5000 - len(full)}/5000   MATH-500 answer field {500 - len(curated)}/500")
+            if args.misses and (full or curated):
+                print("  misses:", [math_rows[i]["unique_id"] for i in full][:20], curated[:20])
+
+    if "speed" in sections:
+        print("\n## 4. Throughput on MATH-5000 (gold answer vs full solution), pairs/s")
+        rates: dict[str, float] = {}
+        for name, grader in GRADERS.items():
+            grader(*math_pairs[0], True)  # warm imports and workers
+            start = time.perf_counter()
+            for gold, solution in math_pairs:
+                grader(gold, solution, True)
+            rates[name] = len(math_pairs) / (time.perf_counter() - start)
+        cores = os.cpu_count() or 1
+        for workers in sorted({1, 2, cores}):
+            with answer_pool(workers) as pool:
+                grade_many(math_pairs[: workers * 8], pool=pool)  # start the workers outside the clock
+                start = time.perf_counter()
+                grade_many(math_pairs, pool=pool)
+                rates[f"mathusereval grade_many x{workers}"] = len(math_pairs) / (time.perf_counter() - start)
+        anchor = rates["math-verify 0.9.0"]
+        for name, rate in rates.items():
+            print(f"{name:<32} {rate:9.0f} pairs/s   {rate / anchor:5.2f}x math-verify")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
