@@ -6,6 +6,7 @@ started again with the same settings re-uses every finished generation and grade
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import hashlib
@@ -232,7 +233,9 @@ async def run_task(task: Task, spec: ModelSpec, backend: Backend, options: RunOp
                     generations[(generation.sample_id, generation.n_index)] = generation
                     bars.advance("generate")
                     if generation.ok:
-                        grade(by_id[generation.sample_id], generation)
+                        # Off the event loop: a pair that needs the sandboxed sympy stage can take
+                        # seconds, and the backend's in-flight requests must keep moving meanwhile.
+                        await asyncio.to_thread(grade, by_id[generation.sample_id], generation)
                     bars.advance("grade")
         metrics, counts = summarize(task, samples, generations, grades, params.n)
         counts["reused"] = len(samples) * params.n - len(todo)
