@@ -62,27 +62,33 @@ class AnswerGrade:
     reason: str
 
 
+def _extract(reference: str, prediction: str, is_response: bool) -> tuple[str, str | None]:
+    """(the reference's answer, the prediction's answer or None)."""
+    extracted = extract_answer(prediction) if is_response else prediction[:MAX_INPUT_CHARS].strip()
+    return extract_reference(reference), extracted or None
+
+
 def _grade(
     reference: str, prediction: str, is_response: bool, policy: GradingPolicy, symbolic: SymbolicCompare | None
 ) -> AnswerGrade:
-    ref_answer = extract_reference(reference)
-    extracted = extract_answer(prediction) if is_response else prediction[:MAX_INPUT_CHARS].strip()
-    if not extracted:
+    ref_answer, extracted = _extract(reference, prediction, is_response)
+    if extracted is None:
         return AnswerGrade(None, normalize(ref_answer), None, False, "no answer found")
     correct, reason = compare(ref_answer, extracted, policy, symbolic)
     return AnswerGrade(extracted, normalize(ref_answer), normalize(extracted), correct, reason)
 
 
-def _policy_json(policy: GradingPolicy) -> dict[str, object]:
-    return asdict(policy)
+def _item(reference: str, prediction: str, is_response: bool, policy: GradingPolicy) -> dict[str, object]:
+    """One pair as the JSON a sandbox worker reads."""
+    return {"reference": reference, "prediction": prediction, "is_response": is_response, "policy": asdict(policy)}
 
 
 def _worker_grade(item: dict[str, object]) -> dict[str, object]:
     """Runs in a sandbox worker: the whole grading, sympy available."""
-    from .symbolic import grade_symbolic, symbolic_compare
+    from .symbolic import symbolic_compare
 
     if item.get("warmup"):
-        grade_symbolic("\\frac{1}{2}", "x^2 - 1", DEFAULT_POLICY)  # touch every import before the clock starts
+        compare("\\frac{1}{2}", "x^2 - 1", DEFAULT_POLICY, symbolic_compare)  # every import before the clock starts
         return {}
     policy = GradingPolicy(**item["policy"])  # type: ignore[arg-type]
     verdict = _grade(
@@ -93,9 +99,9 @@ def _worker_grade(item: dict[str, object]) -> dict[str, object]:
 
 def _from_worker(result: dict[str, object], reference: str, prediction: str, is_response: bool) -> AnswerGrade:
     if "error" in result:
-        ref = normalize(extract_reference(reference))
-        extracted = extract_answer(prediction) if is_response else prediction[:MAX_INPUT_CHARS].strip()
-        return AnswerGrade(extracted, ref, normalize(extracted) if extracted else None, False, str(result["error"]))
+        ref_answer, extracted = _extract(reference, prediction, is_response)
+        prediction_norm = normalize(extracted) if extracted else None
+        return AnswerGrade(extracted, normalize(ref_answer), prediction_norm, False, str(result["error"]))
     return AnswerGrade(**result)  # type: ignore[arg-type]
 
 
@@ -118,13 +124,8 @@ def grade_answer(
     except NeedsSymbolic:
         pass
     pool = shared_pool(_HANDLER, timeout=timeout, memory_mb=memory_mb)
-    item = {
-        "reference": reference,
-        "prediction": prediction,
-        "is_response": is_response,
-        "policy": _policy_json(policy),
-    }
-    return _from_worker(pool.run([item])[0], reference, prediction, is_response)
+    result = pool.run([_item(reference, prediction, is_response, policy)])[0]
+    return _from_worker(result, reference, prediction, is_response)
 
 
 def is_equivalent(reference: str, prediction: str, *, is_response: bool = True) -> bool:
@@ -151,9 +152,7 @@ def grade_many(
     pairs = list(pairs)
     if not pairs:
         return []
-    items = [
-        {"reference": r, "prediction": p, "is_response": is_response, "policy": _policy_json(policy)} for r, p in pairs
-    ]
+    items = [_item(r, p, is_response, policy) for r, p in pairs]
     if pool is not None:
         results = pool.run(items)
     else:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
 
-from .normalize import Number, is_choice, normalize, to_number
+from .normalize import Number, choice_letter, normalize, to_number
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,31 +214,36 @@ def _dedupe(items: list[str]) -> list[str]:
     return list(seen.values())
 
 
-def _assignments(col: Collection) -> dict[str, str] | None:
-    """``x = 1, y = 2`` → {"x": "1", "y": "2"} when every item names a different unknown."""
+def _named_items(col: Collection) -> list[tuple[str, str]] | None:
+    """(name, value) for every item of a bare list of named equations (``x = 1, y = 2``), else None."""
     if col.kind != "list":
         return None
     pairs = [_name_equation(item) for item in col.items]
     if any(p is None for p in pairs):
         return None
-    names = {_SPACES.sub("", p[0]): p[1] for p in pairs if p is not None}
-    return names if len(names) == len(pairs) else None
+    return [(_SPACES.sub("", name), value) for name, value in (p for p in pairs if p is not None)]
 
 
-def _values(col: Collection) -> Collection:
+def _assignments(named: list[tuple[str, str]] | None) -> dict[str, str] | None:
+    """``x = 1, y = 2`` → {"x": "1", "y": "2"} when every item names a different unknown."""
+    if named is None:
+        return None
+    names = dict(named)
+    return names if len(names) == len(named) else None
+
+
+def _values(col: Collection, named: list[tuple[str, str]] | None) -> Collection:
     """``x = 1, x = 2`` (one unknown, several solutions) → the values 1, 2."""
-    if col.kind != "list":
-        return col
-    pairs = [_name_equation(item) for item in col.items]
-    if all(p is not None for p in pairs) and len({_SPACES.sub("", p[0]) for p in pairs if p}) == 1:
-        return Collection("list", "", [p[1] for p in pairs if p is not None])
+    if named is not None and len({name for name, _ in named}) == 1:
+        return Collection("list", "", [value for _, value in named])
     return col
 
 
 def _compare_collections(
     ref: Collection, pred: Collection, policy: GradingPolicy, sym: SymbolicCompare | None
 ) -> Outcome:
-    ref_names, pred_names = _assignments(ref), _assignments(pred)
+    ref_named, pred_named = _named_items(ref), _named_items(pred)
+    ref_names, pred_names = _assignments(ref_named), _assignments(pred_named)
     if ref_names and pred_names and ref_names.keys() == pred_names.keys():
         same = all(compare(ref_names[k], pred_names[k], policy, sym)[0] for k in ref_names)
         return same, "equation rule"
@@ -247,7 +252,7 @@ def _compare_collections(
         ref_items = list(ref_names.values()) if ref_names else ref.items
         pred_items = list(pred_names.values()) if pred_names else pred.items
         return _match_items(ref_items, pred_items, True, policy, sym), "equation rule"
-    ref, pred = _values(ref), _values(pred)
+    ref, pred = _values(ref, ref_named), _values(pred, pred_named)
     if "interval-or-tuple" in (ref.kind, pred.kind) or (ref.kind == "ordered" and pred.kind == "ordered"):
         # Intervals and tuples: the brackets are part of the answer, the order too.
         if ref.brackets and pred.brackets and ref.brackets != pred.brackets:
@@ -274,7 +279,7 @@ def compare(ref: str, pred: str, policy: GradingPolicy, symbolic: SymbolicCompar
         return numbers_equal(rn, pn, policy), "numeric"  # "2,74" written with a decimal comma
     if pn is not None and pn.decimals is not None and (rn := to_number(r, decimal_comma=True)) is not None:
         return numbers_equal(rn, pn, policy), "numeric"
-    rc, pc = is_choice(r), is_choice(p)
+    rc, pc = choice_letter(r), choice_letter(p)
     if rc and pc:
         return rc == pc, "choice letter"
     r_eq, p_eq = _name_equation(r), _name_equation(p)
@@ -287,16 +292,13 @@ def compare(ref: str, pred: str, policy: GradingPolicy, symbolic: SymbolicCompar
     r_col, p_col = as_collection(r), as_collection(p)
     if r_col and p_col:
         return _compare_collections(r_col, p_col, policy, symbolic)
-    if r_col or p_col:
+    if r_col or p_col:  # several values against one (the other side is not a collection)
         col, other = (r_col, p) if r_col else (p_col, r)
         assert col is not None
-        if col.kind == "list" and len(col.items) > 1 and as_collection(other) is None and "=" not in other:
-            if col is p_col and all(compare(r, item, policy, symbolic)[0] for item in col.items):
-                return (
-                    True,
-                    "set/interval/tuple rule",
-                )  # the same value boxed in two forms: 15\frac{39}{40}, \frac{639}{40}
-            return False, "set/interval/tuple rule"  # one value against several
+        if col.kind == "list" and len(col.items) > 1 and "=" not in other:
+            # The same value boxed in two forms ("15\frac{39}{40}, \frac{639}{40}") still states one answer.
+            same = col is p_col and all(compare(r, item, policy, symbolic)[0] for item in col.items)
+            return same, "set/interval/tuple rule"
     text = _text_equal(r, p)
     if text is not None:
         return text, "text"

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import re
 
+from .compare import split_top_level
+
 MAX_INPUT_CHARS = 20_000
 """Only the tail of a response is searched: final answers come last, and this bounds every scan."""
 
@@ -38,6 +40,7 @@ _LATEX_SPAN = re.compile(
 )
 _NUMBER = re.compile(r"(?<![A-Za-z])-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|(?<![\d.])-?\.\d+")
 _SENTENCE_END = re.compile(r"(?<=[^\d\s\\])\.(?:\s|$)|(?<=\d)\.(?:\s|$)|。|；|;\s|\n")
+_EQUALS = re.compile(r"(?<![<>!\\])=")  # "=", not "<=", ">=", "!=" or "\="
 _CONNECTOR_WORDS = 4
 """Boxes separated by at most this many words ("\\boxed{1} and \\boxed{2}") form one multi-part answer."""
 
@@ -106,10 +109,15 @@ def last_box_group(text: str) -> tuple[int, str] | None:
     return group[-1][0], joined
 
 
+def _span_content(match: re.Match[str]) -> str:
+    """The inside of whichever delimiter pair matched."""
+    return next(g for g in match.groups() if g is not None).strip()
+
+
 def _math_spans(text: str) -> list[tuple[int, str]]:
     spans = []
     for m in _LATEX_SPAN.finditer(text):
-        content = next(g for g in m.groups() if g is not None).strip()
+        content = _span_content(m)
         if content:
             spans.append((m.start(), content))
     return spans
@@ -190,24 +198,21 @@ def extract_answer(response: str) -> str | None:
         and "$" not in stripped
         and ("\\" in stripped or not re.search(r"[A-Za-z]{3,}", stripped))
     ):
-        return _last_equation_side(
-            stripped, computation=True
-        )  # the response is a bare answer: "\frac{10}{9}", "(1, 2)"
+        # the response is a bare answer: "\frac{10}{9}", "(1, 2)"
+        return _last_equation_side(stripped, computation=True)
     # Fallback: whichever comes last, the last LaTeX span or the last number outside any span.
-    spans = list(_LATEX_SPAN.finditer(text))
-    span_end = spans[-1].end() if spans else -1
-    number = _last_match(_NUMBER, text, span_end + 1 if spans else 0)
+    span = _last_match(_LATEX_SPAN, text)
+    number = _last_match(_NUMBER, text, span.end() + 1 if span else 0)
     if number is not None:
         return number.group()
-    if spans:
-        content = next(g for g in spans[-1].groups() if g is not None).strip()
-        return _last_equation_side(content, computation=True)[:MAX_ANSWER_CHARS] or None
+    if span is not None:
+        return _last_equation_side(_span_content(span), computation=True)[:MAX_ANSWER_CHARS] or None
     return None
 
 
 def _last_equation_side(latex: str, *, computation: bool = False) -> str:
     """For a chain ``x = 5+5+1 = 11`` the claim is ``x = 11``; a single equation is kept whole."""
-    parts = [p.strip() for p in _split_top_level_eq(latex)]
+    parts = split_top_level(latex, _EQUALS)
     if len(parts) < 2 or not parts[-1] or re.search(r"[,;]|\\text|\\quad|\band\b", latex):
         return latex.strip()
     numeric_lhs = not re.search(r"[A-Za-z]", re.sub(r"\\[a-zA-Z]+", "", parts[0]))
@@ -216,20 +221,6 @@ def _last_equation_side(latex: str, *, computation: bool = False) -> str:
     if len(parts) > 2:
         return f"{parts[0]} = {parts[-1]}"
     return latex.strip()
-
-
-def _split_top_level_eq(latex: str) -> list[str]:
-    parts, depth, start = [], 0, 0
-    for i, ch in enumerate(latex):
-        if ch in "({[":
-            depth += 1
-        elif ch in ")}]":
-            depth -= 1
-        elif ch == "=" and depth == 0 and latex[i - 1 : i] not in ("<", ">", "!", "\\"):
-            parts.append(latex[start:i])
-            start = i + 1
-    parts.append(latex[start:])
-    return parts
 
 
 _SINGLE_SPAN = re.compile(r"^\s*(?:\$\$(.+)\$\$|\$(.+)\$|\\\[(.+)\\\]|\\\((.+)\\\))\s*[.。]?\s*$", re.DOTALL)
@@ -244,8 +235,8 @@ def extract_reference(reference: str) -> str:
     """
     text = reference.strip()[-MAX_INPUT_CHARS:]
     single = _SINGLE_SPAN.match(text)
-    if single and "$" not in next(g for g in single.groups() if g is not None):
-        text = next(g for g in single.groups() if g is not None).strip()
+    if single and "$" not in _span_content(single):
+        text = _span_content(single)
     box = last_box_group(text)
     if box is not None:
         return box[1]

@@ -68,7 +68,7 @@ def normalize(answer: str) -> str:
     s = re.sub(r"^\$+|\$+$", "", s.strip())
     s = s.replace("\\(", "").replace("\\)", "").replace("\\[", "").replace("\\]", "")
     s = re.sub(r"\\left\s*|\\right\s*|\\big+l?r?\s*|\\Big+l?r?\s*", "", s)
-    s = s.replace("\\{", "\\{").replace("\\lbrace", "\\{").replace("\\rbrace", "\\}")
+    s = s.replace("\\lbrace", "\\{").replace("\\rbrace", "\\}")
     s = re.sub(r",\\!\s*", ",", s).replace("\\!", "")
     s = re.sub(r"\s*\{\s*,\s*\}\s*", ",", s)
     s = _SPACING.sub(" ", s)
@@ -143,12 +143,11 @@ def to_number(answer: str, *, decimal_comma: bool = False) -> Number | None:
     """An exact rational for integers, decimals, ``a/b``, ``\\frac{a}{b}``, mixed numbers and scientific
     notation, with %, degrees, money and units stripped; None for anything else."""
     s, percent, degrees, magnitude = strip_decorations(answer)
-    s = s.replace("{,}", "").replace(" ", " ")
     if _THOUSANDS.match(s):
         s = s.replace(",", "").replace(" ", "")
     elif decimal_comma and _DECIMAL_COMMA.match(s):
         s = s.replace(",", ".")
-    s = s.replace(" ", "")
+    spaced, s = s, s.replace(" ", "")  # "1 1/2" is a mixed number, "11/2" is not
     if s.startswith("+"):
         s = s[1:]
     value: Fraction | None = None
@@ -156,7 +155,7 @@ def to_number(answer: str, *, decimal_comma: bool = False) -> Number | None:
     parsed = _decimal(s)
     if parsed is not None:
         value, decimals = parsed
-    elif (mixed := _MIXED_NUMBER.match(answer.strip() if " " in answer.strip() and "/" in answer else s)) is not None:
+    elif (mixed := _MIXED_NUMBER.match(spaced)) is not None:
         g = [x for x in mixed.groups() if x is not None]
         sign, whole, num, den = g[0] if len(g) == 4 else "", *g[-3:]
         if int(den) == 0:
@@ -173,8 +172,15 @@ def to_number(answer: str, *, decimal_comma: bool = False) -> Number | None:
     return Number(value * magnitude, decimals if magnitude == 1 else None, percent, degrees)
 
 
+_CHOICE = re.compile(r"^\(?([A-E])\)?(?:[.:)]\s.*)?$")
+
+
+def choice_letter(normalized: str) -> str | None:
+    """The letter of an already normalised multiple-choice answer ("C", "(C)", "C. x = 42"), else None."""
+    m = _CHOICE.match(normalized)
+    return m.group(1) if m else None
+
+
 def is_choice(answer: str) -> str | None:
     """The letter of a multiple-choice answer ("C", "(c)", "\\text{(C)}", "C. x = 42"), else None."""
-    s = normalize(answer)
-    m = re.match(r"^\(?([A-E])\)?(?:[.:)]\s.*)?$", s)
-    return m.group(1) if m else None
+    return choice_letter(normalize(answer))

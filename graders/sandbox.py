@@ -154,11 +154,11 @@ class WorkerPool:
     def run(self, items: Sequence[Item]) -> list[Item]:
         """Results in item order; an item that overran is ``{"error": "timeout"}``."""
         with self._lock:
-            while len(self._workers) < min(self.size, max(1, len(items))):
-                self._workers.append(self._spawn())
             results: list[Item | None] = [None] * len(items)
             todo = deque(range(len(items)))
-            chunk = max(1, min(self.chunk_size, len(items) // (len(self._workers) * 4) or 1))
+            # About four chunks per worker, so a worker that is killed loses little and the load evens out.
+            workers = min(self.size, max(1, len(items)))
+            chunk = max(1, min(self.chunk_size, len(items) // (workers * 4) or 1))
             busy: set[_Worker] = set()
             with selectors.DefaultSelector() as sel:
                 while todo or busy:

@@ -13,7 +13,7 @@ import re
 from fractions import Fraction
 from typing import Any
 
-from .compare import GradingPolicy, Outcome, compare, within_rounding
+from .compare import GradingPolicy, Outcome, within_rounding
 from .normalize import Number, to_number
 
 _DEGREE_IN_EXPR = re.compile(r"\^\s*\{?\s*\\circ\s*\}?")
@@ -55,9 +55,14 @@ def _real_value(parsed: list[Any]) -> Fraction | None:
     return Fraction(str(value))
 
 
-def _approximation(ref: str, pred: str, ref_parsed: list[Any], pred_parsed: list[Any], policy: GradingPolicy) -> bool:
+def _approximation(
+    ref_num: Number | None,
+    pred_num: Number | None,
+    ref_parsed: list[Any],
+    pred_parsed: list[Any],
+    policy: GradingPolicy,
+) -> bool:
     """A decimal on one side against a constant (√3/2, π, 90°) on the other, by the policy's rounding rule."""
-    ref_num, pred_num = to_number(ref), to_number(pred)
     pairs: list[tuple[Number, list[Any]]] = []
     if pred_num is not None and pred_num.decimals is not None and ref_num is None:
         pairs.append((pred_num, ref_parsed))
@@ -70,12 +75,13 @@ def _approximation(ref: str, pred: str, ref_parsed: list[Any], pred_parsed: list
     return False
 
 
-def _degrees_to_radians(ref: str, pred: str, ref_parsed: list[Any], pred_parsed: list[Any]) -> bool:
+def _degrees_to_radians(
+    ref_num: Number | None, pred_num: Number | None, ref_parsed: list[Any], pred_parsed: list[Any]
+) -> bool:
     """``90^\\circ`` against ``\\frac{\\pi}{2}``: the same angle."""
     import sympy
 
-    for deg_side, other in ((ref, pred_parsed), (pred, ref_parsed)):
-        number = to_number(deg_side)
+    for number, other in ((ref_num, pred_parsed), (pred_num, ref_parsed)):
         if number is not None and number.degrees:
             value = _real_value(other)
             target = sympy.Rational(number.value.numerator, number.value.denominator) * sympy.pi / 180
@@ -94,16 +100,12 @@ def symbolic_compare(ref: str, pred: str, policy: GradingPolicy) -> Outcome:
     pred_parsed = _parse(pred)
     if not pred_parsed:
         return False, "parse failure"
-    if policy.approximation == "rounded" and _approximation(ref, pred, ref_parsed, pred_parsed, policy):
+    ref_num, pred_num = to_number(ref), to_number(pred)
+    if policy.approximation == "rounded" and _approximation(ref_num, pred_num, ref_parsed, pred_parsed, policy):
         return True, "numeric"
-    if _degrees_to_radians(ref, pred, ref_parsed, pred_parsed):
+    if _degrees_to_radians(ref_num, pred_num, ref_parsed, pred_parsed):
         return True, "numeric"
     # float_rounding only matters inside structures (matrices, equations) now: plain decimals were
     # settled exactly by the numeric rule before this point.
     same = verify(ref_parsed, pred_parsed, timeout_seconds=None, allow_set_relation_comp=True)
     return bool(same), _kind(ref_parsed)
-
-
-def grade_symbolic(ref: str, pred: str, policy: GradingPolicy) -> Outcome:
-    """The worker's entry point: the whole structural comparison with sympy available."""
-    return compare(ref, pred, policy, symbolic_compare)
