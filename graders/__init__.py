@@ -1,9 +1,27 @@
-"""Built-in graders. A grader is ``(Sample, Generation) -> Grade``, registered by name."""
+"""Built-in graders, registered by name.
+
+A rule grader is ``(Sample, Generation) -> Grade`` (``answer``); an LLM judge (``alignbench-judge``,
+``math-critique``) is an `LLMJudge` that the pipeline runs through the judge backend (``--judge MODEL``).
+"""
 
 from mathusereval.registry import register
 
 from .answer import AnswerGrade, GradingPolicy, answer_grader, grade_answer, grade_many, is_equivalent
+from .judge import ALIGNBENCH_JUDGE, MATH_CRITIQUE, Judgment, LLMJudge, parse_judgment, upstream_score
 
 register("graders", "answer", answer_grader)
+register("graders", ALIGNBENCH_JUDGE.name, ALIGNBENCH_JUDGE)
+register("graders", MATH_CRITIQUE.name, MATH_CRITIQUE)
 
-__all__ = ["AnswerGrade", "GradingPolicy", "answer_grader", "grade_answer", "grade_many", "is_equivalent"]
+__all__ = [
+    "AnswerGrade",
+    "GradingPolicy",
+    "Judgment",
+    "LLMJudge",
+    "answer_grader",
+    "grade_answer",
+    "grade_many",
+    "is_equivalent",
+    "parse_judgment",
+    "upstream_score",
+]

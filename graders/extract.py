@@ -27,7 +27,7 @@ _BOX_OPENERS = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _MINERVA = re.compile(r"final answer is\s*(?P<ans>.{1,500}?)\.?\s*I hope it is correct", re.IGNORECASE | re.DOTALL)
 _ANCHOR = re.compile(
     r"(?:(?:final\s+)?answer\s+(?:is|would be|should be)|final answer\s*[:：]|(?<![a-z])answer\s*[:：]"
-    r"|(?<![a-z])answer\s+(?=\$|\\\(|\\\[)|答案\s*(?:应该|应)?\s*(?:是|为|[:：])|故选|所以\s*选|因此\s*选|(?:所以|因此|故|综上所述?)[^。\n=$]{0,20}?(?:=|为|是))"
+    r"|(?<![a-z])answer\s+(?=\$|\\\(|\\\[)|答案\s*(?:应该|应)?\s*(?:是|为|[:：])|故选|所以\s*选|因此\s*选|(?:所以|因此|故|综上所述?)[^。\n=$]{0,20}?(?:=|(?<!不)为|(?<!不)是))"
     r"\s*[:：]?\s*(?P<ans>.{1,300})",
     re.IGNORECASE | re.DOTALL,
 )
@@ -180,6 +180,12 @@ def _after_last_is(ans: str) -> str:
     """ "The largest $n$ is 34" → "34": an anchor followed by a sentence names the answer after its verb."""
     parts = re.split(r"\s(?:is|are|equals|was|=)\s", ans)
     return parts[-1].strip() if len(parts) > 1 else ans
+
+
+def states_answer(text: str) -> bool:
+    """True when the text states its final answer explicitly (a box, an answer phrase, ``####``), rather
+    than leaving it to the fallbacks' guess from the last number or formula."""
+    return bool(_strong_candidates(text[-MAX_INPUT_CHARS:]))
 
 
 def extract_answer(response: str) -> str | None:

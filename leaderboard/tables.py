@@ -15,6 +15,7 @@ from pathlib import Path
 
 from mathusereval import registry
 from mathusereval.errors import ConfigError, MueError
+from mathusereval.grading import compute_metrics
 from mathusereval.pipeline import RunResult
 from mathusereval.records import MetricValue, RunManifest
 from mathusereval.store import MANIFEST, SUMMARY, RunStore, read_json
@@ -26,38 +27,41 @@ class Table:
     rows: list[tuple[str, list[MetricValue | None]]]
 
 
-def _metrics_from_records(store: RunStore, manifest: RunManifest) -> list[MetricValue] | None:
+def _metrics_from_records(store: RunStore, manifest: RunManifest, parity: str) -> list[MetricValue] | None:
     try:
         task = registry.lookup("tasks", manifest.task)
+        names = manifest.graders or task.graders
+        for name in names:
+            registry.lookup("graders", name)
     except ConfigError:
         return None
     samples = list(store.samples().values())
     n = int(manifest.params.get("n", 1))
-    primary = manifest.graders[0] if manifest.graders else task.graders[0]
-    grades = [g for (_, k, name), g in store.grades().items() if name == primary and k < n]
-    return list(task.aggregate(samples, grades))
+    return compute_metrics(task, names, samples, store.grades(), n, parity)
 
 
-def load_run(directory: Path) -> RunResult:
+def load_run(directory: Path, parity: str = "none") -> RunResult:
+    """One stored run with its metrics recomputed from its records (``parity="upstream"``: judge scores
+    aggregated the upstream way, -1 for unparseable replies)."""
     store = RunStore(directory)
     manifest = store.existing_manifest()
     if manifest is None:
         raise ConfigError(f"{directory}: no {MANIFEST}")
     summary_path = directory / SUMMARY
     summary = read_json(summary_path) if summary_path.exists() else {}
-    metrics = _metrics_from_records(store, manifest)
+    metrics = _metrics_from_records(store, manifest, parity)
     if metrics is None:
         metrics = [MetricValue.from_json(m) for m in summary.get("metrics", [])]
     return RunResult(manifest=manifest, directory=directory, metrics=metrics, counts=summary.get("counts", {}))
 
 
-def collect_runs(results: Path) -> tuple[list[RunResult], list[str]]:
+def collect_runs(results: Path, parity: str = "none") -> tuple[list[RunResult], list[str]]:
     """Every readable run below `results`, plus one message per run that could not be read."""
     runs: list[RunResult] = []
     problems: list[str] = []
     for manifest_path in sorted(results.glob(f"**/{MANIFEST}")):
         try:
-            runs.append(load_run(manifest_path.parent))
+            runs.append(load_run(manifest_path.parent, parity))
         except MueError as exc:
             problems.append(str(exc))
     return runs, problems

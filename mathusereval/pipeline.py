@@ -2,6 +2,8 @@
 
 Everything a run produces is written through the `RunStore` as it happens, so a run that is killed and
 started again with the same settings re-uses every finished generation and grade and does only the rest.
+Rule graders grade each answer as it streams in; LLM judges (`mathusereval.judging`) judge once the
+answers are in, through the judge backend. `regrade` runs the grading phases alone on a stored run.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import json
 import os
 import platform
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,12 +25,12 @@ from . import registry
 from .__about__ import __version__
 from .backends import Backend, ModelSpec
 from .errors import ConfigError, DataError
+from .grading import Grading, compute_metrics, count_outcomes, grade_backlog, resolve_graders
+from .judging import JudgeRole, JudgeUsage
 from .progress import Progress
-from .records import Generation, GenerationParams, Grade, MetricValue, Request, RunManifest, Sample
+from .records import GenerationParams, MetricValue, Request, RunManifest, Sample
 from .store import RunStore, run_directory
 from .task import LoadedData, Task
-
-Grader = Callable[[Sample, Generation], Grade]
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,10 @@ class RunOptions:
     limit: int | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
+    graders: tuple[str, ...] | None = None
+    """Replace the task's graders (``--graders``); the first is primary."""
+    parity: str = "none"
+    """``"upstream"``: aggregate judge scores the way upstream code does (-1 for unparseable replies)."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,7 @@ class RunResult:
     directory: Path
     metrics: list[MetricValue]
     counts: dict[str, int]
+    judge_usage: dict[str, JudgeUsage] = field(default_factory=dict)
 
 
 def _now() -> str:
@@ -73,7 +80,7 @@ def select_samples(task: Task, loaded: LoadedData, limit: int | None) -> list[Sa
 
 
 def build_manifest(
-    task: Task, spec: ModelSpec, backend: Backend, params: GenerationParams, loaded: LoadedData
+    task: Task, spec: ModelSpec, backend_config: dict[str, Any], params: GenerationParams, loaded: LoadedData
 ) -> RunManifest:
     identity = {
         "task": task.name,
@@ -91,7 +98,7 @@ def build_manifest(
         task_version=task.version,
         model=spec.model,
         backend=spec.backend,
-        backend_config=backend.describe(),
+        backend_config=backend_config,
         params=params.to_json(),
         data_sha256=loaded.sha256,
         prompt_sha256=task.prompt_sha256,
@@ -102,47 +109,6 @@ def build_manifest(
         versions={"python": sys.version.split()[0], "mathusereval": __version__},
         graders=task.graders,
     )
-
-
-def _safe_grade(grader_name: str, grader: Grader, sample: Sample, generation: Generation) -> Grade:
-    """A grader that crashes yields an error grade (counted, never scored), not a crashed run."""
-    try:
-        return grader(sample, generation)
-    except Exception as exc:  # graders see hostile model output; one bad item must not stop the run
-        return Grade(
-            sample_id=sample.id,
-            n_index=generation.n_index,
-            grader=grader_name,
-            score=None,
-            error=f"{exc.__class__.__name__}: {exc}",
-        )
-
-
-def summarize(
-    task: Task,
-    samples: Sequence[Sample],
-    generations: dict[tuple[str, int], Generation],
-    grades: dict[tuple[str, int, str], Grade],
-    n: int,
-) -> tuple[list[MetricValue], dict[str, int]]:
-    """Metrics from the primary grader's grades plus the counts a reader needs to trust them."""
-    ids = {s.id for s in samples}
-    wanted = [(s.id, k) for s in samples for k in range(n)]
-    gens = [generations[key] for key in wanted if key in generations]
-    primary = task.graders[0]
-    primary_grades = [g for (sid, k, name), g in grades.items() if name == primary and sid in ids and k < n]
-    counts = {
-        "samples": len(samples),
-        "generations": sum(g.ok for g in gens),
-        "errors": sum(not g.ok for g in gens),
-        "missing": len(wanted) - len(gens),
-        "truncated": sum(g.ok and g.finish_reason == "length" for g in gens),
-        "graded": sum(g.score is not None for g in primary_grades),
-        "grader_errors": sum(g.error is not None for g in primary_grades),
-        "prompt_tokens": sum(g.usage.prompt_tokens for g in gens),
-        "completion_tokens": sum(g.usage.completion_tokens for g in gens),
-    }
-    return task.aggregate(samples, primary_grades), counts
 
 
 def _group_by_params(
@@ -159,39 +125,52 @@ def _group_by_params(
     return groups
 
 
-def _grade_backlog(
-    graders: dict[str, Grader],
-    items: list[tuple[Sample, Generation]],
-    grades: dict[tuple[str, int, str], Grade],
-    store: RunStore,
-) -> None:
-    """Graders that can grade many items at once (``grade_batch``, e.g. on all cores) take the backlog
-    of a resumed run in one call; the rest are graded item by item as before."""
-    for name, grader in graders.items():
-        batch = getattr(grader, "grade_batch", None)
-        todo = [(s, g) for s, g in items if (s.id, g.n_index, name) not in grades]
-        if batch is None or len(todo) < 2:
-            continue
-        try:
-            results: list[Grade] = batch(todo)
-        except Exception:  # noqa: BLE001 - fall back to one-by-one grading, which records per-item errors
-            continue
-        for grade in results:
-            grades[(grade.sample_id, grade.n_index, name)] = grade
-            store.add_grade(grade)
+def _finish(
+    task: Task,
+    manifest: RunManifest,
+    grading: Grading,
+    options: RunOptions,
+    extra_counts: dict[str, int],
+) -> RunResult:
+    names = tuple(manifest.graders)
+    metrics = compute_metrics(task, names, grading.samples, grading.grades, grading.n, options.parity)
+    counts = {**count_outcomes(names, grading.samples, grading.generations, grading.grades, grading.n), **extra_counts}
+    manifest = dataclasses.replace(manifest, finished_at=_now())
+    grading.store.write_manifest(manifest)
+    grading.store.write_summary(
+        {
+            "run_id": manifest.run_id,
+            "task": task.name,
+            "model": manifest.model,
+            "graders": list(names),
+            "parity": options.parity,
+            "metrics": [m.to_json() for m in metrics],
+            "counts": counts,
+            "judge_usage": {name: usage.to_json() for name, usage in grading.usage.items()},
+            "finished_at": manifest.finished_at,
+        }
+    )
+    return RunResult(
+        manifest=manifest, directory=grading.store.dir, metrics=metrics, counts=counts, judge_usage=grading.usage
+    )
 
 
-async def run_task(task: Task, spec: ModelSpec, backend: Backend, options: RunOptions) -> RunResult:
+async def run_task(
+    task: Task, spec: ModelSpec, backend: Backend, options: RunOptions, judge_role: JudgeRole | None = None
+) -> RunResult:
     """Evaluate one model on one task, resuming whatever an earlier identical run left."""
     loaded = task.load(options.data_dir)
     samples = select_samples(task, loaded, options.limit)
     params = dataclasses.replace(task.params, **options.overrides)
-    manifest = build_manifest(task, spec, backend, params, loaded)
+    graders = resolve_graders(task, options.graders)
+    manifest = build_manifest(task, spec, backend.describe(), params, loaded)
     store = RunStore(run_directory(options.out, spec.slug, task.name))
     previous = store.check_compatible(manifest)
     if previous is not None:
         manifest = dataclasses.replace(manifest, started_at=previous.started_at)
-    graders: dict[str, Grader] = {name: registry.lookup("graders", name) for name in task.graders}
+    generations = store.generations()
+    grading = Grading(graders, store, samples, generations, params.n, judge_role)
+    manifest = dataclasses.replace(manifest, graders=tuple(graders), judges=grading.manifest_judges())
     store.write_manifest(manifest)
     store.open()
     try:
@@ -199,33 +178,19 @@ async def run_task(task: Task, spec: ModelSpec, backend: Backend, options: RunOp
         for sample in samples:
             if sample.id not in stored_ids:
                 store.add_sample(sample)
-        generations, grades = store.generations(), store.grades()
-        by_id = {s.id: s for s in samples}
         todo = [
             Request(s, k)
             for s in samples
             for k in range(params.n)
             if not ((s.id, k) in generations and generations[(s.id, k)].ok)
         ]
-        ungraded = [
-            (by_id[sid], g)
-            for (sid, k), g in generations.items()
-            if sid in by_id and k < params.n and g.ok and any((sid, k, n) not in grades for n in graders)
-        ]
-
-        def grade(sample: Sample, generation: Generation) -> None:
-            for name, grader in graders.items():
-                key = (sample.id, generation.n_index, name)
-                if key not in grades:
-                    grades[key] = _safe_grade(name, grader, sample, generation)
-                    store.add_grade(grades[key])
-
+        backlog = grading.rule_backlog()
         with Progress(options.progress, f"{spec.slug}/{task.name}") as bars:
             bars.add("generate", len(todo))
-            bars.add("grade", len(todo) + len(ungraded))
-            _grade_backlog(graders, ungraded, grades, store)
-            for sample, generation in ungraded:
-                grade(sample, generation)
+            bars.add("grade", len(todo) + len(backlog))
+            grade_backlog(grading.rules, backlog, grading.grades, store)
+            for sample, generation in backlog:
+                grading.rule_grade(sample, generation)
                 bars.advance("grade")
             for group_params, group in _group_by_params(todo, params, options.overrides).items():
                 async for generation in backend.generate(group, group_params):
@@ -235,71 +200,44 @@ async def run_task(task: Task, spec: ModelSpec, backend: Backend, options: RunOp
                     if generation.ok:
                         # Off the event loop: a pair that needs the sandboxed sympy stage can take
                         # seconds, and the backend's in-flight requests must keep moving meanwhile.
-                        await asyncio.to_thread(grade, by_id[generation.sample_id], generation)
+                        await asyncio.to_thread(grading.rule_grade, grading.by_id[generation.sample_id], generation)
                     bars.advance("grade")
-        metrics, counts = summarize(task, samples, generations, grades, params.n)
-        counts["reused"] = len(samples) * params.n - len(todo)
-        manifest = dataclasses.replace(manifest, finished_at=_now())
-        store.write_manifest(manifest)
-        store.write_summary(
-            {
-                "run_id": manifest.run_id,
-                "task": task.name,
-                "model": spec.model,
-                "metrics": [m.to_json() for m in metrics],
-                "counts": counts,
-                "finished_at": manifest.finished_at,
-            }
-        )
+            await grading.judge_all(bars)
+        reused = len(samples) * params.n - len(todo)
+        return _finish(task, manifest, grading, options, {"reused": reused})
     finally:
         store.close()
-    return RunResult(manifest=manifest, directory=store.dir, metrics=metrics, counts=counts)
 
 
-async def evaluate(
-    *,
-    model: str | None,
-    backend: str | None,
-    base_url: str | None,
-    backend_options: dict[str, Any],
-    task_names: Sequence[str],
-    out: Path,
-    data_dir: Path | None,
-    limit: int | None,
-    overrides: dict[str, Any],
-    progress: bool = True,
-) -> int:
-    """The ``mue-eval run`` command: every task on one model, then the leaderboard of these runs."""
-    from .backends import resolve_model
-    from .leaderboard import build_table, print_table
-
-    tasks: list[Task] = [registry.lookup("tasks", name) for name in task_names]  # unknown names fail first
-    available = registry.names("graders")
-    for task in tasks:
-        for grader in task.graders:
-            if grader not in available:
-                raise ConfigError(
-                    f"task {task.name!r} is scored by grader {grader!r}, which is not installed "
-                    f"(available graders: {', '.join(available)})"
-                )
-    spec = resolve_model(model, backend, base_url, backend_options)
-    engine: Backend = registry.lookup("backends", spec.backend)(spec)
-    options = RunOptions(out=out, data_dir=data_dir, limit=limit, overrides=overrides, progress=progress)
-    results: list[RunResult] = []
+async def regrade(directory: Path, options: RunOptions, judge_role: JudgeRole | None = None) -> RunResult:
+    """Grade a stored run again (``mue-eval grade RUN_DIR``): missing rule grades, and judge grades that
+    are missing or came from another judge. Answers are never regenerated; samples come from the run."""
+    store = RunStore(directory)
+    manifest = store.existing_manifest()
+    if manifest is None:
+        raise ConfigError(f"{directory} is not a run directory (no manifest.json)")
+    task: Task = registry.lookup("tasks", manifest.task)
+    samples = list(store.samples().values())
+    if not samples:
+        raise DataError(f"{directory}/samples.jsonl holds no samples")
+    samples = samples[: options.limit] if options.limit is not None else samples
+    n = int(manifest.params.get("n", 1))
+    graders = resolve_graders(task, options.graders or manifest.graders or None)
+    grading = Grading(graders, store, samples, store.generations(), n, judge_role)
+    manifest = dataclasses.replace(
+        manifest, graders=tuple(graders), judges={**manifest.judges, **grading.manifest_judges()}
+    )
+    store.write_manifest(manifest)
+    store.open()
     try:
-        check = getattr(engine, "check_reachable", None)
-        if check is not None:
-            await check()
-        for task in tasks:
-            result = await run_task(task, spec, engine, options)
-            results.append(result)
-            c = result.counts
-            print(
-                f"{result.manifest.run_id}: {c['generations']} answers ({c['reused']} reused), "
-                f"{c['errors']} errors, {c['truncated']} truncated -> {result.directory}",
-                file=sys.stderr,
-            )
+        backlog = grading.rule_backlog()
+        with Progress(options.progress, f"{directory.name}") as bars:
+            bars.add("grade", len(backlog))
+            grade_backlog(grading.rules, backlog, grading.grades, store)
+            for sample, generation in backlog:
+                grading.rule_grade(sample, generation)
+                bars.advance("grade")
+            await grading.judge_all(bars)
+        return _finish(task, manifest, grading, options, {"reused": len(samples) * n})
     finally:
-        await engine.aclose()
-    print_table(build_table(results))
-    return 1 if any(r.counts["errors"] for r in results) else 0
+        store.close()

@@ -141,6 +141,38 @@ class Grade:
 
 
 @dataclass(frozen=True, slots=True)
+class JudgeCall:
+    """One reply of the judge model, cached in ``judgments.jsonl`` under `key`.
+
+    The key hashes the judge model, its backend, the judge prompt's template hash, the rendered messages
+    (question, reference and answer), the sampling settings and the attempt number, so a stored reply is
+    reused only for exactly the same call. `generation` is the judge's raw reply (or the call's error).
+    """
+
+    key: str
+    grader: str
+    sample_id: str
+    n_index: int
+    attempt: int
+    generation: Generation
+
+    def to_json(self) -> JsonDict:
+        return {
+            "kind": "judgment",
+            "key": self.key,
+            "grader": self.grader,
+            "sample_id": self.sample_id,
+            "n_index": self.n_index,
+            "attempt": self.attempt,
+            "generation": self.generation.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: JsonDict) -> JudgeCall:
+        return _from_json(cls, {**data, "generation": Generation.from_json(data["generation"])})
+
+
+@dataclass(frozen=True, slots=True)
 class MetricValue:
     """One aggregate number with its uncertainty."""
 
@@ -188,6 +220,9 @@ class RunManifest:
     host: JsonDict = field(default_factory=dict)
     versions: JsonDict = field(default_factory=dict)
     graders: tuple[str, ...] = ()
+    judges: JsonDict = field(default_factory=dict)
+    """Per judge grader: judge model, backend, prompt hash, settings. Not in `fingerprint`: re-judging a
+    run with another judge keeps its answers."""
 
     def to_json(self) -> JsonDict:
         return {**dataclasses.asdict(self), "graders": list(self.graders)}

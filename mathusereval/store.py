@@ -7,6 +7,7 @@ Layout of one run (one model on one task)::
         samples.jsonl       the samples as sent (prompt, reference, metadata), for audits and leaderboards
         generations.jsonl   one Generation per line, appended as each finishes
         grades.jsonl        one Grade per line, appended as each finishes
+        judgments.jsonl     one JudgeCall per line: the judge model's raw replies, the judge cache
         summary.json        metrics and counts, rewritten atomically at the end of each run
 
 Each record is written with a single ``write(2)`` on an ``O_APPEND`` descriptor, so a killed process leaves
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import ConfigError, DataError
-from .records import Generation, Grade, RunManifest, Sample
+from .records import Generation, Grade, JudgeCall, RunManifest, Sample
 
 T = TypeVar("T")
 MANIFEST = "manifest.json"
@@ -145,9 +146,10 @@ class RunStore:
         self._samples = JsonlAppender(self.dir / "samples.jsonl")
         self._generations = JsonlAppender(self.dir / "generations.jsonl")
         self._grades = JsonlAppender(self.dir / "grades.jsonl")
+        self._judgments = JsonlAppender(self.dir / "judgments.jsonl")
 
     def close(self) -> None:
-        for appender in (self._samples, self._generations, self._grades):
+        for appender in (self._samples, self._generations, self._grades, self._judgments):
             appender.close()
 
     def write_manifest(self, manifest: RunManifest) -> None:
@@ -166,6 +168,9 @@ class RunStore:
     def add_grade(self, grade: Grade) -> None:
         self._grades.append(grade.to_json())
 
+    def add_judge_call(self, call: JudgeCall) -> None:
+        self._judgments.append(call.to_json())
+
     def samples(self) -> dict[str, Sample]:
         return {s.id: s for s in read_records(self.dir / "samples.jsonl", Sample.from_json)}
 
@@ -176,6 +181,10 @@ class RunStore:
     def grades(self) -> dict[tuple[str, int, str], Grade]:
         """Latest grade per (sample id, n_index, grader)."""
         return {(g.sample_id, g.n_index, g.grader): g for g in read_records(self.dir / "grades.jsonl", Grade.from_json)}
+
+    def judge_calls(self) -> dict[str, JudgeCall]:
+        """Latest judge reply per cache key."""
+        return {c.key: c for c in read_records(self.dir / "judgments.jsonl", JudgeCall.from_json)}
 
 
 def run_directory(out: Path, model_slug: str, task: str) -> Path:

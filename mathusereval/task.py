@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .records import GenerationParams, Grade, MetricValue, Sample
 
@@ -36,6 +37,8 @@ class Task:
         aggregate: grades of the primary grader -> metrics; the first metric is the headline number.
         params: default generation settings (the CLI may override them).
         description: one line for `mue-eval tasks`.
+        row_key: upstream data row -> sample id; also reads answer files that copy the question fields
+            (``mue-eval import``). None: the task cannot import answers.
     """
 
     name: str
@@ -46,6 +49,7 @@ class Task:
     aggregate: Aggregator
     params: GenerationParams = GenerationParams()
     description: str = ""
+    row_key: Callable[[dict[str, Any]], str] | None = None
 
     @property
     def prompt_sha256(self) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from mathusereval.data import find_data_file, read_jsonl, sha256_file
 from mathusereval.errors import DataError
@@ -40,6 +41,10 @@ DEFAULT_TEMPERATURE = 0.7  # upstream get_answers.py, for a category missing fro
 PROMPT = "{question}"  # the raw question, no system prompt
 
 
+def row_key(row: dict[str, Any]) -> str:
+    return str(row["question_id"])
+
+
 def loader(relative: str, task: str) -> Callable[[Path | None], LoadedData]:
     def load(data_dir: Path | None) -> LoadedData:
         path = find_data_file(data_dir, relative, task)
@@ -52,13 +57,14 @@ def loader(relative: str, task: str) -> Callable[[Path | None], LoadedData]:
             samples.append(
                 Sample(
                     task=task,
-                    id=str(row["question_id"]),
+                    id=row_key(row),
                     messages=user_turn(row["question"]),
                     reference=row["reference"],
                     metadata={
                         "category": row["category"],
                         "subcategory": row["subcategory"],
                         "temperature": TEMPERATURE.get(row["category"], DEFAULT_TEMPERATURE),
+                        "math": row["category"] == "数学计算",  # the judge cascade settles only math items
                     },
                 )
             )
@@ -99,6 +105,7 @@ ALIGNBENCH = Task(
     aggregate=aggregate,
     params=GenerationParams(temperature=DEFAULT_TEMPERATURE, max_tokens=2048),
     description="AlignBench v1.1 (683), judge-scored 1–10",
+    row_key=row_key,
 )
 ALIGNBENCH_V10 = dataclasses.replace(
     ALIGNBENCH,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from mathusereval.data import find_data_file, read_jsonl, sha256_file
 from mathusereval.metrics import mean_with_stderr, per_sample_scores
@@ -33,13 +34,18 @@ HARD_SPLIT_THRESHOLD = 7  # upstream show_result.py: score >= 7 counts as solved
 PROMPT = "{question}"
 
 
+def row_key(row: dict[str, Any]) -> str:
+    """(source, question_id): question_id alone repeats across the two sources."""
+    return f"{row['source']}-{row['question_id']}"
+
+
 def load(data_dir: Path | None) -> LoadedData:
     path = find_data_file(data_dir, "mathusereval/math-user-eval.jsonl", "mathusereval")
     fields = ("question_id", "source", "question", "reference", "category", "subcategory")
     samples = [
         Sample(
             task="mathusereval",
-            id=f"{row['source']}-{row['question_id']}",
+            id=row_key(row),
             messages=user_turn(row["question"]),
             reference=row["reference"],
             metadata={
@@ -47,6 +53,7 @@ def load(data_dir: Path | None) -> LoadedData:
                 "subcategory": row["subcategory"],
                 "source": row["source"],
                 "supplementary": row["category"] == SUPPLEMENTARY,
+                "math": True,
             },
         )
         for _, row in read_jsonl(path, required=fields)
@@ -104,5 +111,6 @@ TASK = Task(
     aggregate=aggregate,
     params=GenerationParams(temperature=0.0, max_tokens=4096),  # paper App. C.1: temperature 0, 4096 tokens
     description="MathUserEval (567 = 545 scored + 22 supplementary), judge-scored 1–10",
+    row_key=row_key,
 )
 register("tasks", TASK.name, TASK)

@@ -94,6 +94,12 @@ def test_extraction_from_responses(reference, response, extracted):
     assert is_equivalent(reference, response)
 
 
+def test_negated_chinese_statement_is_not_an_answer():
+    """ "所以它不是一个质数" states a negation: its tail after 是 is not the answer (MathUserEval matheval-64)."""
+    assert extract_answer("3599 = 59 × 61，所以它不是一个质数。") != "一个质数"
+    assert not grade_answer("是质数", "3599 = 59 × 61，所以它不是一个质数。").correct
+
+
 def test_reasons_are_reported():
     assert grade_answer("5", "I don't know.").reason == "no answer found"
     assert grade_answer("5", "no answer at all", is_response=True).extracted is None

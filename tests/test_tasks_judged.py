@@ -155,5 +155,5 @@ def test_hard_split_is_share_of_scores_at_least_seven(shared_data: Path) -> None
 def test_judged_task_without_judge_is_refused_clearly(tmp_path: Path, shared_data: Path) -> None:
     result = run_cli("--tasks", "mathusereval", "--data-dir", str(shared_data), cwd=tmp_path)
     assert result.returncode == 2
-    assert "grader 'alignbench-judge', which is not installed" in result.stderr
+    assert "scored by the LLM judge 'alignbench-judge': pass --judge MODEL" in result.stderr
     assert not (tmp_path / "results").exists()

@@ -1,0 +1,199 @@
+"""LLM judges as graders: the AlignBench multi-dimensional judge and Math-Critique.
+
+A judge is a frozen description (prompt, parser, pass threshold); the model that plays the judge is a
+backend chosen at run time (``--judge MODEL``) and driven by `mathusereval.judging`, which adds the
+cache, the bounded retries of unparseable replies, the cascade and the budget.
+
+`parse_judgment` reads what judges really write (shared/docs/benchmarks.md §2.4, §3.2): single- or
+double-quoted keys, JSON or Python dicts, a dict spread over lines, full-width colons, ``[[8]]``, ``[[8]``,
+``评分：8``, decimals. A score outside 1–10 is rejected, and a reply with no score is a failure with its
+reason, never a silent 1 or 0. `upstream_score` reproduces upstream ``judge.py`` exactly (-1 when its
+regexes miss), for ``--parity upstream`` comparisons.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from mathusereval.metrics import mean_with_stderr, per_sample_scores
+from mathusereval.records import Generation, Grade, Message, MetricValue, Sample
+
+from . import judge_prompts
+
+Style = Literal["alignbench", "math-critique"]
+OVERALL = "综合得分"
+LOW, HIGH = 1.0, 10.0
+MAX_JUDGMENT_CHARS = 16_000
+"""Only the tail is parsed: the verdict comes last, and upstream's backtracking regex stays bounded."""
+
+_NUM = r"(-?\d+(?:\.\d+)?)"
+_Q = "'\"‘’“”「」『』`"
+_DICT = re.compile(r"\{[^{}]*\}")
+_PAIR = re.compile(rf"[{_Q}]?\s*([^{_Q}:：,，{{}}\n]+?)\s*[{_Q}]?\s*[:：]\s*[{_Q}]?\s*{_NUM}")
+_OVERALL = re.compile(rf"综合得分\s*[{_Q}]?\s*(?:[:：]|为|是)\s*[{_Q}]?\s*\**\s*{_NUM}")
+_BRACKETS = re.compile(rf"\[\[\s*{_NUM}\s*\]\]?")
+_RATING = re.compile(rf"(?:评分|打分|得分|分数|rating|score)\s*(?:为|是)?\s*[:：]?\s*\**\s*{_NUM}", re.IGNORECASE)
+
+# upstream judge.py: r"{(.*?)}(?![^{]*{)" for the last {...} (see `_upstream_last_dict`), then 'key': int pairs,
+# then a direct search for the overall score
+UPSTREAM_DICT = r"{(.*?)}(?![^{]*{)"
+_UPSTREAM_PAIR = re.compile(r"'(.*?)': (\d+)")
+_UPSTREAM_OVERALL = re.compile(r"'综合得分': (\d+(\.\d{1,2})?)")
+
+
+@dataclass(frozen=True, slots=True)
+class Judgment:
+    """A parsed judge reply: the overall score (None when unusable), per-dimension scores, and why it failed."""
+
+    score: float | None
+    dimensions: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+
+def _in_range(value: float) -> bool:
+    return LOW <= value <= HIGH
+
+
+def _last_dict(text: str) -> dict[str, float]:
+    """Key/value pairs of the last brace pair that holds any; keys unquoted of quotes and spaces."""
+    for match in reversed(list(_DICT.finditer(text))):
+        pairs = {k.strip(): float(v) for k, v in _PAIR.findall(match.group()[1:-1])}
+        if pairs:
+            return pairs
+    return {}
+
+
+def _last_number(pattern: re.Pattern[str], text: str) -> float | None:
+    matches = pattern.findall(text)
+    return float(matches[-1]) if matches else None
+
+
+def parse_judgment(text: str, style: Style = "alignbench") -> Judgment:
+    """The overall score, the dimension scores and the failure reason of one judge reply.
+
+    Args:
+        text: the judge's reply, untrusted; only its last `MAX_JUDGMENT_CHARS` characters are read.
+        style: ``"alignbench"`` looks for the final score dict first (``综合得分``), ``"math-critique"``
+            for ``[[n]]`` first; each then falls back to the other formats.
+    """
+    tail = text[-MAX_JUDGMENT_CHARS:]
+    pairs = _last_dict(tail)
+    dims = {k: v for k, v in pairs.items() if k != OVERALL and _in_range(v)}
+    dict_overall = pairs.get(OVERALL)
+    searches: list[float | None]
+    if style == "alignbench":
+        searches = [dict_overall, _last_number(_OVERALL, tail), _last_number(_BRACKETS, tail)]
+    else:
+        searches = [_last_number(_BRACKETS, tail), _last_number(_OVERALL, tail), dict_overall]
+    searches.append(_last_number(_RATING, tail))
+    score = next((s for s in searches if s is not None), None)
+    if score is None:
+        return Judgment(None, dims, "no score found")
+    if not _in_range(score):
+        return Judgment(None, dims, f"score {score:g} is outside {LOW:g}-{HIGH:g}")
+    return Judgment(score, dims)
+
+
+def _upstream_last_dict(text: str) -> str | None:
+    """What ``re.search(UPSTREAM_DICT, text).group(1)`` returns, in linear time (the regex is quadratic on
+    brace-heavy text: 2 s for 16,000 "{").
+
+    The lookahead admits only a ``}`` after the text's last ``{``; ``.`` stops at newlines, so the first
+    such ``}`` must share a line with that ``{``, and the leftmost match starts at the first ``{`` of the
+    line. tests/test_judge_parsing.py checks the equivalence on generated texts.
+    """
+    last_open = text.rfind("{")
+    if last_open < 0:
+        return None
+    close = text.find("}", last_open)
+    if close < 0 or "\n" in text[last_open:close]:
+        return None
+    start = text.find("{", text.rfind("\n", 0, last_open) + 1)
+    return text[start + 1 : close]
+
+
+def upstream_score(text: str, style: Style = "alignbench") -> float:
+    """The score upstream code would record, -1 included (AlignBench/ChatGLM-Math ``judge.py``
+    ``post_process``; for Math-Critique, whose code is unreleased, the paper's strict ``[[n]]``)."""
+    tail = text[-MAX_JUDGMENT_CHARS:]
+    if style == "math-critique":
+        strict = re.findall(r"\[\[(\d+)\]\]", tail)
+        return float(strict[-1]) if strict else -1.0
+    body = _upstream_last_dict(tail)
+    rating = {k: int(v) for k, v in _UPSTREAM_PAIR.findall(body)} if body is not None else {}
+    if OVERALL in rating:
+        return float(rating[OVERALL])
+    direct = _UPSTREAM_OVERALL.search(tail)
+    return float(direct.group(1)) if direct else -1.0
+
+
+def _question(sample: Sample) -> str:
+    """The question as the user asked it: tasks that wrap it in an instruction keep it in metadata."""
+    question = sample.metadata.get("question")
+    if isinstance(question, str):
+        return question
+    return next((m["content"] for m in reversed(sample.messages) if m.get("role") == "user"), "")
+
+
+@dataclass(frozen=True)
+class LLMJudge:
+    """A judge grader: how to ask (prompt), how to read the reply (style), and what counts as a pass.
+
+    Attributes:
+        name: registry name, also the grader name on every grade it makes.
+        style: which prompt and parser.
+        threshold: hard-split pass mark, score >= 7 (upstream show_result.py, benchmarks.md §1.2).
+        cascade_scores: the scores the answer-grader cascade gives a clear (correct, wrong) final answer:
+            the middle of the judge's own bands, so hard-split keeps its meaning (see `mathusereval.judging`).
+    """
+
+    name: str
+    style: Style
+    threshold: float = 7.0
+    cascade_scores: tuple[float, float] = (8.0, 2.0)
+
+    @property
+    def template(self) -> str:
+        return judge_prompts.MULTI_DIMENSION if self.style == "alignbench" else judge_prompts.MATH_CRITIQUE
+
+    @property
+    def prompt_sha256(self) -> str:
+        extra = repr(sorted(judge_prompts.DEFINITIONS.items())) if self.style == "alignbench" else ""
+        return hashlib.sha256((self.template + extra).encode()).hexdigest()
+
+    def messages(self, sample: Sample, generation: Generation) -> tuple[Message, ...]:
+        """One user turn and no system prompt, as upstream sends it."""
+        question, reference, answer = _question(sample), sample.reference, generation.text
+        if self.style == "alignbench":
+            category = str(sample.metadata.get("category") or "数学")
+            kind = judge_prompts.answer_type(category, str(sample.metadata.get("subcategory") or ""))
+            text = judge_prompts.render_multi_dimension(category, kind, question, reference, answer)
+        else:
+            text = judge_prompts.render_math_critique(question, reference, answer)
+        return ({"role": "user", "content": text},)
+
+    def parse(self, text: str) -> Judgment:
+        return parse_judgment(text, self.style)
+
+    def upstream(self, text: str) -> float:
+        return upstream_score(text, self.style)
+
+    def aggregate(self, samples: Sequence[Sample], grades: Sequence[Grade]) -> list[MetricValue]:
+        """avg-score and hard-split, the paper's two numbers, when this judge is not the task's own scorer."""
+        scores = per_sample_scores(grades)
+        judged = [scores[s.id] for s in samples if s.id in scores]
+        return [
+            mean_with_stderr("avg_score", judged),
+            mean_with_stderr("hard_split", [float(v >= self.threshold) for v in judged]),
+        ]
+
+
+ALIGNBENCH_JUDGE = LLMJudge("alignbench-judge", "alignbench", cascade_scores=(8.0, 2.0))
+"""Correct -> 8, the score the prompt anchors a reference-quality answer at; wrong -> 2, its band for a
+fundamental factual error."""
+MATH_CRITIQUE = LLMJudge("math-critique", "math-critique", cascade_scores=(8.0, 3.0))
+"""Correct -> 8, inside the 6–8 / 9–10 "right answer" bands; wrong -> 3, inside 1–2 / 3–5."""

@@ -1,0 +1,189 @@
+"""The grading phases of a run: rule graders on each answer, LLM judges on the lot, then metrics.
+
+Shared by a fresh run (`pipeline.run_task`) and a re-grade of a stored one (`pipeline.regrade`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from . import registry
+from .errors import ConfigError
+from .judging import JudgeRole, JudgeUsage, is_judge, judge_view
+from .metrics import accuracy
+from .progress import Progress
+from .records import Generation, Grade, MetricValue, Sample
+from .store import RunStore
+from .task import Task
+
+Grader = Callable[[Sample, Generation], Grade]
+
+
+def _safe_grade(grader_name: str, grader: Grader, sample: Sample, generation: Generation) -> Grade:
+    """A grader that crashes yields an error grade (counted, never scored), not a crashed run."""
+    try:
+        return grader(sample, generation)
+    except Exception as exc:  # graders see hostile model output; one bad item must not stop the run
+        return Grade(
+            sample_id=sample.id,
+            n_index=generation.n_index,
+            grader=grader_name,
+            score=None,
+            error=f"{exc.__class__.__name__}: {exc}",
+        )
+
+
+def resolve_graders(task: Task, names: Sequence[str] | None) -> dict[str, Any]:
+    """The graders of a run, in order (the first is primary): the task's own unless ``--graders`` says."""
+    return {name: registry.lookup("graders", name) for name in (names or task.graders)}
+
+
+def compute_metrics(
+    task: Task,
+    grader_names: Sequence[str],
+    samples: Sequence[Sample],
+    grades: dict[tuple[str, int, str], Grade],
+    n: int,
+    parity: str = "none",
+) -> list[MetricValue]:
+    """Metrics of a run from its grades: the primary grader's through the task's aggregation (or, when
+    ``--graders`` replaced it, the grader's own), then each other grader's own metrics under its name."""
+    ids = {s.id for s in samples}
+    judges = [name for name in grader_names if is_judge(registry.lookup("graders", name))]
+
+    def of(name: str) -> list[Grade]:
+        chosen = [g for (sid, k, grader), g in grades.items() if grader == name and sid in ids and k < n]
+        return judge_view(chosen, judges, parity)
+
+    primary = grader_names[0]
+    primary_aggregate = (
+        task.aggregate
+        if primary == task.graders[0]
+        else getattr(registry.lookup("graders", primary), "aggregate", accuracy)
+    )
+    metrics = list(primary_aggregate(samples, of(primary)))
+    for name in grader_names[1:]:
+        aggregate = getattr(registry.lookup("graders", name), "aggregate", None)
+        if aggregate is not None:
+            metrics += [dataclasses.replace(m, name=f"{name}/{m.name}") for m in aggregate(samples, of(name))]
+    return metrics
+
+
+def count_outcomes(
+    grader_names: Sequence[str],
+    samples: Sequence[Sample],
+    generations: dict[tuple[str, int], Generation],
+    grades: dict[tuple[str, int, str], Grade],
+    n: int,
+) -> dict[str, int]:
+    """The counts a reader needs to trust the metrics: answers, errors, truncations, ungraded items."""
+    ids = {s.id for s in samples}
+    wanted = [(s.id, k) for s in samples for k in range(n)]
+    gens = [generations[key] for key in wanted if key in generations]
+    primary = [g for (sid, k, name), g in grades.items() if name == grader_names[0] and sid in ids and k < n]
+    mine = [g for (sid, k, name), g in grades.items() if name in grader_names and sid in ids and k < n]
+    return {
+        "samples": len(samples),
+        "generations": sum(g.ok for g in gens),
+        "errors": sum(not g.ok for g in gens),
+        "missing": len(wanted) - len(gens),
+        "truncated": sum(g.ok and g.finish_reason == "length" for g in gens),
+        "graded": sum(g.score is not None for g in primary),
+        "grader_errors": sum(g.error is not None for g in primary),
+        "parse_failures": sum(bool(g.details.get("parse_failure")) for g in mine),
+        "prompt_tokens": sum(g.usage.prompt_tokens for g in gens),
+        "completion_tokens": sum(g.usage.completion_tokens for g in gens),
+    }
+
+
+def grade_backlog(
+    graders: dict[str, Grader],
+    items: list[tuple[Sample, Generation]],
+    grades: dict[tuple[str, int, str], Grade],
+    store: RunStore,
+) -> None:
+    """Graders that can grade many items at once (``grade_batch``, e.g. on all cores) take the backlog
+    of a resumed run in one call; the rest are graded item by item as before."""
+    for name, grader in graders.items():
+        batch = getattr(grader, "grade_batch", None)
+        todo = [(s, g) for s, g in items if (s.id, g.n_index, name) not in grades]
+        if batch is None or len(todo) < 2:
+            continue
+        try:
+            results: list[Grade] = batch(todo)
+        except Exception:  # noqa: BLE001 - fall back to one-by-one grading, which records per-item errors
+            continue
+        for grade in results:
+            grades[(grade.sample_id, grade.n_index, name)] = grade
+            store.add_grade(grade)
+
+
+class Grading:
+    """The grading phases of one run, shared by `run_task` and `regrade`."""
+
+    def __init__(
+        self,
+        graders: dict[str, Any],
+        store: RunStore,
+        samples: Sequence[Sample],
+        generations: dict[tuple[str, int], Generation],
+        n: int,
+        judge_role: JudgeRole | None,
+    ) -> None:
+        self.rules: dict[str, Grader] = {k: g for k, g in graders.items() if not is_judge(g)}
+        self.judges = {k: g for k, g in graders.items() if is_judge(g)}
+        if self.judges and judge_role is None:
+            raise ConfigError(f"grader {next(iter(self.judges))!r} is an LLM judge: pass --judge MODEL")
+        self.store, self.samples, self.generations, self.n = store, samples, generations, n
+        self.by_id = {s.id: s for s in samples}
+        self.judge_role = judge_role
+        self.grades = store.grades()
+        self.usage: dict[str, JudgeUsage] = {}
+
+    def _answers(self) -> list[tuple[Sample, Generation]]:
+        return [
+            (s, self.generations[(s.id, k)])
+            for s in self.samples
+            for k in range(self.n)
+            if (s.id, k) in self.generations and self.generations[(s.id, k)].ok
+        ]
+
+    def record(self, grade: Grade) -> None:
+        self.grades[(grade.sample_id, grade.n_index, grade.grader)] = grade
+        self.store.add_grade(grade)
+
+    def rule_grade(self, sample: Sample, generation: Generation) -> None:
+        for name, grader in self.rules.items():
+            if (sample.id, generation.n_index, name) not in self.grades:
+                self.record(_safe_grade(name, grader, sample, generation))
+
+    def rule_backlog(self) -> list[tuple[Sample, Generation]]:
+        """Stored answers some rule grader has not graded yet (a resumed or re-graded run)."""
+        return [
+            (s, g) for s, g in self._answers() if any((s.id, g.n_index, name) not in self.grades for name in self.rules)
+        ]
+
+    async def judge_all(self, bars: Progress) -> None:
+        """Every answer whose judge grade is missing or stale goes to the judge."""
+        role = self.judge_role
+        if role is None:
+            return
+        for name, judge in self.judges.items():
+            items = [
+                (s, g)
+                for s, g in self._answers()
+                if not role.is_current(judge, self.grades.get((s.id, g.n_index, name)))
+            ]
+            bars.add(f"judge {name}", len(items))
+
+            def on_grade(grade: Grade, bar: str = f"judge {name}") -> None:
+                self.record(grade)
+                bars.advance(bar)
+
+            self.usage[name] = await role.grade(judge, items, self.store, on_grade)
+
+    def manifest_judges(self) -> dict[str, Any]:
+        role = self.judge_role
+        return {name: role.describe(judge) for name, judge in self.judges.items()} if role else {}

@@ -1,0 +1,87 @@
+"""A scripted OpenAI-compatible chat server on 127.0.0.1, for judge tests.
+
+The test passes ``script(body, attempt) -> reply text | int status``: it sees the request body and how
+many times this exact prompt was asked before, and returns the judge's text (or an HTTP error status).
+Usage is reported as characters (prompt_tokens = prompt length, completion_tokens = reply length), so cost
+and budget arithmetic is exact. Every request body is kept for assertions.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections import Counter
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+Script = Callable[[dict[str, Any], int], "str | int"]
+_ANSWER = re.compile(r"\[助手的(?:答案|回答)开始\]\n(.*)\n\[助手的(?:答案|回答)结束\]", re.DOTALL)
+
+
+def judged_answer(body: dict[str, Any]) -> str:
+    """The assistant answer embedded in a judge prompt."""
+    match = _ANSWER.search(body["messages"][-1]["content"])
+    assert match is not None, "not a judge prompt"
+    return match.group(1)
+
+
+class ScriptedServer:
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self.bodies: list[dict[str, Any]] = []
+        self.asked: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _send(self, status: int, payload: Any) -> None:
+                body = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                self._send(200, {"data": [{"id": "scripted"}]})
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                prompt = body["messages"][-1]["content"]
+                with server._lock:
+                    server.bodies.append(body)
+                    attempt = server.asked[prompt]
+                    server.asked[prompt] += 1
+                reply = server.script(body, attempt)
+                if isinstance(reply, int):
+                    self._send(reply, {"error": {"message": "scripted failure"}})
+                    return
+                self._send(
+                    200,
+                    {
+                        "choices": [
+                            {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}
+                        ],
+                        "usage": {"prompt_tokens": len(prompt), "completion_tokens": len(reply)},
+                    },
+                )
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> ScriptedServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

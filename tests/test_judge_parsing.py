@@ -1,0 +1,194 @@
+"""Judge replies as judges really write them, prompts as the judge sees them, and upstream parity.
+
+Formats from shared/docs/benchmarks.md §2.4 (AlignBench/MathUserEval dict, upstream regexes) and §3.2
+(Math-Critique ``[[n]]``, the paper's one-bracket ``[[9]``), plus the breakage users reported (#10, #21).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mathusereval.graders import judge_prompts
+from mathusereval.graders.judge import (
+    ALIGNBENCH_JUDGE,
+    MATH_CRITIQUE,
+    UPSTREAM_DICT,
+    _upstream_last_dict,
+    parse_judgment,
+    upstream_score,
+)
+from mathusereval.records import Generation, Sample
+
+DIMS = "'事实正确性': 8, '满足用户需求': 7, '逻辑连贯性': 9, '完备性': 6"
+
+# (reply, style, expected overall score or None, expected upstream score)
+REPLIES = [
+    # the upstream format: single quotes, one line, last in the text
+    (f"答案基本正确。\n{{{DIMS}, '综合得分': 7}}", "alignbench", 7.0, 7.0),
+    # double-quoted JSON: upstream's 'key': regex misses it and records -1
+    ('分析如下……\n{"事实正确性": 8, "满足用户需求": 7, "综合得分": 7}', "alignbench", 7.0, -1.0),
+    # the dict spread over lines: upstream's dict regex misses, its direct '综合得分': search finds it
+    ("评价……\n{\n  '事实正确性': 8,\n  '综合得分': 6\n}", "alignbench", 6.0, 6.0),
+    # the dict spread over lines, double-quoted: upstream -1
+    ('{\n  "事实正确性": 3,\n  "综合得分": 2\n}', "alignbench", 2.0, -1.0),
+    # full-width colons and commas
+    ("{'事实正确性'：8，'综合得分'：8}", "alignbench", 8.0, -1.0),
+    # Python dict with a space missing after the colon: upstream needs ': '
+    ("{'事实正确性':8, '综合得分':9}", "alignbench", 9.0, -1.0),
+    # decimals
+    ("{'事实正确性': 8.5, '综合得分': 7.5}", "alignbench", 7.5, 7.0),  # upstream's (\d+) cuts 7.5 to 7
+    # a score given as a string
+    ('{"综合得分": "6"}', "alignbench", 6.0, -1.0),
+    # the template echoed, then the real dict: the last one counts
+    ("格式：{'维度一': 打分, '综合得分': 打分}\n分析……\n{'事实正确性': 4, '综合得分': 4}", "alignbench", 4.0, 4.0),
+    # an earlier dict with scores, then the final one
+    ("初评 {'综合得分': 3}，复核后：\n{'综合得分': 5}", "alignbench", 5.0, 5.0),
+    # no dict, a sentence
+    ("综合来看，综合得分为 6 分。", "alignbench", 6.0, -1.0),
+    ("综合得分：8", "alignbench", 8.0, -1.0),
+    # a dict without the overall key but [[n]] at the end
+    ("{'事实正确性': 8}\n评分：[[7]]", "alignbench", 7.0, -1.0),
+    # Math-Critique formats
+    ("最终答案正确，步骤无误。\n评分：[[9]]", "math-critique", 9.0, 9.0),
+    ("最终答案正确。评分：[[9]", "math-critique", 9.0, -1.0),  # the paper's one-bracket form
+    ("第二步计算错误。评分：3", "math-critique", 3.0, -1.0),
+    ("评分: [[ 6 ]]", "math-critique", 6.0, -1.0),
+    ("Rating: [[7.5]]", "math-critique", 7.5, -1.0),
+    ("The final answer is wrong.\nScore: 2/10", "math-critique", 2.0, -1.0),
+    ("评分：**4**", "math-critique", 4.0, -1.0),
+    # a matrix in the critique is not a score; the verdict at the end is
+    ("矩阵 [[1,0],[0,1]] 的计算正确。评分：[[8]]", "math-critique", 8.0, 8.0),
+    # the critique style reads a dict too
+    ("{'综合得分': 5}", "math-critique", 5.0, -1.0),
+    # out of range: rejected, never clipped
+    ("{'综合得分': 0}", "alignbench", None, 0.0),
+    ("{'综合得分': 11}", "alignbench", None, 11.0),
+    ("评分：[[12]]", "math-critique", None, 12.0),
+    ("综合得分：-1", "alignbench", None, -1.0),
+    # broken replies
+    ("", "alignbench", None, -1.0),
+    ("抱歉，我无法对这个回答进行评价。", "alignbench", None, -1.0),
+    ("{'事实正确性': 打分, '综合得分': 打分}", "alignbench", None, -1.0),
+    ("评分：[[]]", "math-critique", None, -1.0),
+    ("{'综合得分': ", "alignbench", None, -1.0),  # cut off by max_tokens
+]
+
+
+@pytest.mark.parametrize(("reply", "style", "expected", "upstream"), REPLIES)
+def test_parse_judgment(reply: str, style: str, expected: float | None, upstream: float) -> None:
+    judgment = parse_judgment(reply, style)  # type: ignore[arg-type]
+    assert judgment.score == expected, judgment
+    assert (judgment.error is None) == (expected is not None)
+    assert upstream_score(reply, style) == upstream  # type: ignore[arg-type]
+
+
+def test_dimension_scores_and_failure_reasons() -> None:
+    judgment = parse_judgment(f"……\n{{{DIMS}, '综合得分': 7}}")
+    assert judgment.dimensions == {"事实正确性": 8.0, "满足用户需求": 7.0, "逻辑连贯性": 9.0, "完备性": 6.0}
+    assert parse_judgment("没有分数").error == "no score found"
+    assert parse_judgment("{'综合得分': 15}").error == "score 15 is outside 1-10"
+    # an out-of-range dimension is dropped, the valid overall stands
+    assert parse_judgment("{'事实正确性': 80, '综合得分': 8}").dimensions == {}
+
+
+def test_hostile_replies_parse_quickly() -> None:
+    """Judge replies are model output: long, brace-heavy texts must not blow up either parser."""
+    hostile = ["{" * 50_000, "{}" * 50_000, "{'a': 1, " * 20_000, "[[" * 50_000, "综合得分" * 20_000 + "：9"]
+    for text in hostile:
+        start = time.perf_counter()
+        parse_judgment(text)
+        upstream_score(text)
+        assert time.perf_counter() - start < 2.0
+
+
+@given(st.text(alphabet="{}\n'a: 1", max_size=40))
+@settings(max_examples=2000, deadline=None)
+def test_linear_upstream_dict_search_equals_the_upstream_regex(text: str) -> None:
+    match = re.search(UPSTREAM_DICT, text)
+    assert _upstream_last_dict(text) == (match.group(1) if match else None)
+
+
+def _sample(category: str, subcategory: str, question: str = "1+1等于几？") -> Sample:
+    meta = {"category": category, "subcategory": subcategory}
+    return Sample("t", "1", ({"role": "user", "content": question},), "等于2。", meta)
+
+
+def _answer(text: str = "答案是 2。") -> Generation:
+    return Generation("1", 0, "m", text)
+
+
+@pytest.mark.parametrize(
+    ("category", "subcategory", "answer_type"),
+    [
+        ("初等数学", "algebra", "逻辑推理型回答"),  # MathUserEval: by category
+        ("数学计算", "初等数学", "逻辑推理型回答"),  # AlignBench: by subcategory
+        ("基本任务", "翻译", "生成型回答"),
+        ("综合问答", "寻求建议", "建议型回答"),
+        ("专业能力", "历史", "事实与解释型回答"),
+        ("文本写作", "文化理解", "事实与解释型回答"),  # the one 文本写作 row typed by its subcategory
+    ],
+)
+def test_multi_dimension_prompt(category: str, subcategory: str, answer_type: str) -> None:
+    messages = ALIGNBENCH_JUDGE.messages(_sample(category, subcategory), _answer())
+    assert len(messages) == 1 and messages[0]["role"] == "user"  # one user turn, no system prompt
+    text = messages[0]["content"]
+    assert f"本次待评价的回答类别是“{category}”" in text  # the slot holds the top-level category
+    dims = judge_prompts.DIMENSIONS[answer_type]
+    for i, dim in enumerate(dims, start=1):
+        assert f"{i}. {dim}：" in text
+    assert "{" + ", ".join(f"'{d}': 打分" for d in (*dims, "综合得分")) + "}" in text
+    assert "参考答案本身可以得到8分" in text
+    assert text.endswith(
+        "用户的提问：1+1等于几？\n[参考答案开始]\n等于2。\n[参考答案结束]\n"
+        "[助手的答案开始]\n答案是 2。\n[助手的答案结束]"
+    )
+
+
+def test_math_critique_prompt_and_user_text_with_braces() -> None:
+    question = "求 {x | x^2 = 1} 的元素个数 {0}"
+    messages = MATH_CRITIQUE.messages(_sample("初等数学", "algebra", question), _answer("{1, -1}，共 2 个"))
+    text = messages[0]["content"]
+    assert "评分：[[分数]]" in text and "9~10分：最终答案正确" in text
+    assert f"[问题]\n{question}\n" in text and "[助手的回答开始]\n{1, -1}，共 2 个\n[助手的回答结束]" in text
+
+
+def test_tasks_that_wrap_the_question_give_the_judge_the_raw_question() -> None:
+    sample = Sample("gsm8k", "1", ({"role": "user", "content": "Q?\n\nPlease reason..."},), "4", {"question": "Q?"})
+    assert "[问题]\nQ?\n" in MATH_CRITIQUE.messages(sample, _answer())[0]["content"]
+
+
+def test_prompt_hashes_differ_and_are_stable() -> None:
+    assert ALIGNBENCH_JUDGE.prompt_sha256 != MATH_CRITIQUE.prompt_sha256
+    assert (
+        len(ALIGNBENCH_JUDGE.prompt_sha256) == 64 and ALIGNBENCH_JUDGE.prompt_sha256 == ALIGNBENCH_JUDGE.prompt_sha256
+    )
+
+
+@pytest.mark.parametrize("benchmark", ["alignbench", "mathusereval"])
+def test_answer_types_and_dimensions_match_upstream_config(shared_data: Path, benchmark: str) -> None:
+    """Our tables equal upstream config/*.json (shared/data/*/upstream_config), the facts the prompt uses."""
+    config = shared_data / benchmark / "upstream_config"
+    mapping = json.loads((config / "subcategory_question_mapping.json").read_text(encoding="utf-8"))
+    for label, kind in mapping.items():
+        assert judge_prompts.ANSWER_TYPE[label] == kind, label
+    for kind, dims in json.loads((config / "dimension_set.json").read_text(encoding="utf-8")).items():
+        assert judge_prompts.DIMENSIONS[kind] == tuple(dims)
+        assert all(d in judge_prompts.DEFINITIONS for d in dims)
+
+
+def test_every_alignbench_item_gets_its_dimensions(shared_data: Path) -> None:
+    from collections import Counter
+
+    from mathusereval.tasks import alignbench
+
+    samples = alignbench.ALIGNBENCH.load(shared_data).samples
+    kinds = Counter(judge_prompts.answer_type(s.metadata["category"], s.metadata["subcategory"]) for s in samples)
+    # benchmarks.md §2.2 totals by answer type
+    assert kinds == {"事实与解释型回答": 241, "逻辑推理型回答": 204, "生成型回答": 200, "建议型回答": 38}
