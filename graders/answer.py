@@ -19,6 +19,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
+from mathusereval.metrics import accuracy
 from mathusereval.records import Generation, Grade, Sample
 
 from .compare import GradingPolicy, NeedsSymbolic, SymbolicCompare, compare
@@ -193,6 +194,9 @@ class AnswerGrader:
 
     def __call__(self, sample: Sample, generation: Generation) -> Grade:
         return _to_grade(sample, generation, grade_answer(sample.reference, generation.text))
+
+    aggregate = staticmethod(accuracy)
+    """Its metrics when it is not the task's own scorer (``--graders alignbench-judge,answer``)."""
 
     def grade_batch(self, items: list[tuple[Sample, Generation]]) -> list[Grade]:
         verdicts = grade_many([(s.reference, g.text) for s, g in items])

@@ -48,8 +48,10 @@ def compute_metrics(
     n: int,
     parity: str = "none",
 ) -> list[MetricValue]:
-    """Metrics of a run from its grades: the primary grader's through the task's aggregation (or, when
-    ``--graders`` replaced it, the grader's own), then each other grader's own metrics under its name."""
+    """Metrics of a run from its grades, the primary grader's first, then each other grader's own metrics
+    under its name. The primary's go through the task's aggregation when it scores on the task's scale (a
+    judge in place of the task's judge: ``--graders math-critique`` on MathUserEval), else through the
+    grader's own (Math-Critique on GSM8K: avg-score and hard-split)."""
     ids = {s.id for s in samples}
     judges = [name for name in grader_names if is_judge(registry.lookup("graders", name))]
 
@@ -57,13 +59,10 @@ def compute_metrics(
         chosen = [g for (sid, k, grader), g in grades.items() if grader == name and sid in ids and k < n]
         return judge_view(chosen, judges, parity)
 
-    primary = grader_names[0]
-    primary_aggregate = (
-        task.aggregate
-        if primary == task.graders[0]
-        else getattr(registry.lookup("graders", primary), "aggregate", accuracy)
-    )
-    metrics = list(primary_aggregate(samples, of(primary)))
+    primary = registry.lookup("graders", grader_names[0])
+    same_scale = is_judge(primary) == is_judge(registry.lookup("graders", task.graders[0]))
+    primary_aggregate = task.aggregate if same_scale else getattr(primary, "aggregate", accuracy)
+    metrics = list(primary_aggregate(samples, of(grader_names[0])))
     for name in grader_names[1:]:
         aggregate = getattr(registry.lookup("graders", name), "aggregate", None)
         if aggregate is not None:

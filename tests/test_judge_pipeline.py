@@ -221,6 +221,24 @@ def test_cascade_sends_only_unsettled_items(imported: tuple[Path, list[str]]) ->
         assert len(server.bodies) == 567
 
 
+def test_math_critique_in_place_of_the_task_judge_with_the_answer_grader_beside_it(
+    imported: tuple[Path, list[str]],
+) -> None:
+    cwd, answers = imported
+    with ScriptedServer(lambda body, _: f"步骤正确。\n评分：[[{score_of(judged_answer(body))}]]") as server:
+        result = grade(cwd, server.url, "--limit", "8", "--graders", "math-critique,answer")
+        assert result.returncode == 0, result.stderr
+        assert all("评分：[[分数]]" in b["messages"][0]["content"] for b in server.bodies)
+    s = summary(cwd)
+    expected = [score_of(a) for a in answers[:8]]
+    assert s["graders"] == ["math-critique", "answer"]
+    assert s["by_name"]["overall"]["value"] == pytest.approx(sum(expected) / 8)  # MathUserEval's own aggregation
+    assert s["by_name"]["hard_split"]["value"] == pytest.approx(sum(v >= 7 for v in expected) / 8)
+    assert s["by_name"]["answer/accuracy"]["n"] == 8
+    grades = read_jsonl(cwd / RUN / "grades.jsonl")
+    assert Counter(g["grader"] for g in grades) == {"math-critique": 8, "answer": 8}
+
+
 def test_run_with_a_judge_generates_then_judges(tmp_path: Path, shared_data: Path) -> None:
     """``mue-eval run`` on a judged task: the model under test and the judge are both served models."""
 
