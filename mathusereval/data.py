@@ -28,12 +28,12 @@ def resolve_data_dir(explicit: str | os.PathLike[str] | None) -> Path | None:
 
 
 def find_data_file(data_dir: Path | None, relative: str, task: str) -> Path:
-    """The file `relative` inside the data directory, or an error saying what to set."""
+    """The file `relative` inside the data directory; without one, the verified cached download of its
+    official source (`mathusereval.sources`), or an error saying what to set."""
     if data_dir is None:
-        raise DataError(
-            f"task {task!r} needs {relative}: pass --data-dir DIR or set ${DATA_DIR_ENV} to a directory "
-            f"holding {relative} (upstream file names, as in ../shared/data)"
-        )
+        from .sources import fetch
+
+        return fetch(relative, task)
     path = data_dir / relative
     if not path.is_file():
         raise DataError(f"task {task!r}: expected data file {path} is missing")

@@ -101,6 +101,7 @@ def build_manifest(
         backend_config=backend_config,
         params=params.to_json(),
         data_sha256=loaded.sha256,
+        data_source=loaded.source,
         prompt_sha256=task.prompt_sha256,
         fingerprint=fingerprint,
         mathusereval_version=__version__,

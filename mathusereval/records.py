@@ -220,6 +220,8 @@ class RunManifest:
     host: JsonDict = field(default_factory=dict)
     versions: JsonDict = field(default_factory=dict)
     graders: tuple[str, ...] = ()
+    data_source: str = ""
+    """Where the data was read: a data-dir file, or the verified download cache of the official source."""
     judges: JsonDict = field(default_factory=dict)
     """Per judge grader: judge model, backend, prompt hash, settings. Not in `fingerprint`: re-judging a
     run with another judge keeps its answers."""

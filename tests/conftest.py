@@ -35,6 +35,10 @@ def run_cli(
     """Run the installed ``mue-eval`` in `cwd` (never the repo root, whose folders would shadow the package)."""
     full_env = {**os.environ, "COLUMNS": "200"}
     full_env.pop("MUE_DATA_DIR", None)  # only what a test passes counts
+    # downloads go to a per-test cache and, unless a test serves a mirror, to a closed loopback port:
+    # no test touches the user's cache or the internet
+    full_env["MUE_CACHE_DIR"] = str(cwd / ".mue-cache")
+    full_env["MUE_DATA_MIRROR"] = "http://127.0.0.1:9"
     full_env.update(env or {})
     return subprocess.run(
         [str(MUE_EVAL), *args],

@@ -1,0 +1,148 @@
+"""The benchmark files' official sources, pinned by sha256, downloaded once into a cache.
+
+Used when no data directory is given. A file is downloaded to a temporary name, checked against its pin
+and only then moved into the cache; a cached file is checked again on every load. A mismatch is refused
+with both digests named, and nothing is cached.
+
+Pins and revisions (shared/data/*/PROVENANCE.md, where each digest was checked against upstream):
+
+- GSM8K: openai/grade-school-math @ 3101c7d5, the original release (the hub's ``openai/gsm8k`` is a
+  parquet conversion of this file).
+- MATH-500: HuggingFaceH4/MATH-500 @ ff5b2025 ``test.jsonl``; the pin is the Git-LFS oid of PRM800K's
+  ``math_splits/test.jsonl``, which that hub file re-uploads (same 447 kB).
+- MathUserEval: THUDM/ChatGLM-Math @ b0d49c7b. AlignBench: THUDM/AlignBench @ 5b79d4a8 (v1.1) and
+  @ acf7a469 (v1.0, the last commit before v1.1, with the PR #18 fix).
+
+The full MATH test set has no single upstream file (hendrycks ships a tarball of 12,500 JSON files; the hub
+has per-subject parquet), so ``math`` needs a data directory for now.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .data import DATA_DIR_ENV, sha256_file
+from .errors import DataError
+
+CACHE_ENV = "MUE_CACHE_DIR"
+MIRROR_ENV = "MUE_DATA_MIRROR"
+"""A base URL serving the same relative file names (``$MUE_DATA_MIRROR/gsm8k/test.jsonl``): an internal
+mirror, or a test server. Pins still apply."""
+MAX_BYTES = 64 << 20  # the largest pinned file is under 1 MB; anything near this is not the file
+
+
+@dataclass(frozen=True)
+class OfficialFile:
+    relative: str
+    url: str
+    sha256: str
+
+
+_GH = "https://raw.githubusercontent.com"
+OFFICIAL = {
+    f.relative: f
+    for f in (
+        OfficialFile(
+            "gsm8k/test.jsonl",
+            f"{_GH}/openai/grade-school-math/3101c7d5072418e28b9008a6636bde82a006892c/grade_school_math/data/test.jsonl",
+            "3730d312f6e3440559ace48831e51066acaca737f6eabec99bccb9e4b3c39d14",
+        ),
+        OfficialFile(
+            "math/math500_test.jsonl",
+            "https://huggingface.co/datasets/HuggingFaceH4/MATH-500/resolve/ff5b20257d8185524591543f8ff5993951537bb8/test.jsonl",
+            "35dc41080a3680858b27fa7e0533d2d547825316fc5dafe5d316f4ccc5a06132",
+        ),
+        OfficialFile(
+            "mathusereval/math-user-eval.jsonl",
+            f"{_GH}/THUDM/ChatGLM-Math/b0d49c7bd40f244b8dda1676b13cc89603cda315/data/math-user-eval.jsonl",
+            "8e2cf74be30a235aa18ad0acf4edc7212822c5b5dc363d8ceaea5bbc63281888",
+        ),
+        OfficialFile(
+            "alignbench/data_v1.1_release.jsonl",
+            f"{_GH}/THUDM/AlignBench/5b79d4a84e566db26e755c719935c62a0e1b0527/data/data_v1.1_release.jsonl",
+            "6ad5cdb2d552d2557aca18d0dcabaf19ff59fd18bef98eef880296c0478bbd11",
+        ),
+        OfficialFile(
+            "alignbench/data_release_v1.0.jsonl",
+            f"{_GH}/THUDM/AlignBench/acf7a46918102ccd58f591cb0cad9fe6f10b0000/data/data_release.jsonl",
+            "14a008e7851b536e64211f32dacffc90f45dcc176585a0e249ee0ebc94e9109c",
+        ),
+    )
+}
+
+
+def cache_dir() -> Path:
+    raw = os.environ.get(CACHE_ENV) or os.path.join(os.environ.get("XDG_CACHE_HOME") or "~/.cache", "mathusereval")
+    return Path(raw).expanduser() / "data"
+
+
+def _url(official: OfficialFile) -> str:
+    mirror = os.environ.get(MIRROR_ENV)
+    return f"{mirror.rstrip('/')}/{official.relative}" if mirror else official.url
+
+
+def _download(url: str, target: Path) -> str:
+    """Stream `url` into `target`; return its sha256. Network trouble raises OSError-like httpx errors."""
+    import hashlib
+
+    import httpx
+
+    digest = hashlib.sha256()
+    size = 0
+    with httpx.stream("GET", url, follow_redirects=True, timeout=60.0) as response:
+        response.raise_for_status()
+        with target.open("wb") as fh:
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > MAX_BYTES:
+                    raise DataError(f"{url}: larger than {MAX_BYTES >> 20} MiB, which no pinned file is; refused")
+                digest.update(chunk)
+                fh.write(chunk)
+    return digest.hexdigest()
+
+
+def fetch(relative: str, task: str) -> Path:
+    """The verified cached copy of the official `relative` file, downloading it on first use."""
+    import httpx
+
+    official = OFFICIAL.get(relative)
+    if official is None:
+        raise DataError(
+            f"task {task!r} needs {relative}, which has no pinned download: pass --data-dir DIR or set "
+            f"${DATA_DIR_ENV} to a directory holding {relative} (upstream file names, as in ../shared/data)"
+        )
+    path = cache_dir() / relative
+    if path.is_file():
+        digest = sha256_file(path)
+        if digest != official.sha256:
+            raise DataError(
+                f"cached {path} has sha256 {digest}, not the pinned {official.sha256}; it was not used. "
+                "Delete it to download it again"
+            )
+        return path
+    url = _url(official)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        try:
+            digest = _download(url, tmp)
+        except (httpx.HTTPError, OSError) as exc:
+            raise DataError(
+                f"task {task!r} needs {relative} and could not download it from {url} "
+                f"({exc.__class__.__name__}: {exc}); pass --data-dir DIR or set ${DATA_DIR_ENV} to a directory "
+                f"holding {relative}"
+            ) from exc
+        if digest != official.sha256:
+            raise DataError(
+                f"downloaded {url}: sha256 {digest} does not match the pinned {official.sha256}; refused and "
+                "not cached (upstream changed the file, or something between altered it)"
+            )
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
