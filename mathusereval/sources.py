@@ -51,6 +51,11 @@ OFFICIAL = {
             "3730d312f6e3440559ace48831e51066acaca737f6eabec99bccb9e4b3c39d14",
         ),
         OfficialFile(
+            "gsm8k/train.jsonl",  # few-shot exemplars of gsm8k-5shot and gsm8k-cot-8shot
+            f"{_GH}/openai/grade-school-math/3101c7d5072418e28b9008a6636bde82a006892c/grade_school_math/data/train.jsonl",
+            "17f347dc51477c50d4efb83959dbb7c56297aba886e5544ee2aaed3024813465",
+        ),
+        OfficialFile(
             "math/math500_test.jsonl",
             "https://huggingface.co/datasets/HuggingFaceH4/MATH-500/resolve/ff5b20257d8185524591543f8ff5993951537bb8/test.jsonl",
             "35dc41080a3680858b27fa7e0533d2d547825316fc5dafe5d316f4ccc5a06132",

@@ -1,13 +1,24 @@
-"""gsm8k: grade-school math word problems, test split (1319 items).
+"""gsm8k: grade-school math word problems, test split (1319 items), and its few-shot prompt variants.
 
 Data: openai/grade-school-math ``grade_school_math/data/test.jsonl`` (fields ``question``, ``answer``);
 the gold is the text after ``#### `` with thousands commas removed, as upstream's ``extract_answer`` does
-(shared/docs PROVENANCE for gsm8k). Default prompt: zero-shot, final answer boxed.
+(shared/docs PROVENANCE for gsm8k).
+
+Prompts, one task each (so their runs never mix):
+- ``gsm8k``: zero-shot chat prompt, final answer boxed (default).
+- ``gsm8k-5shot``: "Question: …\nAnswer: …" with the answer in the dataset's own ``#### n`` format, as
+  lm-eval's gsm8k task; the first 5 rows of the train split (lm-eval samples 5 at random).
+- ``gsm8k-cot-8shot``: the chain-of-thought format of Wei et al. (2022), "Q: …\nA: <reasoning> The answer
+  is n."; the first 8 train rows, calculator annotations ``<<48/2=24>>`` removed (see tasks/prompts.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from mathusereval.data import find_data_file, read_jsonl, sha256_file
 from mathusereval.errors import DataError
@@ -16,27 +27,58 @@ from mathusereval.records import GenerationParams, Sample
 from mathusereval.registry import register
 from mathusereval.task import LoadedData, Task, user_turn
 
-from .prompts import BOXED_COT
+from .prompts import BOXED_COT, train_rows
 
 DATA_FILE = "gsm8k/test.jsonl"
+TRAIN_FILE = "gsm8k/train.jsonl"
+TRAIN_SHA256 = "17f347dc51477c50d4efb83959dbb7c56297aba886e5544ee2aaed3024813465"  # PROVENANCE.md
+_ANNOTATION = re.compile(r"<<[^>]*>>")
 
 
-def load(data_dir: Path | None) -> LoadedData:
-    path = find_data_file(data_dir, DATA_FILE, "gsm8k")
-    samples: list[Sample] = []
-    for lineno, row in read_jsonl(path, required=("question", "answer")):
-        if "####" not in row["answer"]:
-            raise DataError(f"{path}:{lineno}: field 'answer' has no '#### <number>' final line")
-        gold = row["answer"].rsplit("####", 1)[1].strip().replace(",", "")
-        samples.append(
-            Sample(
-                task="gsm8k",
-                id=f"test-{len(samples):04d}",
-                messages=user_turn(BOXED_COT.format(question=row["question"])),
-                reference=gold,
+def _exemplars(data_dir: Path | None, k: int, task: str) -> list[dict[str, Any]]:
+    return train_rows(data_dir, TRAIN_FILE, TRAIN_SHA256, task, ("question", "answer"))[:k]
+
+
+def five_shot_prefix(data_dir: Path | None) -> str:
+    shots = _exemplars(data_dir, 5, "gsm8k-5shot")
+    return "".join(f"Question: {r['question']}\nAnswer: {r['answer']}\n\n" for r in shots)
+
+
+def cot_prefix(data_dir: Path | None) -> str:
+    parts = []
+    for row in _exemplars(data_dir, 8, "gsm8k-cot-8shot"):
+        reasoning, final = row["answer"].rsplit("####", 1)
+        steps = " ".join(_ANNOTATION.sub("", reasoning).split())
+        parts.append(f"Q: {row['question']}\nA: {steps} The answer is {final.strip()}.\n\n")
+    return "".join(parts)
+
+
+def loader(
+    task: str, prefix: Callable[[Path | None], str] | None, template: str
+) -> Callable[[Path | None], LoadedData]:
+    def load(data_dir: Path | None) -> LoadedData:
+        path = find_data_file(data_dir, DATA_FILE, task)
+        head = prefix(data_dir) if prefix is not None else ""
+        samples: list[Sample] = []
+        for lineno, row in read_jsonl(path, required=("question", "answer")):
+            if "####" not in row["answer"]:
+                raise DataError(f"{path}:{lineno}: field 'answer' has no '#### <number>' final line")
+            gold = row["answer"].rsplit("####", 1)[1].strip().replace(",", "")
+            samples.append(
+                Sample(
+                    task=task,
+                    id=f"test-{len(samples):04d}",
+                    messages=user_turn(head + template.format(question=row["question"])),
+                    reference=gold,
+                    metadata={"question": row["question"]},  # what an LLM judge is shown
+                )
             )
-        )
-    return LoadedData(samples=samples, sha256=sha256_file(path), source=str(path))
+        return LoadedData(samples=samples, sha256=sha256_file(path), source=str(path))
+
+    return load
+
+
+load = loader("gsm8k", None, BOXED_COT)
 
 
 TASK = Task(
@@ -49,4 +91,21 @@ TASK = Task(
     params=GenerationParams(temperature=0.0, max_tokens=1024),
     description="GSM8K test (1319), zero-shot boxed answer",
 )
-register("tasks", TASK.name, TASK)
+FIVE_SHOT = dataclasses.replace(
+    TASK,
+    name="gsm8k-5shot",
+    load=loader("gsm8k-5shot", five_shot_prefix, "Question: {question}\nAnswer:"),
+    prompt_template=f"5 x Question/Answer, {TRAIN_FILE} rows 1-5 ({TRAIN_SHA256})\nQuestion: {{question}}\nAnswer:",
+    params=GenerationParams(temperature=0.0, max_tokens=512, stop=("Question:", "\n\n\n")),
+    description="GSM8K test (1319), 5-shot Question/Answer with #### answers",
+)
+COT_8SHOT = dataclasses.replace(
+    TASK,
+    name="gsm8k-cot-8shot",
+    load=loader("gsm8k-cot-8shot", cot_prefix, "Q: {question}\nA:"),
+    prompt_template=f"8 x Q/A chain of thought, {TRAIN_FILE} rows 1-8 ({TRAIN_SHA256})\nQ: {{question}}\nA:",
+    params=GenerationParams(temperature=0.0, max_tokens=512, stop=("Q:", "\n\n\n")),
+    description="GSM8K test (1319), 8-shot chain of thought (Q/A, 'The answer is n.')",
+)
+for _task in (TASK, FIVE_SHOT, COT_8SHOT):
+    register("tasks", _task.name, _task)

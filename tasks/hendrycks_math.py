@@ -7,12 +7,18 @@ answers are \\boxed{-2} and \\boxed{1}", graders.md §1), which are kept togethe
 keeping only the last box as hendrycks and lm-eval do.
 ``math/math500_test.jsonl`` (PRM800K's split, "Let's Verify Step by Step") has the curated ``answer``,
 ``subject`` and an integer ``level``. Accuracy is reported overall, per subject and per level.
+
+Prompts, one task each: ``math`` / ``math500`` zero-shot with a boxed answer (default), and
+``math-minerva-4shot`` / ``math500-minerva-4shot`` in Minerva's format ("Problem:\n…\n\nSolution:" and
+"Final Answer: The final answer is X. I hope it is correct."), as lm-eval's minerva_math. Its 4 exemplars
+come from ``math/train.jsonl`` by a fixed rule (see tasks/prompts.py): the first row of Algebra, Counting &
+Probability, Number Theory and Precalculus whose solution has one box and at most 400 characters.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mathusereval.data import find_data_file, read_jsonl, sha256_file
@@ -23,16 +29,44 @@ from mathusereval.records import GenerationParams, Grade, MetricValue, Sample
 from mathusereval.registry import register
 from mathusereval.task import LoadedData, Task, user_turn
 
-from .prompts import BOXED_COT
+from .prompts import BOXED_COT, train_rows
+
+TRAIN_FILE = "math/train.jsonl"
+TRAIN_SHA256 = "00aa30008a611172529ab775ed6f3af9efd32974625b19181c3ebfc724134e52"  # PROVENANCE.md
+MINERVA_SUBJECTS = ("Algebra", "Counting & Probability", "Number Theory", "Precalculus")
+MINERVA_QUERY = "Problem:\n{question}\n\nSolution:"
+MINERVA_FINAL = "Final Answer: The final answer is ${answer}$. I hope it is correct."
 
 
-def _sample(task: str, row: dict[str, object], reference: str, subject: str, level: int | None) -> Sample:
+def minerva_prefix(data_dir: Path | None, task: str) -> str:
+    rows = train_rows(data_dir, TRAIN_FILE, TRAIN_SHA256, task, ("problem", "type", "solution"))
+    parts = []
+    for subject in MINERVA_SUBJECTS:
+        row = next(
+            r
+            for r in rows
+            if r["type"] == subject and r["solution"].count("\\boxed") == 1 and len(r["solution"]) <= 400
+        )
+        box = last_box_group(row["solution"])
+        assert box is not None
+        solution = MINERVA_FINAL.format(answer=box[1])
+        parts.append(MINERVA_QUERY.format(question=row["problem"]) + f"\n{row['solution']}\n{solution}\n\n")
+    return "".join(parts)
+
+
+def _sample(
+    task: str, row: dict[str, object], reference: str, subject: str, level: int | None, head: str | None
+) -> Sample:
+    if head is None:
+        prompt = BOXED_COT.format(question=row["problem"])
+    else:
+        prompt = head + MINERVA_QUERY.format(question=row["problem"])
     return Sample(
         task=task,
         id=str(row["unique_id"]),
-        messages=user_turn(BOXED_COT.format(question=row["problem"])),
+        messages=user_turn(prompt),
         reference=reference,
-        metadata={"subject": subject, "level": level},
+        metadata={"subject": subject, "level": level, "question": row["problem"]},
     )
 
 
@@ -41,24 +75,32 @@ def _level(raw: object) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def load_math(data_dir: Path | None) -> LoadedData:
-    path = find_data_file(data_dir, "math/test.jsonl", "math")
-    samples: list[Sample] = []
-    for lineno, row in read_jsonl(path, required=("problem", "level", "type", "solution", "unique_id")):
-        boxed = last_box_group(row["solution"])
-        if boxed is None:
-            raise DataError(f"{path}:{lineno}: field 'solution' has no \\boxed{{}} answer")
-        samples.append(_sample("math", row, boxed[1], row["type"], _level(row["level"])))
-    return LoadedData(samples=samples, sha256=sha256_file(path), source=str(path))
+def math_loader(task: str, minerva: bool) -> Callable[[Path | None], LoadedData]:
+    def load(data_dir: Path | None) -> LoadedData:
+        path = find_data_file(data_dir, "math/test.jsonl", task)
+        head = minerva_prefix(data_dir, task) if minerva else None
+        samples: list[Sample] = []
+        for lineno, row in read_jsonl(path, required=("problem", "level", "type", "solution", "unique_id")):
+            boxed = last_box_group(row["solution"])
+            if boxed is None:
+                raise DataError(f"{path}:{lineno}: field 'solution' has no \\boxed{{}} answer")
+            samples.append(_sample(task, row, boxed[1], row["type"], _level(row["level"]), head))
+        return LoadedData(samples=samples, sha256=sha256_file(path), source=str(path))
+
+    return load
 
 
-def load_math500(data_dir: Path | None) -> LoadedData:
-    path = find_data_file(data_dir, "math/math500_test.jsonl", "math500")
-    samples = [
-        _sample("math500", row, row["answer"], row["subject"], _level(row["level"]))
-        for _, row in read_jsonl(path, required=("problem", "answer", "subject", "level", "unique_id"))
-    ]
-    return LoadedData(samples=samples, sha256=sha256_file(path), source=str(path))
+def math500_loader(task: str, minerva: bool) -> Callable[[Path | None], LoadedData]:
+    def load(data_dir: Path | None) -> LoadedData:
+        path = find_data_file(data_dir, "math/math500_test.jsonl", task)
+        head = minerva_prefix(data_dir, task) if minerva else None
+        samples = [
+            _sample(task, row, row["answer"], row["subject"], _level(row["level"]), head)
+            for _, row in read_jsonl(path, required=("problem", "answer", "subject", "level", "unique_id"))
+        ]
+        return LoadedData(samples=samples, sha256=sha256_file(path), source=str(path))
+
+    return load
 
 
 def aggregate(samples: Sequence[Sample], grades: Sequence[Grade]) -> list[MetricValue]:
@@ -75,7 +117,7 @@ def aggregate(samples: Sequence[Sample], grades: Sequence[Grade]) -> list[Metric
 MATH = Task(
     name="math",
     version="2",  # 2: several boxed answers in a solution form the gold together
-    load=load_math,
+    load=math_loader("math", minerva=False),
     prompt_template=BOXED_COT,
     graders=("answer",),
     aggregate=aggregate,
@@ -83,7 +125,28 @@ MATH = Task(
     description="MATH test (5000), zero-shot boxed answer",
 )
 MATH500 = dataclasses.replace(
-    MATH, name="math500", load=load_math500, description="MATH-500 (PRM800K split), zero-shot boxed answer"
+    MATH,
+    name="math500",
+    load=math500_loader("math500", minerva=False),
+    description="MATH-500 (PRM800K split), zero-shot boxed answer",
 )
-register("tasks", MATH.name, MATH)
-register("tasks", MATH500.name, MATH500)
+_MINERVA_TEMPLATE = f"4 x Minerva exemplars, {TRAIN_FILE} ({TRAIN_SHA256})\n{MINERVA_QUERY}\n{MINERVA_FINAL}"
+_MINERVA_PARAMS = GenerationParams(temperature=0.0, max_tokens=2048, stop=("Problem:",))
+MATH_MINERVA = dataclasses.replace(
+    MATH,
+    name="math-minerva-4shot",
+    load=math_loader("math-minerva-4shot", minerva=True),
+    prompt_template=_MINERVA_TEMPLATE,
+    params=_MINERVA_PARAMS,
+    description="MATH test (5000), Minerva 4-shot format",
+)
+MATH500_MINERVA = dataclasses.replace(
+    MATH500,
+    name="math500-minerva-4shot",
+    load=math500_loader("math500-minerva-4shot", minerva=True),
+    prompt_template=_MINERVA_TEMPLATE,
+    params=_MINERVA_PARAMS,
+    description="MATH-500, Minerva 4-shot format",
+)
+for _task in (MATH, MATH500, MATH_MINERVA, MATH500_MINERVA):
+    register("tasks", _task.name, _task)

@@ -1,0 +1,86 @@
+"""Prompt rendering snapshots: the exact text each task sends, pinned by hash (no benchmark text is
+committed), plus the structure of the few-shot variants and the pin on their exemplar files."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mathusereval import registry
+from mathusereval.errors import DataError
+from mathusereval.graders import grade_answer
+
+# task, items, sha256[:16] of the first and last prompts, sha256[:16] of the task's prompt template
+SNAPSHOTS = [
+    ("alignbench", 683, "544ed2d1841c8bae", "de515c93c565ec1d", "c7f23806fe4459a7"),
+    ("alignbench-v1.0", 683, "544ed2d1841c8bae", "de515c93c565ec1d", "c7f23806fe4459a7"),
+    ("demo", 25, "8345a49fc83d3ef8", "73cc813654defae8", "22ef13b0243017e7"),
+    ("gsm8k", 1319, "ae94e72dffe34ce5", "2da7c8019f9c07f6", "22ef13b0243017e7"),
+    ("gsm8k-5shot", 1319, "ea821015b5b035b5", "25b75107f45f3bc1", "182843ff5a51456a"),
+    ("gsm8k-cot-8shot", 1319, "6734f50b107e3f71", "b63368b7f1c526d4", "ac68ff278f77711f"),
+    ("math", 5000, "437800cf430e119c", "b7e79658f647136c", "22ef13b0243017e7"),
+    ("math-minerva-4shot", 5000, "fe779708fdd63f76", "eba5294c3f428243", "3f4d568965851734"),
+    ("math500", 500, "53f3535109000111", "a2e821fd810e55cd", "22ef13b0243017e7"),
+    ("math500-minerva-4shot", 500, "5fd8e64c89e27789", "9b3ecf63e5a7d073", "3f4d568965851734"),
+    ("mathusereval", 567, "f15144a4a775f078", "06e8fab1cd502839", "bf085a6e12c9d0e2"),
+]
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def test_every_task_has_a_snapshot() -> None:
+    assert sorted(registry.names("tasks")) == sorted(row[0] for row in SNAPSHOTS)
+
+
+@pytest.mark.parametrize(("name", "count", "first", "last", "template"), SNAPSHOTS)
+def test_prompt_snapshot(shared_data: Path, name: str, count: int, first: str, last: str, template: str) -> None:
+    task = registry.lookup("tasks", name)
+    samples = task.load(shared_data).samples
+    assert len(samples) == count
+    assert all(len(s.messages) == 1 and s.messages[0]["role"] == "user" for s in samples)
+    assert (_digest(samples[0].messages[0]["content"]), _digest(samples[-1].messages[0]["content"])) == (first, last)
+    assert task.prompt_sha256[:16] == template
+
+
+def test_few_shot_structure(shared_data: Path) -> None:
+    def first_prompt(name: str) -> str:
+        return str(registry.lookup("tasks", name).load(shared_data).samples[0].messages[0]["content"])
+
+    five = first_prompt("gsm8k-5shot")
+    assert five.count("Question: ") == 6 and five.count("\n#### ") == 5 and five.endswith("\nAnswer:")
+    cot = first_prompt("gsm8k-cot-8shot")
+    assert cot.count("Q: ") == 9 and cot.count(" The answer is ") == 8 and "<<" not in cot and cot.endswith("\nA:")
+    minerva = first_prompt("math500-minerva-4shot")
+    assert minerva.count("Problem:\n") == 5 and minerva.count("I hope it is correct.") == 4
+    assert minerva.endswith("\n\nSolution:")
+    assert registry.lookup("tasks", "gsm8k-5shot").params.stop == ("Question:", "\n\n\n")
+    assert registry.lookup("tasks", "math-minerva-4shot").params.stop == ("Problem:",)
+    # each format's answer line is what the answer grader reads
+    assert grade_answer("18", "9 * 2 = 18 dollars.\n#### 18").correct
+    assert grade_answer("18", "She makes 9 * 2 = 18 dollars. The answer is 18.").correct
+    assert grade_answer(
+        "\\frac{1}{2}", "...\nFinal Answer: The final answer is $\\frac12$. I hope it is correct."
+    ).correct
+
+
+def test_zero_shot_tasks_keep_the_raw_question_for_judges(shared_data: Path) -> None:
+    for name in ("gsm8k", "gsm8k-5shot", "math500", "math-minerva-4shot"):
+        sample = registry.lookup("tasks", name).load(shared_data).samples[0]
+        assert sample.metadata["question"] in sample.messages[0]["content"]
+        assert not sample.metadata["question"].startswith(("Question:", "Problem:"))
+
+
+def test_a_different_exemplar_file_is_refused(tmp_path: Path, shared_data: Path) -> None:
+    for sub in ("gsm8k", "math"):
+        shutil.copytree(shared_data / sub, tmp_path / sub)
+    train = tmp_path / "gsm8k" / "train.jsonl"
+    train.chmod(0o644)
+    train.write_text(train.read_text(encoding="utf-8").replace("Natalia", "Natasha", 1), encoding="utf-8")
+    with pytest.raises(DataError, match=r"train\.jsonl: sha256 \w+ is not the pinned 17f347dc.*few-shot exemplars"):
+        registry.lookup("tasks", "gsm8k-cot-8shot").load(tmp_path)
+    assert len(registry.lookup("tasks", "gsm8k").load(tmp_path).samples) == 1319  # zero-shot does not need it
