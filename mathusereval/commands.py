@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,28 @@ def _failed(results: Sequence[RunResult]) -> bool:
     )
 
 
+@asynccontextmanager
+async def _judge_role(judge: JudgeSettings | None) -> AsyncIterator[JudgeRole | None]:
+    """The judge backend of one invocation, shared by all its tasks: built, checked, closed at the end."""
+    if judge is None:
+        yield None
+        return
+    role = JudgeRole(judge, _make_backend(judge.spec))
+    try:
+        await _check(role.backend)
+        yield role
+    finally:
+        await role.backend.aclose()
+
+
+def _leaderboard(results: Sequence[RunResult]) -> int:
+    """Print the table of this invocation's runs; the exit code (1 when anything is left to redo)."""
+    from .leaderboard import build_table, print_table
+
+    print_table(build_table(results))
+    return 1 if _failed(results) else 0
+
+
 async def evaluate(
     *,
     spec: ModelSpec,
@@ -85,52 +108,36 @@ async def evaluate(
     judge: JudgeSettings | None = None,
 ) -> int:
     """``mue-eval run``: every task on one model, then the leaderboard of these runs."""
-    from .leaderboard import build_table, print_table
-
     tasks: list[Task] = [registry.lookup("tasks", name) for name in task_names]  # unknown names fail first
     _check_graders(tasks, options.graders, judge)
     engine = _make_backend(spec)
-    judge_role = JudgeRole(judge, _make_backend(judge.spec)) if judge is not None else None
     results: list[RunResult] = []
     try:
         await _check(engine)
-        if judge_role is not None:
-            await _check(judge_role.backend)
-        for task in tasks:
-            result = await run_task(task, spec, engine, options, judge_role)
-            results.append(result)
-            _report(result)
+        async with _judge_role(judge) as judge_role:
+            for task in tasks:
+                result = await run_task(task, spec, engine, options, judge_role)
+                results.append(result)
+                _report(result)
     finally:
         await engine.aclose()
-        if judge_role is not None:
-            await judge_role.backend.aclose()
-    print_table(build_table(results))
-    return 1 if _failed(results) else 0
+    return _leaderboard(results)
 
 
 async def grade(directories: Sequence[Path], options: RunOptions, judge: JudgeSettings | None = None) -> int:
     """``mue-eval grade RUN_DIR...``: grade stored answers again, e.g. with another judge."""
-    from .leaderboard import build_table, print_table
-
     for directory in directories:
         manifest = RunStore(directory).existing_manifest()
         if manifest is None:
             raise ConfigError(f"{directory} is not a run directory (no manifest.json)")
         _check_graders([registry.lookup("tasks", manifest.task)], options.graders or manifest.graders, judge)
-    judge_role = JudgeRole(judge, _make_backend(judge.spec)) if judge is not None else None
     results = []
-    try:
-        if judge_role is not None:
-            await _check(judge_role.backend)
+    async with _judge_role(judge) as judge_role:
         for directory in directories:
             result = await regrade(directory, options, judge_role)
             results.append(result)
             _report(result)
-    finally:
-        if judge_role is not None:
-            await judge_role.backend.aclose()
-    print_table(build_table(results))
-    return 1 if _failed(results) else 0
+    return _leaderboard(results)
 
 
 @dataclass

@@ -97,28 +97,6 @@ def count_outcomes(
     }
 
 
-def grade_backlog(
-    graders: dict[str, Grader],
-    items: list[tuple[Sample, Generation]],
-    grades: dict[tuple[str, int, str], Grade],
-    store: RunStore,
-) -> None:
-    """Graders that can grade many items at once (``grade_batch``, e.g. on all cores) take the backlog
-    of a resumed run in one call; the rest are graded item by item as before."""
-    for name, grader in graders.items():
-        batch = getattr(grader, "grade_batch", None)
-        todo = [(s, g) for s, g in items if (s.id, g.n_index, name) not in grades]
-        if batch is None or len(todo) < 2:
-            continue
-        try:
-            results: list[Grade] = batch(todo)
-        except Exception:  # noqa: BLE001 - fall back to one-by-one grading, which records per-item errors
-            continue
-        for grade in results:
-            grades[(grade.sample_id, grade.n_index, name)] = grade
-            store.add_grade(grade)
-
-
 class Grading:
     """The grading phases of one run, shared by `run_task` and `regrade`."""
 
@@ -163,6 +141,24 @@ class Grading:
         return [
             (s, g) for s, g in self._answers() if any((s.id, g.n_index, name) not in self.grades for name in self.rules)
         ]
+
+    def grade_backlog(self, backlog: list[tuple[Sample, Generation]], bars: Progress) -> None:
+        """Rule-grade the backlog: graders that can grade many items at once (``grade_batch``, e.g. on all
+        cores) take it in one call; the rest, and any batch that fails, go item by item."""
+        for name, grader in self.rules.items():
+            batch = getattr(grader, "grade_batch", None)
+            todo = [(s, g) for s, g in backlog if (s.id, g.n_index, name) not in self.grades]
+            if batch is None or len(todo) < 2:
+                continue
+            try:
+                results: list[Grade] = batch(todo)
+            except Exception:  # noqa: BLE001 - one-by-one grading below records per-item errors
+                continue
+            for grade in results:
+                self.record(grade)
+        for sample, generation in backlog:
+            self.rule_grade(sample, generation)
+            bars.advance("grade")
 
     async def judge_all(self, bars: Progress) -> None:
         """Every answer whose judge grade is missing or stale goes to the judge."""

@@ -214,19 +214,19 @@ class JudgeRole:
             params = self.settings.params(attempt)
             replies: dict[tuple[str, int], tuple[str, Generation]] = {}
             to_send: dict[str, Item] = {}
+            requests: list[Request] = []
             for sample, generation in pending:
-                key = self._key(judge, judge.messages(sample, generation), params, attempt)
+                messages = judge.messages(sample, generation)
+                key = self._key(judge, messages, params, attempt)
                 stored = cache.get(key)
                 if stored is not None and stored.generation.ok:
                     replies[(sample.id, generation.n_index)] = (key, stored.generation)
                     usage.cached += 1
                 else:
+                    if key not in to_send:
+                        requests.append(Request(Sample(f"judge/{judge.name}", key, messages, ""), attempt))
                     to_send[key] = (sample, generation)
             if to_send and not self.over_budget():
-                requests = [
-                    Request(Sample(f"judge/{judge.name}", key, judge.messages(*item), ""), attempt)
-                    for key, item in to_send.items()
-                ]
                 stream = self.backend.generate(requests, params)
                 try:
                     async for reply in stream:

@@ -25,7 +25,7 @@ from . import registry
 from .__about__ import __version__
 from .backends import Backend, ModelSpec
 from .errors import ConfigError, DataError
-from .grading import Grading, compute_metrics, count_outcomes, grade_backlog, resolve_graders
+from .grading import Grading, compute_metrics, count_outcomes, resolve_graders
 from .judging import JudgeRole, JudgeUsage
 from .progress import Progress
 from .records import GenerationParams, MetricValue, Request, RunManifest, Sample
@@ -189,10 +189,7 @@ async def run_task(
         with Progress(options.progress, f"{spec.slug}/{task.name}") as bars:
             bars.add("generate", len(todo))
             bars.add("grade", len(todo) + len(backlog))
-            grade_backlog(grading.rules, backlog, grading.grades, store)
-            for sample, generation in backlog:
-                grading.rule_grade(sample, generation)
-                bars.advance("grade")
+            grading.grade_backlog(backlog, bars)
             for group_params, group in _group_by_params(todo, params, options.overrides).items():
                 async for generation in backend.generate(group, group_params):
                     store.add_generation(generation)
@@ -234,10 +231,7 @@ async def regrade(directory: Path, options: RunOptions, judge_role: JudgeRole | 
         backlog = grading.rule_backlog()
         with Progress(options.progress, f"{directory.name}") as bars:
             bars.add("grade", len(backlog))
-            grade_backlog(grading.rules, backlog, grading.grades, store)
-            for sample, generation in backlog:
-                grading.rule_grade(sample, generation)
-                bars.advance("grade")
+            grading.grade_backlog(backlog, bars)
             await grading.judge_all(bars)
         return _finish(task, manifest, grading, options, {"reused": len(samples) * n})
     finally:

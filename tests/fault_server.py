@@ -15,11 +15,13 @@ import re
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from .loopback import LoopbackServer
 
-class FaultServer:
+
+class FaultServer(LoopbackServer):
     def __init__(self) -> None:
         self.requests: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -79,15 +81,4 @@ class FaultServer:
                     time.sleep(5)
                     self._send(200, b"{}")
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> FaultServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)

@@ -13,8 +13,10 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from .loopback import LoopbackServer
 
 Script = Callable[[dict[str, Any], int], "str | int"]
 _ANSWER = re.compile(r"\[助手的(?:答案|回答)开始\]\n(.*)\n\[助手的(?:答案|回答)结束\]", re.DOTALL)
@@ -27,7 +29,7 @@ def judged_answer(body: dict[str, Any]) -> str:
     return match.group(1)
 
 
-class ScriptedServer:
+class ScriptedServer(LoopbackServer):
     def __init__(self, script: Script) -> None:
         self.script = script
         self.bodies: list[dict[str, Any]] = []
@@ -73,15 +75,4 @@ class ScriptedServer:
                     },
                 )
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> ScriptedServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)

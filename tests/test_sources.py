@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import functools
 import shutil
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
 from mathusereval.data import sha256_file
 from mathusereval.sources import OFFICIAL
 
 from .conftest import run_cli
-
-
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
+from .loopback import LoopbackServer
 
 
 @contextmanager
@@ -26,19 +21,16 @@ def serving(directory: Path) -> Iterator[tuple[str, list[str]]]:
     """A static file server on 127.0.0.1 for `directory`; yields its URL and the paths requested."""
     requested: list[str] = []
 
-    class Handler(_Quiet):
+    class Handler(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
         def do_GET(self) -> None:
             requested.append(self.path)
             super().do_GET()
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(directory)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", requested
-    finally:
-        server.shutdown()
-        server.server_close()
+    with LoopbackServer(functools.partial(Handler, directory=str(directory)), path="") as server:
+        yield server.url, requested
 
 
 def test_pins_match_the_shared_copies(shared_data: Path) -> None:

@@ -1,0 +1,28 @@
+"""An HTTP server on 127.0.0.1 in a daemon thread, used as a context manager by the test servers."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, TypeVar
+
+S = TypeVar("S", bound="LoopbackServer")
+
+
+class LoopbackServer:
+    """Serves `handler` on a free loopback port; `url` is its base URL (``http://127.0.0.1:PORT`` + `path`)."""
+
+    def __init__(self, handler: Callable[..., BaseHTTPRequestHandler], path: str = "/v1") -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self: S) -> S:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
