@@ -212,20 +212,20 @@ class JudgeRole:
             if not pending:
                 break
             params = self.settings.params(attempt)
-            replies: dict[tuple[str, int], tuple[str, Generation]] = {}
+            keys: dict[tuple[str, int], str] = {}
+            replies: dict[str, Generation] = {}  # by key: identical prompts (the same answer twice) share one call
             to_send: dict[str, Item] = {}
             requests: list[Request] = []
             for sample, generation in pending:
                 messages = judge.messages(sample, generation)
-                key = self._key(judge, messages, params, attempt)
+                key = keys[(sample.id, generation.n_index)] = self._key(judge, messages, params, attempt)
                 stored = cache.get(key)
                 if stored is not None and stored.generation.ok:
-                    replies[(sample.id, generation.n_index)] = (key, stored.generation)
+                    replies[key] = stored.generation
                     usage.cached += 1
-                else:
-                    if key not in to_send:
-                        requests.append(Request(Sample(f"judge/{judge.name}", key, messages, ""), attempt))
+                elif key not in to_send:
                     to_send[key] = (sample, generation)
+                    requests.append(Request(Sample(f"judge/{judge.name}", key, messages, ""), attempt))
             if to_send and not self.over_budget():
                 stream = self.backend.generate(requests, params)
                 try:
@@ -236,7 +236,7 @@ class JudgeRole:
                         )
                         usage.calls += 1
                         self._charge(reply, usage)
-                        replies[(sample.id, generation.n_index)] = (reply.sample_id, reply)
+                        replies[reply.sample_id] = reply
                         if self.over_budget():
                             break  # in-flight calls are cancelled when the stream closes
                 finally:
@@ -246,11 +246,12 @@ class JudgeRole:
             retry: list[Item] = []
             for item in pending:
                 slot = (item[0].id, item[1].n_index)
-                if slot not in replies:
+                key = keys[slot]
+                if key not in replies:
                     usage.budget_skipped += 1
                     on_grade(self._grade(judge, item, None, error=self._budget_message()))
                     continue
-                key, reply = replies[slot]
+                reply = replies[key]
                 if not reply.ok:
                     usage.call_errors += 1
                     on_grade(self._grade(judge, item, None, error=f"judge call failed: {reply.error}", key=key))

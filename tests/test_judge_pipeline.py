@@ -271,6 +271,29 @@ def test_run_with_a_judge_generates_then_judges(tmp_path: Path, shared_data: Pat
         assert again.returncode == 0 and server.bodies == []
 
 
+def test_identical_answers_share_one_judge_call(tmp_path: Path, shared_data: Path) -> None:
+    """Two generations of one sample with the same text make the same judge prompt: one call, both graded."""
+
+    def script(body: dict[str, Any], _: int) -> str:
+        if "[助手的答案开始]" in body["messages"][-1]["content"]:
+            return reply(7, 0)
+        return "答案是 2。"  # every generation the same text
+
+    with ScriptedServer(script) as server:
+        result = run_cli(
+            "--model", "served", "--base-url", server.url, "--tasks", "mathusereval", "--limit", "2",
+            "--samples", "2", "--data-dir", str(shared_data), "--judge", "judge", "--judge-base-url", server.url,
+            "--quiet", cwd=tmp_path,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert [b["model"] for b in server.bodies].count("judge") == 2
+    grades = read_jsonl(tmp_path / "results/served/mathusereval/grades.jsonl")
+    assert sorted((g["sample_id"], g["n_index"], g["score"]) for g in grades) == sorted(
+        (sid, k, 7.0) for sid in {g["sample_id"] for g in grades} for k in (0, 1)
+    )
+    assert len(grades) == 4 and all(g["error"] is None for g in grades)
+
+
 def test_import_errors_name_the_line_and_write_nothing(tmp_path: Path, shared_data: Path) -> None:
     rows = read_jsonl(shared_data / ANSWERS)[:3]
     bad = tmp_path / "answers.jsonl"
