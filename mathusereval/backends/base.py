@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import re
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,6 +36,50 @@ class Backend(Protocol):
     async def aclose(self) -> None: ...
 
 
+@asynccontextmanager
+async def generation_stream(
+    backend: Backend, requests: Sequence[Request], params: GenerationParams
+) -> AsyncIterator[AsyncIterator[Generation]]:
+    """``backend.generate`` that is closed on leaving the block, so a consumer that stops early (a spent
+    budget) cancels the backend's requests in flight instead of leaving them running."""
+    stream = backend.generate(requests, params)
+    try:
+        yield stream
+    finally:
+        close = getattr(stream, "aclose", None)
+        if close is not None:
+            await close()
+
+
+@dataclass(frozen=True)
+class Secret:
+    """An API key or header value: usable by the backend, invisible in reprs, manifests and logs."""
+
+    value: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+
+
+def split_reasoning(text: str) -> tuple[str, str | None]:
+    """The answer and the reasoning of a reply that thinks inline (DeepSeek-R1, QwQ, Qwen3 ...).
+
+    The answer is what follows the last ``</think>``; a reply that opened ``<think>`` and never closed it
+    (cut off while thinking) has no answer at all, so a number in its unfinished reasoning cannot be graded
+    as the model's answer. Replies without think tags are returned as they are.
+    """
+    if THINK_CLOSE in text:
+        reasoning, _, answer = text.rpartition(THINK_CLOSE)
+        return answer.strip(), reasoning.replace(THINK_OPEN, "", 1).strip()
+    head, opened, rest = text.partition(THINK_OPEN)
+    if opened and not head.strip():
+        return "", rest.strip()
+    return text, None
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """What to run: a backend name, the model it serves, and backend options (no secrets)."""
@@ -46,7 +91,9 @@ class ModelSpec:
     @property
     def slug(self) -> str:
         """A directory-safe name: the file stem for paths, the model name otherwise."""
-        name = Path(self.model).stem if self.backend in ("llamacpp", "vllm") else self.model
+        # a directory's name as it is ("Qwen2.5-Math-7B" has no suffix to strip); a file without ".gguf"
+        name = Path(self.model).name if self.backend in ("llamacpp", "vllm") else self.model
+        name = name.removesuffix(".gguf")
         return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "model"
 
 

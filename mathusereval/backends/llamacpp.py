@@ -38,6 +38,7 @@ class LlamaCppBackend:
         self.n_ctx = int(spec.options.get("n_ctx") or 4096)
         self.threads = int(spec.options.get("threads") or default_threads())
         self._llm: Any = None
+        self._draining = False
 
     def describe(self) -> dict[str, Any]:
         import llama_cpp
@@ -100,9 +101,16 @@ class LlamaCppBackend:
             latency_s=time.perf_counter() - start,
         )
 
+    def stop_sending(self) -> None:
+        """Finish the item being generated, start no other (a spent budget)."""
+        self._draining = True
+
     async def generate(self, requests: Sequence[Request], params: GenerationParams) -> AsyncIterator[Generation]:
+        self._draining = False
         await asyncio.to_thread(self._load)
         for request in requests:
+            if self._draining:
+                return
             yield await asyncio.to_thread(self._generate_one, request, params)
 
     async def aclose(self) -> None:

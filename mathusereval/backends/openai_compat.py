@@ -1,163 +1,206 @@
-"""OpenAI-compatible chat endpoints (vLLM, SGLang, llama.cpp server, OpenAI, DeepSeek, GLM ...) over httpx.
+"""OpenAI-compatible endpoints (vLLM, SGLang, llama.cpp server, OpenAI, DeepSeek, GLM ...) over httpx.
 
-Concurrency is bounded by a semaphore over one pooled client. Retryable failures (429, 408, 5xx,
-connection errors, timeouts, malformed or empty replies) are retried with jittered exponential backoff that
-honours ``Retry-After``; anything else, or a retry budget spent, becomes an error `Generation`: the run
-goes on, and the next run redoes only those items.
+Chat (``/chat/completions``) or plain completions (``/completions``, for base models and raw few-shot
+prompts). Requests are bounded per endpoint and spread over several base URLs (`endpoints.EndpointPool`)
+through one pooled client. Retryable failures (429, 408, 5xx, connection errors, timeouts, malformed or
+empty replies) are retried with jittered exponential backoff that honours ``Retry-After``; anything else,
+or a spent retry budget, becomes an error `Generation`: the run goes on, and the next run redoes only those
+items. Secrets (API key, header values) are never returned by `describe`, so never reach a results file.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import random
+import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
 
-from ..errors import BackendUnavailable
-from ..records import Generation, GenerationParams, Request, Usage
-from .base import ModelSpec
+from ..errors import BackendUnavailable, ConfigError
+from ..records import Generation, GenerationParams, Message, Request, Usage
+from .base import ModelSpec, Secret, split_reasoning
+from .endpoints import Endpoint, EndpointPool, FatalError, RetryableError, backoff_s, check_status
 
-RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
-MAX_BACKOFF_S = 60.0
-
-
-class RetryableError(Exception):
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+DEFAULT_CONCURRENCY = 64
+"""Per endpoint. vLLM and SGLang batch far more than this; hosted APIs usually rate-limit below it, and
+429s are honoured anyway. benchmarks/backend_bench.py measures the harness at 64 and 256."""
+ENDPOINTS = ("chat", "completions")
 
 
-class FatalError(Exception):
-    """A reply that retrying cannot fix (400, 401, 404 ...)."""
+def completion_prompt(messages: Sequence[Message]) -> str:
+    """The text a completions endpoint gets: the turns' contents in order. Our few-shot tasks put the
+    whole prompt in one user turn, so for them this is exactly the task's prompt text."""
+    return "\n\n".join(m["content"] for m in messages)
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:  # HTTP-date form: fall back to our own backoff
-        return None
-
-
-def _parse_reply(data: Any) -> tuple[str, str | None, Usage]:
+def _parse_reply(data: Any, endpoint: str) -> tuple[str, str | None, str | None, Usage]:
+    """(content, server-side reasoning, finish_reason, usage) of one reply; a reply without them is retried."""
     try:
         choice = data["choices"][0]
-        text = choice["message"].get("content") or ""
+        if endpoint == "chat":
+            message = choice["message"]
+            text = message.get("content") or ""
+            # vLLM's reasoning parsers (and DeepSeek) return the thinking apart from the answer
+            reasoning = message.get("reasoning_content") or message.get("reasoning")
+        else:
+            text, reasoning = choice["text"] or "", None
         finish = choice.get("finish_reason")
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
-        raise RetryableError(f"reply without choices[0].message: {str(data)[:200]}") from exc
-    if not text.strip() and finish != "length":
+        raise RetryableError(f"reply without choices[0]: {str(data)[:200]}") from exc
+    counts = data.get("usage") or {}
+    usage = Usage(int(counts.get("prompt_tokens") or 0), int(counts.get("completion_tokens") or 0))
+    # An empty reply is the model's answer when the server says it generated and stopped (a sampled
+    # end-of-text); without that account it is a server hiccup, worth another try.
+    generated = finish in ("stop", "length") and usage.completion_tokens > 0
+    if not isinstance(text, str) or (not text.strip() and not reasoning and not generated):
         raise RetryableError("empty content")
-    usage = data.get("usage") or {}
-    return text, finish, Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+    return text, reasoning if isinstance(reasoning, str) else None, finish, usage
 
 
 class OpenAIBackend:
-    """Chat completions against one OpenAI-compatible server."""
+    """Generations from one model served behind one or more OpenAI-compatible base URLs."""
 
     def __init__(self, spec: ModelSpec) -> None:
+        o = spec.options
         self.model = spec.model
-        self.base_url = str(spec.options["base_url"]).rstrip("/")
-        self.concurrency = int(spec.options.get("concurrency") or 32)
-        self.timeout_s = float(spec.options.get("timeout") or 600.0)
-        self.max_retries = int(spec.options.get("max_retries", 5))
-        self.backoff_s = float(spec.options.get("backoff", 1.0))
-        self.api_key_env = str(spec.options.get("api_key_env") or "OPENAI_API_KEY")
-        headers = {"Content-Type": "application/json"}
-        api_key = os.environ.get(self.api_key_env)
+        urls = o["base_url"] if isinstance(o["base_url"], (list, tuple)) else str(o["base_url"]).split(",")
+        self.urls = [u.strip().rstrip("/") for u in urls if u.strip()]
+        if not self.urls:
+            raise ConfigError("--base-url is empty")
+        self.endpoint = str(o.get("endpoint") or "chat")
+        if self.endpoint not in ENDPOINTS:
+            raise ConfigError(f"--endpoint must be one of {', '.join(ENDPOINTS)}, got {self.endpoint!r}")
+        self.concurrency = int(o.get("concurrency") or DEFAULT_CONCURRENCY)
+        self.timeout_s = float(o.get("timeout") or 600.0)
+        self.max_retries = int(o.get("max_retries", 5))
+        self.backoff_s = float(o.get("backoff", 1.0))
+        self.think = str(o.get("think") or "strip")
+        self.api_key_env = str(o.get("api_key_env") or "OPENAI_API_KEY")
+        extra: dict[str, Secret] = dict(o.get("headers") or {})
+        headers = {"Content-Type": "application/json", **{k: v.value for k, v in extra.items()}}
+        self.header_names = sorted(extra)
+        key = o.get("api_key")
+        api_key = key.value if isinstance(key, Secret) else os.environ.get(self.api_key_env)
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
-        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+        self.key_source = "--api-key" if isinstance(key, Secret) else f"${self.api_key_env}"
+        self.served_by = o.get("served_by")
+        self._draining = False
+        self.pool = EndpointPool(self.urls, self.concurrency)
+        slots = self.concurrency * len(self.urls)
+        limits = httpx.Limits(max_connections=slots, max_keepalive_connections=slots)
         self._client = httpx.AsyncClient(headers=headers, timeout=self.timeout_s, limits=limits)
-        self._slots = asyncio.Semaphore(self.concurrency)
 
     def describe(self) -> dict[str, Any]:
         return {
-            "base_url": self.base_url,
-            "concurrency": self.concurrency,
+            "base_urls": self.urls,
+            "endpoint": self.endpoint,
+            "concurrency_per_endpoint": self.concurrency,
             "timeout_s": self.timeout_s,
             "max_retries": self.max_retries,
-            "api_key_env": self.api_key_env,
+            "think": self.think,
+            "api_key_from": self.key_source,
+            "extra_headers": self.header_names,  # names only: values may be credentials
+            **({"served_by": self.served_by} if self.served_by else {}),
         }
 
     async def check_reachable(self) -> None:
-        """Fail fast, before anything is written, when nothing listens at the base URL."""
-        try:
-            await self._client.get(f"{self.base_url}/models", timeout=10.0)
-        except httpx.TransportError as exc:
-            raise BackendUnavailable(f"cannot reach {self.base_url}: {exc.__class__.__name__}: {exc}") from exc
+        """Fail fast, before anything is written, when no endpoint answers; bench the ones that do not."""
+        down = []
+        for endpoint in self.pool.endpoints:
+            try:
+                await self._client.get(f"{endpoint.url}/models", timeout=10.0)
+            except httpx.TransportError as exc:
+                down.append(f"{endpoint.url}: {exc.__class__.__name__}: {exc}")
+                self.pool.failed(endpoint)
+        if len(down) == len(self.pool.endpoints):
+            raise BackendUnavailable(f"cannot reach {'; '.join(down)}")
+        for problem in down:
+            print(f"mue-eval: warning: endpoint unreachable, others take its share: {problem}", file=sys.stderr)
 
     def _body(self, request: Request, params: GenerationParams) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.model,
-            "messages": list(request.sample.messages),
             "temperature": params.temperature,
             "top_p": params.top_p,
             "max_tokens": params.max_tokens,
-            "seed": params.seed + request.n_index,
+            "seed": params.seed + request.n_index,  # the k-th sample of an item is reproducible on its own
         }
+        if self.endpoint == "chat":
+            body["messages"] = list(request.sample.messages)
+        else:
+            body["prompt"] = completion_prompt(request.sample.messages)
         if params.stop:
             body["stop"] = list(params.stop)
         return body
 
-    async def _attempt(self, body: dict[str, Any]) -> tuple[str, str | None, Usage]:
+    async def _attempt(self, endpoint: Endpoint, body: dict[str, Any]) -> tuple[str, str | None, str | None, Usage]:
+        path = "/chat/completions" if self.endpoint == "chat" else "/completions"
         try:
-            response = await self._client.post(f"{self.base_url}/chat/completions", json=body)
-        except httpx.TransportError as exc:  # connect errors, resets, timeouts
-            raise RetryableError(f"{exc.__class__.__name__}: {exc}") from exc
-        if response.status_code in RETRY_STATUS:
-            raise RetryableError(f"HTTP {response.status_code}: {response.text[:200]}", _retry_after(response))
-        if response.status_code >= 400:
-            raise FatalError(f"HTTP {response.status_code}: {response.text[:300]}")
+            response = await self._client.post(endpoint.url + path, json=body)
+        except httpx.TransportError as exc:  # refused, reset, timed out
+            raise RetryableError(f"{exc.__class__.__name__}: {exc}", transport=True) from exc
+        check_status(response)
         try:
             data = response.json()
         except ValueError as exc:
             raise RetryableError(f"malformed JSON reply: {response.text[:200]!r}") from exc
-        return _parse_reply(data)
+        return _parse_reply(data, self.endpoint)
 
-    async def _generate_one(self, request: Request, params: GenerationParams) -> Generation:
-        body = self._body(request, params)
-        start = time.perf_counter()
-        error = "not attempted"
-        async with self._slots:
-            for attempt in range(self.max_retries + 1):
-                try:
-                    text, finish, usage = await self._attempt(body)
-                    return Generation(
-                        sample_id=request.sample.id,
-                        n_index=request.n_index,
-                        model=self.model,
-                        text=text,
-                        finish_reason=finish,
-                        usage=usage,
-                        latency_s=time.perf_counter() - start,
-                    )
-                except FatalError as exc:
-                    error = str(exc)
-                    break
-                except RetryableError as exc:
-                    error = str(exc)
-                    if attempt == self.max_retries:
-                        break
-                    delay = min(MAX_BACKOFF_S, self.backoff_s * 2**attempt) * (0.5 + random.random())
-                    await asyncio.sleep(exc.retry_after if exc.retry_after is not None else delay)
+    def _generation(self, request: Request, start: float, **fields: Any) -> Generation:
         return Generation(
             sample_id=request.sample.id,
             n_index=request.n_index,
             model=self.model,
             latency_s=time.perf_counter() - start,
-            error=error,
+            **fields,
         )
 
+    def stop_sending(self) -> None:
+        """Send nothing more: requests in flight finish and are yielded, queued ones are dropped (a spent
+        budget: what was paid for is kept, what was not sent is left for the next run)."""
+        self._draining = True
+
+    async def _generate_one(self, request: Request, params: GenerationParams) -> Generation | None:
+        body = self._body(request, params)
+        start = time.perf_counter()
+        error, last = "not attempted", None
+        for attempt in range(self.max_retries + 1):
+            try:
+                async with self.pool.lease(avoid=last) as endpoint:
+                    if self._draining:
+                        return None
+                    last = endpoint
+                    text, reasoning, finish, usage = await self._attempt(endpoint, body)
+                    self.pool.succeeded(endpoint)
+            except FatalError as exc:
+                error = str(exc)
+                break
+            except RetryableError as exc:
+                error = str(exc)
+                if exc.transport and last is not None:
+                    self.pool.failed(last)
+                if attempt == self.max_retries:
+                    break
+                wait = exc.retry_after if exc.retry_after is not None else backoff_s(self.backoff_s, attempt)
+                await asyncio.sleep(wait)
+                continue
+            if self.think == "strip" and reasoning is None:
+                text, reasoning = split_reasoning(text)
+            return self._generation(request, start, text=text, reasoning=reasoning, finish_reason=finish, usage=usage)
+        return self._generation(request, start, error=error)
+
     async def generate(self, requests: Sequence[Request], params: GenerationParams) -> AsyncIterator[Generation]:
+        self._draining = False
         pending = [asyncio.ensure_future(self._generate_one(r, params)) for r in requests]
         try:
             for finished in asyncio.as_completed(pending):
-                yield await finished
+                generation = await finished
+                if generation is not None:
+                    yield generation
         finally:
             for task in pending:
                 task.cancel()

