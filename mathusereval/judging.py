@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .backends import Backend, ModelSpec
-from .backends.base import generation_stream
+from .backends.base import generation_stream, stop_sending
 from .budget import Budget
 from .graders.judge import LLMJudge
 from .records import Generation, GenerationParams, Grade, JudgeCall, Request, Sample
@@ -218,6 +218,7 @@ class JudgeRole:
                 elif key not in to_send:
                     to_send[key] = (sample, generation)
                     requests.append(Request(Sample(f"judge/{judge.name}", key, messages, ""), attempt))
+            stopping = False
             if to_send and not self.budget.exhausted:
                 async with generation_stream(self.backend, requests, params) as stream:
                     async for reply in stream:
@@ -228,8 +229,10 @@ class JudgeRole:
                         usage.calls += 1
                         self._charge(reply, usage)
                         replies[reply.sample_id] = reply
-                        if self.budget.exhausted:
-                            break  # in-flight calls are cancelled when the stream closes
+                        if self.budget.exhausted and not stopping:
+                            stopping = True
+                            if not stop_sending(self.backend):
+                                break  # in-flight calls are cancelled when the stream closes
             retry: list[Item] = []
             for item in pending:
                 slot = (item[0].id, item[1].n_index)

@@ -2,13 +2,12 @@
 
 Everything a run produces is written through the `RunStore` as it happens, so a run that is killed and
 started again with the same settings re-uses every finished generation and grade and does only the rest.
-Rule graders grade each answer as it streams in; LLM judges (`mathusereval.judging`) judge once the
+Rule graders grade each answer as it streams in (on a worker thread); LLM judges (`mathusereval.judging`) judge once the
 answers are in, through the judge backend. `regrade` runs the grading phases alone on a stored run.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
 import hashlib
@@ -24,10 +23,10 @@ from typing import Any
 from . import registry
 from .__about__ import __version__
 from .backends import Backend, ModelSpec
-from .backends.base import generation_stream
+from .backends.base import generation_stream, stop_sending
 from .budget import Budget
 from .errors import ConfigError, DataError
-from .grading import Grading, compute_metrics, count_outcomes, resolve_graders
+from .grading import Grading, StreamingRuleGrades, compute_metrics, count_outcomes, resolve_graders
 from .judging import JudgeRole, JudgeUsage
 from .progress import Progress
 from .records import GenerationParams, MetricValue, Request, RunManifest, Sample, Usage
@@ -216,27 +215,25 @@ async def run_task(
             bars.add("grade", len(todo) + len(backlog))
             grading.grade_backlog(backlog, bars)
             stopped = budget.message() if budget is not None and budget.exhausted else None
-            for group_params, group in _group_by_params(todo, params, options.overrides).items():
-                if stopped:
-                    break
-                async with generation_stream(backend, group, group_params) as stream:
-                    async for generation in stream:
-                        store.add_generation(generation)
-                        generations[(generation.sample_id, generation.n_index)] = generation
-                        bars.advance("generate")
-                        if generation.ok:
-                            # Off the event loop: a pair that needs the sandboxed sympy stage can take
-                            # seconds, and the backend's in-flight requests must keep moving meanwhile.
-                            await asyncio.to_thread(grading.rule_grade, grading.by_id[generation.sample_id], generation)
-                        bars.advance("grade")
-                        if budget is not None:
-                            budget.charge(generation.usage)
-                            if budget.exhausted and not stopped:
-                                stopped = budget.message()
-                                stop_sending = getattr(backend, "stop_sending", None)
-                                if stop_sending is None:
-                                    break  # closing the stream cancels the requests in flight
-                                stop_sending()  # keep what is in flight (it is paid for), send nothing more
+            with StreamingRuleGrades(grading, bars) as rule_grades:
+                for group_params, group in _group_by_params(todo, params, options.overrides).items():
+                    if stopped:
+                        break
+                    async with generation_stream(backend, group, group_params) as stream:
+                        async for generation in stream:
+                            store.add_generation(generation)
+                            generations[(generation.sample_id, generation.n_index)] = generation
+                            bars.advance("generate")
+                            if generation.ok:
+                                rule_grades.submit(grading.by_id[generation.sample_id], generation)
+                            else:
+                                bars.advance("grade")
+                            if budget is not None:
+                                budget.charge(generation.usage)
+                                if budget.exhausted and not stopped:
+                                    stopped = budget.message()
+                                    if not stop_sending(backend):
+                                        break  # closing the stream cancels the requests in flight
             if not stopped:
                 await grading.judge_all(bars)
         reused = len(samples) * params.n - len(todo)

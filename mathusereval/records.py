@@ -111,7 +111,19 @@ class Generation:
         return self.error is None
 
     def to_json(self) -> JsonDict:
-        return {**dataclasses.asdict(self), "kind": "generation"}
+        # by hand, not dataclasses.asdict: this runs once per answer on the event loop's hot path
+        return {
+            "sample_id": self.sample_id,
+            "n_index": self.n_index,
+            "model": self.model,
+            "text": self.text,
+            "finish_reason": self.finish_reason,
+            "usage": {"prompt_tokens": self.usage.prompt_tokens, "completion_tokens": self.usage.completion_tokens},
+            "latency_s": self.latency_s,
+            "error": self.error,
+            "reasoning": self.reasoning,
+            "kind": "generation",
+        }
 
     @classmethod
     def from_json(cls, data: JsonDict) -> Generation:

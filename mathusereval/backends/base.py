@@ -51,6 +51,16 @@ async def generation_stream(
             await close()
 
 
+def stop_sending(backend: Backend) -> bool:
+    """Ask `backend` to send nothing more while its requests in flight finish (they are paid for: a spent
+    budget keeps them). False when the backend cannot; the caller then closes the stream, cancelling them."""
+    stop = getattr(backend, "stop_sending", None)
+    if stop is None:
+        return False
+    stop()
+    return True
+
+
 @dataclass(frozen=True)
 class Secret:
     """An API key or header value: usable by the backend, invisible in reprs, manifests and logs."""

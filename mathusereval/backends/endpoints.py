@@ -12,11 +12,9 @@ import asyncio
 import itertools
 import random
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-
-import httpx
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 """Worth another try: timeouts, conflicts, rate limits, and server-side failures."""
@@ -35,9 +33,9 @@ class FatalError(Exception):
     """A reply that retrying cannot fix (400, 401, 404 ...)."""
 
 
-def retry_after(response: httpx.Response) -> float | None:
+def retry_after(headers: Mapping[str, str]) -> float | None:
     """``Retry-After`` in seconds, capped; the HTTP-date form falls back to our own backoff."""
-    value = response.headers.get("retry-after")
+    value = headers.get("retry-after") or headers.get("Retry-After")
     try:
         return min(MAX_BACKOFF_S, max(0.0, float(value))) if value is not None else None
     except ValueError:
@@ -50,11 +48,11 @@ def backoff_s(base: float, attempt: int) -> float:
     return min(MAX_BACKOFF_S, base * 2.0**attempt) * (0.5 + random.random())
 
 
-def check_status(response: httpx.Response) -> None:
-    if response.status_code in RETRY_STATUS:
-        raise RetryableError(f"HTTP {response.status_code}: {response.text[:200]}", retry_after(response))
-    if response.status_code >= 400:
-        raise FatalError(f"HTTP {response.status_code}: {response.text[:300]}")
+def check_status(status: int, headers: Mapping[str, str], body: bytes) -> None:
+    if status in RETRY_STATUS:
+        raise RetryableError(f"HTTP {status}: {body[:200].decode(errors='replace')}", retry_after(headers))
+    if status >= 400:
+        raise FatalError(f"HTTP {status}: {body[:300].decode(errors='replace')}")
 
 
 @dataclass
@@ -70,7 +68,8 @@ class EndpointPool:
 
     def __init__(self, urls: Sequence[str], concurrency: int) -> None:
         self.endpoints = [Endpoint(url.rstrip("/")) for url in urls]
-        self._slots = asyncio.Semaphore(concurrency * len(self.endpoints))
+        self.capacity = concurrency * len(self.endpoints)
+        self._slots = asyncio.Semaphore(self.capacity)
         self._turn = itertools.count()
 
     def _pick(self, avoid: Endpoint | None) -> Endpoint:
