@@ -67,13 +67,20 @@ def collect_runs(results: Path, parity: str = "none") -> tuple[list[RunResult], 
     return runs, problems
 
 
+def model_label(manifest: RunManifest) -> str:
+    """A row's name: a local model file or directory by its own name, not its full path."""
+    if manifest.backend in ("llamacpp", "vllm"):
+        return Path(manifest.model).name.removesuffix(".gguf")
+    return manifest.model
+
+
 def build_table(runs: Sequence[RunResult]) -> Table:
     """One row per model, one column per task (its headline metric), best rows first."""
     columns = sorted({run.manifest.task for run in runs})
     cells: dict[str, dict[str, MetricValue]] = {}
     for run in runs:
         if run.metrics:
-            cells.setdefault(run.manifest.model, {})[run.manifest.task] = run.metrics[0]
+            cells.setdefault(model_label(run.manifest), {})[run.manifest.task] = run.metrics[0]
     rows = [(model, [by_task.get(task) for task in columns]) for model, by_task in cells.items()]
 
     def mean_score(row: tuple[str, list[MetricValue | None]]) -> float:

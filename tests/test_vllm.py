@@ -80,6 +80,7 @@ def test_vllm_in_process_samples_n_answers_per_item(engine: Path, tmp_path: Path
     assert manifest["backend_config"]["engine"] == {"enforce_eager": True, "max_model_len": 2048}
     summary = json.loads((run / "summary.json").read_text())
     assert summary["counts"]["generations"] == 6 and summary["counts"]["graded"] == 6
+    assert "│ smollm2-hf " in result.stdout and str(engine) not in result.stdout  # the row names the folder
 
 
 def test_openai_backend_on_vllm_server_completions_with_seeded_samples(vllm_server: str, tmp_path: Path) -> None:
