@@ -7,8 +7,12 @@ import os
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 
 from mathusereval.backends import ModelSpec
@@ -76,6 +80,32 @@ def run_cli(
         timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
+
+
+@contextmanager
+def engine_server(cmd: list[str], port: int, log: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Start a real OpenAI-compatible server (`cmd` listens on 127.0.0.1:`port`), yield its base URL once
+    ``/v1/models`` answers, stop it afterwards. A server that dies while starting fails with its log."""
+    with log.open("w") as fh:
+        proc = subprocess.Popen(
+            cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})}
+        )
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 600
+        while True:
+            assert proc.poll() is None, log.read_text()[-5000:]
+            try:
+                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, f"{cmd[:3]} did not start; log: {log}"
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
 
 
 def free_port() -> int:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from mathusereval.backends import ModelSpec
@@ -20,7 +18,7 @@ from mathusereval.pipeline import RunOptions
 from mathusereval.records import GenerationParams, Request, Sample
 from mathusereval.task import Task, user_turn
 
-from .conftest import free_port, inline_task, run_cli, run_openai
+from .conftest import engine_server, free_port, inline_task, run_cli, run_openai
 from .fault_server import FaultServer
 
 
@@ -48,24 +46,8 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "--verbose",
         "False",
     ]
-    with log.open("w") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{url}/models", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "llama.cpp server did not start"
-            time.sleep(0.2)
+    with engine_server(cmd, port, log) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 @pytest.mark.slow

@@ -4,7 +4,6 @@ in process, behind its OpenAI server, started by ``--serve``, and a run killed m
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -14,12 +13,20 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import MUE_EVAL, VLLM_ENV, cli_env, free_port, run_cli
+from .conftest import MUE_EVAL, VLLM_ENV, cli_env, engine_server, free_port, run_cli
 from .recording_proxy import RecordingProxy
 
 pytestmark = pytest.mark.slow
 SERVED = "smollm2-135m-instruct"
 ENGINE_FLAGS = ("--enforce-eager", "--max-model-len", "2048")  # eager: 36 s start instead of 127 s (§3.3)
+
+
+def _engine_cli(engine: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``mue-eval`` from the engine venv (where vLLM is importable) on the converted SmolLM2 folder."""
+    model = ("--model", str(engine / "smollm2-hf"))
+    return run_cli(
+        *model, *args, *ENGINE_FLAGS, "--quiet", cwd=cwd, env=VLLM_ENV, exe=engine / "venv" / "bin" / "mue-eval"
+    )
 
 
 def _rows(path: Path) -> list[dict]:
@@ -37,35 +44,16 @@ def vllm_server(engine: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         *("--served-model-name", SERVED, "--host", "127.0.0.1", "--port", str(port), "--dtype", "bfloat16"),
         *ENGINE_FLAGS,
     ]
-    with log.open("w") as fh:
-        proc = subprocess.Popen(
-            cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **VLLM_ENV}
-        )
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 600
-        while True:
-            assert proc.poll() is None, log.read_text()[-5000:]
-            try:
-                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "vLLM server did not start"
-            time.sleep(0.5)
+    with engine_server(cmd, port, log, VLLM_ENV) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
 
 
 def test_vllm_in_process_samples_n_answers_per_item(engine: Path, tmp_path: Path, shared_data: Path) -> None:
-    result = run_cli(
-        *("--model", str(engine / "smollm2-hf"), "--tasks", "gsm8k", "--limit", "3", "--data-dir", str(shared_data)),
-        *("--samples", "2", "--temperature", "0.8", "--max-tokens", "32", "--quiet", *ENGINE_FLAGS),
+    result = _engine_cli(
+        engine,
+        *("--tasks", "gsm8k", "--limit", "3", "--data-dir", str(shared_data)),
+        *("--samples", "2", "--temperature", "0.8", "--max-tokens", "32"),
         cwd=tmp_path,
-        env=VLLM_ENV,
-        exe=engine / "venv" / "bin" / "mue-eval",
     )
     assert result.returncode == 0, result.stderr[-5000:]
     run = tmp_path / "results" / "smollm2-hf" / "gsm8k"
@@ -140,13 +128,7 @@ def test_killed_run_resumes_without_requesting_finished_answers_again(
 
 
 def test_serve_starts_vllm_evaluates_through_it_and_stops_it(engine: Path, tmp_path: Path) -> None:
-    result = run_cli(
-        *("--model", str(engine / "smollm2-hf"), "--serve", "--tasks", "demo", "--limit", "3", "--quiet"),
-        *("--max-tokens", "16", *ENGINE_FLAGS),
-        cwd=tmp_path,
-        env=VLLM_ENV,
-        exe=engine / "venv" / "bin" / "mue-eval",
-    )
+    result = _engine_cli(engine, "--serve", "--tasks", "demo", "--limit", "3", "--max-tokens", "16", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-5000:]
     run = tmp_path / "results" / "smollm2-hf" / "demo"
     manifest = json.loads((run / "manifest.json").read_text())

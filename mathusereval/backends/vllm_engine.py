@@ -34,9 +34,11 @@ _DONE = object()
 
 
 def offline_env() -> None:
-    """vLLM reports usage statistics to a public host unless told not to; an evaluation must not."""
+    """vLLM reports usage statistics to a public host unless told not to; an evaluation must not. Its logs
+    go to stderr: stdout carries our tables, which scripts parse."""
     for name in ("VLLM_NO_USAGE_STATS", "VLLM_DO_NOT_TRACK", "DO_NOT_TRACK"):
         os.environ.setdefault(name, "1")
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
 
 
 class VLLMBackend:
