@@ -11,6 +11,14 @@ from .records import Generation, GenerationParams, Grade, MetricValue, Request, 
 from .registry import lookup, names, register
 from .task import LoadedData, Task
 
+
+def lm_eval_task_dir() -> str:
+    """Our lm-eval task YAMLs, for ``lm_eval run --include_path <this> --tasks mathusereval_gsm8k``."""
+    from .lmeval import task_dir
+
+    return str(task_dir())
+
+
 __all__ = [
     "BackendUnavailable",
     "ConfigError",
@@ -27,6 +35,7 @@ __all__ = [
     "Task",
     "Usage",
     "__version__",
+    "lm_eval_task_dir",
     "lookup",
     "names",
     "register",

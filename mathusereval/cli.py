@@ -20,6 +20,9 @@ EPILOG = """commands:
   mue-eval leaderboard [DIR]      re-render tables from stored results (no model calls)
   mue-eval grade RUN_DIR...       grade stored answers again, e.g. with --judge MODEL (no regeneration)
   mue-eval import FILE --task T   store answers generated elsewhere as a run, ready for grade
+  mue-eval lm-eval ARGS...        lm-eval's CLI with our tasks added (mathusereval_gsm8k, ..., group
+                                  mathusereval); --only-ours skips indexing lm-eval's own tasks,
+                                  --judge MODEL [--judge-base-url URL] scores the judged tasks
 
 With no arguments, mue-eval runs the embedded SmolLM2-135M-Instruct on the built-in demo task.
 """
@@ -411,6 +414,14 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "lm-eval":  # lm-eval parses its own arguments
+        from .lmeval import run_lm_eval
+
+        try:
+            return run_lm_eval(argv[1:])
+        except MueError as exc:
+            print(f"mue-eval: error: {exc}", file=sys.stderr)
+            return 2
     command = argv.pop(0) if argv and argv[0] in COMMANDS else "run"
     parsers = {
         "run": _run_parser,

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from mathusereval.backends import ModelSpec
+from mathusereval.backends.base import embedded_gguf_path
 from mathusereval.backends.openai_compat import OpenAIBackend
 from mathusereval.metrics import accuracy
 from mathusereval.pipeline import RunOptions, RunResult, run_task
@@ -137,3 +138,31 @@ def run_openai(task: Task, spec: ModelSpec, options: RunOptions) -> RunResult:
             await backend.aclose()
 
     return asyncio.run(go())
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``python -m llama_cpp.server`` on the embedded GGUF, one thread, loopback only."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("llama") / "server.log"
+    cmd = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(embedded_gguf_path()),
+        "--model_alias",
+        "smollm2-135m-instruct",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "2048",
+        "--n_threads",
+        "1",
+        "--verbose",
+        "False",
+    ]
+    with engine_server(cmd, port, log) as url:
+        yield url

@@ -4,50 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from mathusereval.backends import ModelSpec
-from mathusereval.backends.base import embedded_gguf_path
 from mathusereval.backends.openai_compat import OpenAIBackend
 from mathusereval.pipeline import RunOptions
 from mathusereval.records import GenerationParams, Request, Sample
 from mathusereval.task import Task, user_turn
 
-from .conftest import engine_server, free_port, inline_task, run_cli, run_openai
+from .conftest import inline_task, run_cli, run_openai
 from .fault_server import FaultServer
-
-
-@pytest.fixture(scope="module")
-def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``python -m llama_cpp.server`` on the embedded GGUF, one thread, loopback only."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("llama") / "server.log"
-    cmd = [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(embedded_gguf_path()),
-        "--model_alias",
-        "smollm2-135m-instruct",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--n_ctx",
-        "2048",
-        "--n_threads",
-        "1",
-        "--verbose",
-        "False",
-    ]
-    with engine_server(cmd, port, log) as url:
-        yield url
 
 
 @pytest.mark.slow

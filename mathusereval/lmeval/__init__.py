@@ -1,0 +1,80 @@
+"""mathusereval inside lm-evaluation-harness: task YAMLs whose hooks call back into this package.
+
+lm-eval 0.4.x finds plugin tasks only through directories (``--include_path``; no entry points,
+shared/docs/harnesses.md §1.1), so the YAMLs ship as package data and `task_dir` says where they are.
+Every hook is a ``!function`` reference into `mathusereval.lmeval.hooks`: the data loaders, prompts,
+graders and aggregations are ours, not copies. ``mue-eval lm-eval ARGS`` runs lm-eval's CLI with the
+directory added.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from ..errors import ConfigError
+
+TASK_NAMES = (
+    "mathusereval_gsm8k",
+    "mathusereval_math",
+    "mathusereval_math500",
+    "mathusereval_mathusereval",
+    "mathusereval_alignbench",
+)
+JUDGE_ENV = {
+    "--judge": "MUE_JUDGE",
+    "--judge-base-url": "MUE_JUDGE_BASE_URL",
+    "--judge-backend": "MUE_JUDGE_BACKEND",
+    "--judge-api-key-env": "MUE_JUDGE_API_KEY_ENV",
+    "--judge-max-tokens": "MUE_JUDGE_MAX_TOKENS",
+}
+"""Our judge options, which lm-eval's CLI does not know, travel to the judge filter as variables."""
+
+
+def task_dir() -> Path:
+    """The directory to pass to lm-eval as ``--include_path``."""
+    return Path(__file__).resolve().parent / "tasks"
+
+
+def _only_ours() -> None:
+    """Index only our YAMLs: lm-eval's CLI has no switch for it (issue #1801), and indexing its ~14,000
+    built-in YAMLs takes about 20 s. Its commands build ``lm_eval.tasks.TaskManager`` at call time, so a
+    subclass that defaults ``include_defaults`` to False, put in its place, is enough."""
+    import lm_eval.tasks
+
+    base = lm_eval.tasks.TaskManager
+
+    class OursOnly(base):  # type: ignore[misc,valid-type]
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            kwargs.setdefault("include_defaults", False)
+            super().__init__(*args, **kwargs)
+
+    lm_eval.tasks.TaskManager = OursOnly
+
+
+def run_lm_eval(argv: list[str]) -> int:
+    """``mue-eval lm-eval [--only-ours] [--judge MODEL ...] LM_EVAL_ARGS``."""
+    try:
+        from lm_eval.__main__ import cli_evaluate
+    except ImportError as exc:
+        raise ConfigError("mue-eval lm-eval needs lm-eval: pip install 'mathusereval[lm-eval]'") from exc
+    args = list(argv)
+    if "--only-ours" in args:
+        args.remove("--only-ours")
+        _only_ours()
+    for flag, variable in JUDGE_ENV.items():
+        if flag in args:
+            at = args.index(flag)
+            if at + 1 >= len(args):
+                raise ConfigError(f"{flag} needs a value")
+            os.environ[variable] = args[at + 1]
+            del args[at : at + 2]
+    if args and args[0] in ("run", "ls", "validate") and "--include_path" not in args:
+        args += ["--include_path", str(task_dir())]
+    sys.argv = ["lm-eval", *args]
+    try:
+        cli_evaluate()
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else 1
+    return 0

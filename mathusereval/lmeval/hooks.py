@@ -1,0 +1,138 @@
+"""What lm-eval calls from our task YAMLs (``!function mathusereval.lmeval.hooks.NAME``).
+
+Docs are our `Sample`s flattened to strings (lm-eval keeps them in a ``datasets.Dataset``); every hook turns
+them back into records and runs the same task loader, grader or aggregation as ``mue-eval``, so a number
+from lm-eval and one from ``mue-eval`` mean the same thing.
+
+- rule-graded tasks: `process_results` grades each response with the task's own grader (``accuracy``).
+- judge-scored tasks: `JudgeFilter` judges every response of the task at once, concurrently, through our
+  judge role (the only lm-eval hook that sees all responses together; harnesses.md §0.4), with the judge
+  named by ``mue-eval lm-eval --judge MODEL [--judge-base-url URL]`` (or ``$MUE_JUDGE*``) and its replies
+  cached in ``$MUE_JUDGE_CACHE`` (default ``~/.cache/mathusereval/lm-eval-judge``); `official_score`
+  aggregates them the task's official way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lm_eval.api.filter import Filter
+
+from .. import registry
+from ..backends import resolve_model
+from ..data import resolve_data_dir
+from ..errors import ConfigError
+from ..grading import _safe_grade
+from ..judging import JudgeRole, JudgeSettings
+from ..records import Generation, Grade, Sample
+from ..store import RunStore
+from ..task import Task
+
+MODEL = "lm-eval"
+
+
+def load(task: str, data_dir: str | None = None, **_: Any) -> dict[str, Any]:
+    """``custom_dataset``: our task's samples as the "test" split. The data directory comes from
+    ``--metadata '{"data_dir": ...}'`` or ``$MUE_DATA_DIR``, else the pinned official download."""
+    import datasets
+
+    loaded = registry.lookup("tasks", task).load(resolve_data_dir(data_dir))
+    return {"test": datasets.Dataset.from_list([to_doc(sample) for sample in loaded.samples])}
+
+
+def to_doc(sample: Sample) -> dict[str, str]:
+    return {
+        "id": sample.id,
+        "task": sample.task,
+        "prompt": "\n\n".join(m["content"] for m in sample.messages),
+        "messages": json.dumps(list(sample.messages), ensure_ascii=False),
+        "reference": sample.reference,
+        "metadata": json.dumps(sample.metadata, ensure_ascii=False),
+    }
+
+
+def to_sample(doc: dict[str, Any]) -> Sample:
+    messages = tuple(json.loads(doc["messages"]))
+    return Sample(doc["task"], doc["id"], messages, doc["reference"], json.loads(doc["metadata"]))
+
+
+def _answer(sample: Sample, text: str) -> Generation:
+    return Generation(sample_id=sample.id, n_index=0, model=MODEL, text=text, finish_reason="stop")
+
+
+def process_results(doc: dict[str, Any], results: Sequence[str]) -> dict[str, float]:
+    """Rule-graded tasks: the task's primary grader on the (first) response. A grader error scores 0 here,
+    where ``mue-eval`` leaves it out and counts it; both record why."""
+    sample = to_sample(doc)
+    task: Task = registry.lookup("tasks", sample.task)
+    name = task.graders[0]
+    grade = _safe_grade(name, registry.lookup("graders", name), sample, _answer(sample, results[0]))
+    return {"accuracy": grade.score if grade.score is not None else 0.0}
+
+
+def _judge_settings() -> JudgeSettings:
+    model = os.environ.get("MUE_JUDGE")
+    if not model:
+        raise ConfigError(
+            "this task is scored by an LLM judge: run it with `mue-eval lm-eval --judge MODEL "
+            "[--judge-base-url URL] ...`, or set MUE_JUDGE (and MUE_JUDGE_BASE_URL)"
+        )
+    options = {"api_key_env": os.environ.get("MUE_JUDGE_API_KEY_ENV") or "OPENAI_API_KEY"}
+    spec = resolve_model(model, os.environ.get("MUE_JUDGE_BACKEND"), os.environ.get("MUE_JUDGE_BASE_URL"), options)
+    max_tokens = os.environ.get("MUE_JUDGE_MAX_TOKENS")
+    return JudgeSettings(spec=spec, max_tokens=int(max_tokens) if max_tokens else JudgeSettings.max_tokens)
+
+
+async def _judge_all(task: Task, items: list[tuple[Sample, Generation]]) -> dict[str, Grade]:
+    settings = _judge_settings()
+    judge = registry.lookup("graders", task.graders[0])
+    backend = registry.lookup("backends", settings.spec.backend)(settings.spec)
+    cache = Path(os.environ.get("MUE_JUDGE_CACHE") or Path.home() / ".cache" / "mathusereval" / "lm-eval-judge")
+    store = RunStore(cache / task.name)
+    store.open()
+    grades: dict[str, Grade] = {}
+    try:
+        await JudgeRole(settings, backend).grade(judge, items, store, lambda g: grades.__setitem__(g.sample_id, g))
+    finally:
+        store.close()
+        await backend.aclose()
+    return grades
+
+
+class JudgeFilter(Filter):  # type: ignore[misc]
+    """All responses of a judge-scored task to the judge at once; each becomes a JSON verdict string."""
+
+    def apply(self, resps: Sequence[Sequence[str]], docs: Sequence[dict[str, Any]]) -> list[list[str]]:
+        samples = [to_sample(doc) for doc in docs]
+        if not samples:
+            return []
+        task: Task = registry.lookup("tasks", samples[0].task)
+        items = [(s, _answer(s, r[0] if r else "")) for s, r in zip(samples, resps, strict=True)]
+        grades = asyncio.run(_judge_all(task, items))
+        return [
+            [json.dumps({"score": grades[s.id].score, "error": grades[s.id].error}, ensure_ascii=False)]
+            for s in samples
+        ]
+
+
+def process_judged(doc: dict[str, Any], results: Sequence[str]) -> dict[str, tuple[str, float | None]]:
+    """Judge-scored tasks: the judge's score travels with the doc to `official_score`."""
+    return {"score": (json.dumps(doc, ensure_ascii=False), json.loads(results[0])["score"])}
+
+
+def official_score(items: Sequence[tuple[str, float | None]]) -> float:
+    """The task's official aggregate (MathUserEval / AlignBench overall) of the judged items; unparseable
+    judgments are left out, as ``mue-eval`` does."""
+    samples = [to_sample(json.loads(doc)) for doc, _ in items]
+    grades = [
+        Grade(sample_id=s.id, n_index=0, grader="judge", score=score)
+        for s, (_, score) in zip(samples, items, strict=True)
+        if score is not None
+    ]
+    task: Task = registry.lookup("tasks", samples[0].task)
+    return float(task.aggregate(samples, grades)[0].value)

@@ -1,0 +1,136 @@
+"""Our tasks inside real lm-eval 0.4.13: listing and validation, parity with ``mue-eval`` item by item on
+the same generations, and a judge-scored task with the embedded model as the judge."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mathusereval import lm_eval_task_dir, registry
+from mathusereval.lmeval import TASK_NAMES
+
+from .conftest import run_cli
+from .judge_server import ScriptedServer
+
+LM_EVAL = Path(sys.executable).with_name("lm_eval")
+OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+
+
+def _results(out: Path) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+    """lm-eval's results JSON and its logged samples per task."""
+    [results] = out.glob("**/results_*.json")
+    samples = {}
+    for path in out.glob("**/samples_*.jsonl"):
+        task = re.match(r"samples_(.+)_\d{4}-", path.name).group(1)  # type: ignore[union-attr]
+        samples[task] = [json.loads(line) for line in path.read_text().splitlines()]
+    return json.loads(results.read_text()), samples
+
+
+def test_stock_lm_eval_lists_and_validates_our_tasks(tmp_path: Path) -> None:
+    """The stock ``lm_eval`` CLI with ``--include_path``: every built-in task indexed too, none shadowed."""
+    include = ("--include_path", lm_eval_task_dir())
+    listed = subprocess.run(
+        [str(LM_EVAL), "ls", "tasks", *include], capture_output=True, text=True, cwd=tmp_path, timeout=600
+    )
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    for name in TASK_NAMES:
+        assert re.search(rf"\|{name}\s*\|.*mathusereval_", listed.stdout), name
+    assert "overrides existing task" not in listed.stderr
+    valid = subprocess.run(
+        [str(LM_EVAL), "validate", "--tasks", ",".join([*TASK_NAMES, "mathusereval"]), *include],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert valid.returncode == 0 and "All tasks found and valid" in valid.stdout, valid.stderr[-3000:]
+
+
+def test_yaml_generation_settings_are_the_tasks_own() -> None:
+    for name in TASK_NAMES:
+        text = (Path(lm_eval_task_dir()) / f"{name}.yaml").read_text()
+        task = registry.lookup("tasks", name.removeprefix("mathusereval_"))
+        assert f"max_gen_toks: {task.params.max_tokens}" in text and f"task: {task.name}\n" in text
+        assert f"temperature: {task.params.temperature}" in text
+
+
+def _replies(shared_data: Path) -> dict[str, str]:
+    """Scripted answers per prompt: right, wrong, equivalent-but-different and unparseable ones."""
+    replies = {}
+    for task in ("gsm8k", "math500"):
+        samples = registry.lookup("tasks", task).load(shared_data).samples[:12]
+        for i, s in enumerate(samples):
+            answer = s.reference if task == "math500" else s.reference.rsplit("####", 1)[-1].strip()
+            replies[s.messages[-1]["content"]] = [
+                f"Step by step ... so the answer is $\\boxed{{{answer}}}$.",
+                "The answer is \\boxed{3}.",
+                f"#### {answer}" if task == "gsm8k" else f"Final Answer: The final answer is ${answer}$.",
+                "I am not sure.",
+            ][i % 4]
+    return replies
+
+
+def test_parity_with_mue_eval_item_by_item(tmp_path: Path, shared_data: Path) -> None:
+    replies = _replies(shared_data)
+    with ScriptedServer(lambda body, _: replies.get(body["messages"][-1]["content"], "I am not sure.")) as server:
+        ours = run_cli(
+            *("--base-url", server.url, "--model", "scripted", "--tasks", "gsm8k,math500", "--limit", "12"),
+            *("--data-dir", str(shared_data), "--quiet"),
+            cwd=tmp_path,
+        )
+        assert ours.returncode == 0, ours.stderr
+        theirs = run_cli(
+            *("lm-eval", "run", "--only-ours", "--model", "local-chat-completions"),
+            "--model_args",
+            f"base_url={server.url}/chat/completions,model=scripted,num_concurrent=4,max_retries=1,"
+            "tokenized_requests=False",
+            *("--apply_chat_template", "--tasks", "mathusereval", "--limit", "12", "--log_samples"),
+            *("--metadata", json.dumps({"data_dir": str(shared_data)}), "--output_path", str(tmp_path / "lm")),
+            cwd=tmp_path,
+            env=OFFLINE,
+        )
+        assert theirs.returncode == 0, theirs.stderr[-5000:]
+    results, samples = _results(tmp_path / "lm")
+    for task in ("gsm8k", "math500"):
+        grades = {
+            g["sample_id"]: g["score"]
+            for g in map(
+                json.loads, (tmp_path / "results" / "scripted" / task / "grades.jsonl").read_text().splitlines()
+            )
+        }
+        logged = {s["doc"]["id"]: s["accuracy"] for s in samples[f"mathusereval_{task}"]}
+        assert logged == grades and len(logged) == 12
+        assert 0 < sum(logged.values()) < 12  # both verdicts occur
+        summary = json.loads((tmp_path / "results" / "scripted" / task / "summary.json").read_text())
+        assert results["results"][f"mathusereval_{task}"]["accuracy,none"] == pytest.approx(
+            summary["metrics"][0]["value"]
+        )
+    assert "accuracy,none" in results["groups"]["mathusereval"]
+
+
+@pytest.mark.slow
+def test_judged_task_with_the_embedded_model_as_judge(tmp_path: Path, shared_data: Path, llama_server: str) -> None:
+    result = run_cli(
+        *("lm-eval", "--judge", "smollm2-135m-instruct", "--judge-base-url", llama_server, "--judge-max-tokens", "48"),
+        *("run", "--only-ours", "--model", "local-chat-completions"),
+        "--model_args",
+        f"base_url={llama_server}/chat/completions,model=smollm2-135m-instruct,num_concurrent=1,max_retries=1,"
+        "tokenized_requests=False",
+        *("--apply_chat_template", "--tasks", "mathusereval_mathusereval", "--limit", "2", "--log_samples"),
+        *("--gen_kwargs", "max_gen_toks=32", "--output_path", str(tmp_path / "lm")),
+        *("--metadata", json.dumps({"data_dir": str(shared_data)})),
+        cwd=tmp_path,
+        env={**OFFLINE, "MUE_JUDGE_CACHE": str(tmp_path / "judge-cache")},
+    )
+    assert result.returncode == 0, result.stderr[-5000:]
+    results, samples = _results(tmp_path / "lm")
+    assert "score,judge" in results["results"]["mathusereval_mathusereval"]
+    assert len(samples["mathusereval_mathusereval"]) == 2
+    calls = (tmp_path / "judge-cache" / "mathusereval" / "judgments.jsonl").read_text().splitlines()
+    assert len(calls) >= 2 and all(json.loads(c)["generation"]["error"] is None for c in calls)
