@@ -13,14 +13,23 @@ Pins and revisions (shared/data/*/PROVENANCE.md, where each digest was checked a
 - MathUserEval: THUDM/ChatGLM-Math @ b0d49c7b. AlignBench: THUDM/AlignBench @ 5b79d4a8 (v1.1) and
   @ acf7a469 (v1.0, the last commit before v1.1, with the PR #18 fix).
 
-The full MATH test set has no single upstream file (hendrycks ships a tarball of 12,500 JSON files; the hub
-has per-subject parquet), so ``math`` needs a data directory for now.
+- MATH (full test set, and train for the Minerva exemplars): the original release, hendrycks' ``MATH.tar``
+  of 12,500 per-problem JSON files. It has no pinned revision, so the pin is on what we build from it: rows
+  sorted by subject directory then problem number, the file's own keys in order plus ``unique_id`` (its
+  path, e.g. ``test/algebra/1.json``), one ``json.dumps(ensure_ascii=False)`` line each. Those bytes are
+  the shared copies' sha256 (PROVENANCE.md: byte-identical to two independent copies of the files), so any
+  edit of any problem is refused. The hub's ``EleutherAI/hendrycks_math`` parquet drops the file paths
+  that ``unique_id`` (and MATH-500's ids) come from, so it is not used.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import tarfile
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,17 +88,67 @@ OFFICIAL = {
 }
 
 
+@dataclass(frozen=True)
+class OfficialArchive:
+    """An upstream archive from which pinned files are built (the pins are on the built files)."""
+
+    relative: str
+    """The archive's name under a mirror (``$MUE_DATA_MIRROR/math/MATH.tar``)."""
+    url: str
+    builds: dict[str, str]
+    """Built file -> its pinned sha256."""
+    build: Callable[[Path], dict[str, bytes]]
+    max_bytes: int
+
+
+_MATH_MEMBER = re.compile(r"(?:^|/)(train|test)/([a-z_]+)/(\d+)\.json$")
+
+
+def build_math_jsonl(archive: Path) -> dict[str, bytes]:
+    """``math/test.jsonl`` and ``math/train.jsonl`` from hendrycks' tarball (see the module docstring).
+    Members are read in memory, never extracted to disk; only ``<split>/<subject>/<n>.json`` files count."""
+    rows: dict[str, list[tuple[tuple[str, int], str]]] = {"test": [], "train": []}
+    with tarfile.open(archive, "r:*") as tar:  # plain or compressed, as the file says
+        for member in tar:
+            match = _MATH_MEMBER.search(member.name)
+            if match is None or not member.isfile():
+                continue
+            if member.size > 1 << 20:
+                raise DataError(f"{archive}: {member.name} is {member.size} bytes, which no MATH problem is")
+            handle = tar.extractfile(member)
+            if handle is None:
+                continue
+            split, subject, number = match.groups()
+            row = {**json.loads(handle.read()), "unique_id": f"{split}/{subject}/{number}.json"}
+            rows[split].append(((subject, int(number)), json.dumps(row, ensure_ascii=False) + "\n"))
+    return {f"math/{split}.jsonl": "".join(line for _, line in sorted(found)).encode() for split, found in rows.items()}
+
+
+ARCHIVES = (
+    OfficialArchive(
+        "math/MATH.tar",
+        "https://people.eecs.berkeley.edu/~hendrycks/MATH.tar",
+        {
+            "math/test.jsonl": "1b833f0f8869d7cb975debfe04f0697bd23455c388045ba9159e5046d37df5fa",
+            "math/train.jsonl": "00aa30008a611172529ab775ed6f3af9efd32974625b19181c3ebfc724134e52",
+        },
+        build_math_jsonl,
+        256 << 20,
+    ),
+)
+
+
 def cache_dir() -> Path:
     raw = os.environ.get(CACHE_ENV) or os.path.join(os.environ.get("XDG_CACHE_HOME") or "~/.cache", "mathusereval")
     return Path(raw).expanduser() / "data"
 
 
-def _url(official: OfficialFile) -> str:
+def _url(official: OfficialFile | OfficialArchive) -> str:
     mirror = os.environ.get(MIRROR_ENV)
     return f"{mirror.rstrip('/')}/{official.relative}" if mirror else official.url
 
 
-def _download(url: str, target: Path) -> str:
+def _download(url: str, target: Path, max_bytes: int = MAX_BYTES) -> str:
     """Stream `url` into `target`; return its sha256. Network trouble raises OSError-like httpx errors."""
     import hashlib
 
@@ -102,8 +161,8 @@ def _download(url: str, target: Path) -> str:
         with target.open("wb") as fh:
             for chunk in response.iter_bytes():
                 size += len(chunk)
-                if size > MAX_BYTES:
-                    raise DataError(f"{url}: larger than {MAX_BYTES >> 20} MiB, which no pinned file is; refused")
+                if size > max_bytes:
+                    raise DataError(f"{url}: larger than {max_bytes >> 20} MiB, which no pinned file is; refused")
                 digest.update(chunk)
                 fh.write(chunk)
     return digest.hexdigest()
@@ -113,6 +172,9 @@ def fetch(relative: str, task: str) -> Path:
     """The verified cached copy of the official `relative` file, downloading it on first use."""
     import httpx
 
+    archive = next((a for a in ARCHIVES if relative in a.builds), None)
+    if archive is not None:
+        return _fetch_built(archive, relative, task)
     official = OFFICIAL.get(relative)
     if official is None:
         raise DataError(
@@ -150,4 +212,53 @@ def fetch(relative: str, task: str) -> Path:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    return path
+
+
+def _check_cached(path: Path, pin: str) -> bool:
+    if not path.is_file():
+        return False
+    digest = sha256_file(path)
+    if digest != pin:
+        raise DataError(
+            f"cached {path} has sha256 {digest}, not the pinned {pin}; it was not used. Delete it to download it again"
+        )
+    return True
+
+
+def _fetch_built(archive: OfficialArchive, relative: str, task: str) -> Path:
+    """A file built from an official archive: download the archive, build every file it yields, check each
+    against its pin, and cache them all (the archive itself is not kept)."""
+    import hashlib
+
+    import httpx
+
+    path = cache_dir() / relative
+    if _check_cached(path, archive.builds[relative]):
+        return path
+    url = _url(archive)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".download-") as tmp:
+        download = Path(tmp) / "archive"
+        try:
+            _download(url, download, archive.max_bytes)
+            built = archive.build(download)
+        except (httpx.HTTPError, OSError, tarfile.TarError, ValueError) as exc:
+            raise DataError(
+                f"task {task!r} needs {relative}, built from {url}, and could not get it "
+                f"({exc.__class__.__name__}: {exc}); pass --data-dir DIR or set ${DATA_DIR_ENV} to a directory "
+                f"holding {relative}"
+            ) from exc
+        for name, pin in archive.builds.items():
+            digest = hashlib.sha256(built.get(name, b"")).hexdigest()
+            if digest != pin:
+                raise DataError(
+                    f"{name} built from {url}: sha256 {digest} does not match the pinned {pin}; refused and not "
+                    "cached (the archive's problems differ from the original release)"
+                )
+        for name, data in built.items():
+            staged = Path(tmp) / name.replace("/", "_")
+            staged.write_bytes(data)
+            (cache_dir() / name).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged, cache_dir() / name)
     return path

@@ -115,14 +115,18 @@ def test_parity_with_mue_eval_item_by_item(tmp_path: Path, shared_data: Path) ->
 
 
 @pytest.mark.slow
-def test_judged_task_with_the_embedded_model_as_judge(tmp_path: Path, shared_data: Path, llama_server: str) -> None:
+def test_every_task_through_lm_eval_on_a_real_server_with_the_embedded_model_as_judge(
+    tmp_path: Path, shared_data: Path, llama_server: str
+) -> None:
+    """lm-eval's local-chat-completions against llama.cpp's server, two items of each of our tasks; the
+    judged ones scored by the same embedded model as judge (plumbing, not a meaningful score)."""
     result = run_cli(
         *("lm-eval", "--judge", "smollm2-135m-instruct", "--judge-base-url", llama_server, "--judge-max-tokens", "48"),
         *("run", "--only-ours", "--model", "local-chat-completions"),
         "--model_args",
         f"base_url={llama_server}/chat/completions,model=smollm2-135m-instruct,num_concurrent=1,max_retries=1,"
         "tokenized_requests=False",
-        *("--apply_chat_template", "--tasks", "mathusereval_mathusereval", "--limit", "2", "--log_samples"),
+        *("--apply_chat_template", "--tasks", "mathusereval,mathusereval_judged", "--limit", "2", "--log_samples"),
         *("--gen_kwargs", "max_gen_toks=32", "--output_path", str(tmp_path / "lm")),
         *("--metadata", json.dumps({"data_dir": str(shared_data)})),
         cwd=tmp_path,
@@ -130,7 +134,11 @@ def test_judged_task_with_the_embedded_model_as_judge(tmp_path: Path, shared_dat
     )
     assert result.returncode == 0, result.stderr[-5000:]
     results, samples = _results(tmp_path / "lm")
-    assert "score,judge" in results["results"]["mathusereval_mathusereval"]
-    assert len(samples["mathusereval_mathusereval"]) == 2
-    calls = (tmp_path / "judge-cache" / "mathusereval" / "judgments.jsonl").read_text().splitlines()
-    assert len(calls) >= 2 and all(json.loads(c)["generation"]["error"] is None for c in calls)
+    for name in TASK_NAMES:
+        assert len(samples[name]) == 2, name
+        metric = "score,judge" if name in ("mathusereval_mathusereval", "mathusereval_alignbench") else "accuracy,none"
+        assert metric in results["results"][name], (name, results["results"][name])
+    assert all(s["resps"][0][0] for name in TASK_NAMES for s in samples[name])  # real model text came back
+    for task in ("mathusereval", "alignbench"):
+        calls = (tmp_path / "judge-cache" / task / "judgments.jsonl").read_text().splitlines()
+        assert len(calls) >= 2 and all(json.loads(c)["generation"]["error"] is None for c in calls)

@@ -30,6 +30,10 @@ def test_wheel_layout(tmp_path: Path) -> None:
         "mathusereval/graders/answer.py",
         "mathusereval/leaderboard/tables.py",
         "mathusereval/backends/llamacpp.py",
+        "mathusereval/backends/vllm_engine.py",
+        "mathusereval/lmeval/hooks.py",
+        "mathusereval/lmeval/tasks/mathusereval.yaml",
+        "mathusereval/lmeval/tasks/mathusereval_alignbench.yaml",
         "mathusereval/py.typed",
     ):
         assert expected in names

@@ -134,5 +134,7 @@ def official_score(items: Sequence[tuple[str, float | None]]) -> float:
         for s, (_, score) in zip(samples, items, strict=True)
         if score is not None
     ]
+    if not grades:  # nothing could be scored: say so rather than report a number
+        return float("nan")
     task: Task = registry.lookup("tasks", samples[0].task)
     return float(task.aggregate(samples, grades)[0].value)
