@@ -91,10 +91,11 @@ def build_table(runs: Sequence[RunResult]) -> Table:
     return Table(columns=columns, rows=rows)
 
 
-def format_cell(metric: MetricValue | None) -> str:
+def format_cell(metric: MetricValue | None, percent: bool = True) -> str:
+    """``mean ± stderr (n=N)``; accuracies in percent unless `percent` is False (already scaled)."""
     if metric is None or math.isnan(metric.value):
         return "—"
-    scale = 100.0 if metric.name.startswith("accuracy") else 1.0
+    scale = 100.0 if percent and metric.name.startswith("accuracy") else 1.0
     text = f"{metric.value * scale:.2f}"
     if metric.stderr is not None:
         text += f" ± {metric.stderr * scale:.2f}"

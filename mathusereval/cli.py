@@ -189,6 +189,16 @@ def _leaderboard_parser() -> argparse.ArgumentParser:
     p.add_argument("results", nargs="?", default="results", help="results directory (default: results)")
     p.add_argument("--markdown", help="also write the table as Markdown to this file")
     p.add_argument(
+        "--out",
+        help="write leaderboard.md/.csv and per-task breakdowns (tasks/<task>.md/.csv) into this directory",
+    )
+    p.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="multiply judge scores in --out files, e.g. 10 for OpenCompass's 10-100 convention (labelled)",
+    )
+    p.add_argument(
         "--parity", choices=("none", "upstream"), default="none", help="'upstream': unparseable judgments count -1"
     )
     return p
@@ -409,6 +419,12 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     print_table(table)
     if args.markdown:
         Path(args.markdown).write_text(to_markdown(table), encoding="utf-8")
+    if args.out:
+        from .leaderboard import write_leaderboard
+
+        _positive("--scale", args.scale)
+        written = write_leaderboard(runs, Path(args.out), args.scale)
+        print(f"mue-eval: wrote {len(written)} files to {args.out}", file=sys.stderr)
     return 0
 
 

@@ -1,0 +1,146 @@
+"""Publication files from stored runs: the overview and one breakdown table per task, as Markdown and CSV.
+
+``mue-eval leaderboard RESULTS --out DIR`` writes ``DIR/leaderboard.{md,csv}`` and
+``DIR/tasks/<task>.{md,csv}``. A breakdown has every metric the task's aggregation reports (MATH per
+subject and level, MathUserEval per category and hard-split, AlignBench per category), in the order the
+aggregation emits them. Output depends on the runs alone (no dates, sorted rows, fixed number format), so
+the same results give byte-identical files.
+
+Runs of one task that are not comparable (another dataset version, prompt, or judge) never share a
+column: each such variant gets its own column, ``task [2]``, described under the table.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from mathusereval.pipeline import RunResult
+from mathusereval.records import MetricValue, RunManifest
+
+from .tables import Table, format_cell, model_label
+
+
+def comparability(manifest: RunManifest) -> tuple[str, ...]:
+    """What must be equal for two runs' numbers to share a column."""
+    judges = sorted(
+        f"{name}:{j.get('judge_model')}:{str(j.get('prompt_sha256'))[:12]}" for name, j in manifest.judges.items()
+    )
+    return (manifest.task, manifest.task_version, manifest.data_sha256, manifest.prompt_sha256, *judges)
+
+
+def _describe(signature: tuple[str, ...]) -> str:
+    task, version, data, prompt, *judges = signature
+    text = f"version {version}, data {data[:12]}, prompt {prompt[:12]}"
+    return text + (f", judges {'; '.join(judges)}" if judges else "")
+
+
+def split_variants(runs: Sequence[RunResult]) -> tuple[dict[str, list[RunResult]], list[str]]:
+    """Runs by column name: a task's first variant is its name, others ``task [k]``; plus legend lines."""
+    order: dict[str, list[tuple[str, ...]]] = {}
+    for run in sorted(runs, key=lambda r: (r.manifest.task, comparability(r.manifest))):
+        signatures = order.setdefault(run.manifest.task, [])
+        if comparability(run.manifest) not in signatures:
+            signatures.append(comparability(run.manifest))
+    columns: dict[str, list[RunResult]] = {}
+    legend = []
+    for task, signatures in sorted(order.items()):
+        for k, signature in enumerate(signatures, start=1):
+            name = task if k == 1 else f"{task} [{k}]"
+            columns[name] = [r for r in runs if comparability(r.manifest) == signature]
+            if len(signatures) > 1:
+                legend.append(f"{name}: {_describe(signature)}")
+    return columns, legend
+
+
+def breakdown(runs: Sequence[RunResult]) -> Table:
+    """One row per model, one column per metric the runs report (first run's order, then any others)."""
+    names: list[str] = []
+    rows: dict[str, dict[str, MetricValue]] = {}
+    for run in runs:
+        for metric in run.metrics:
+            if metric.name not in names:
+                names.append(metric.name)
+            rows.setdefault(model_label(run.manifest), {})[metric.name] = metric
+
+    def headline(model: str) -> float:
+        value = rows[model].get(names[0]) if names else None
+        return -value.value if value is not None and not math.isnan(value.value) else math.inf
+
+    ordered = sorted(rows, key=lambda m: (headline(m), m))
+    return Table(columns=names, rows=[(m, [rows[m].get(n) for n in names]) for m in ordered])
+
+
+def scaled(metric: MetricValue | None, judge_scale: float) -> MetricValue | None:
+    """Accuracies and shares in percent; judge scores (1-10) times `judge_scale` (OpenCompass shows ×10)."""
+    if metric is None:
+        return None
+    share = metric.name.startswith(("accuracy", "pass@", "maj@", "hard_split")) or "/accuracy" in metric.name
+    factor = 100.0 if share else judge_scale
+    stderr = None if metric.stderr is None else metric.stderr * factor
+    return MetricValue(metric.name, metric.value * factor, metric.n, stderr, metric.higher_is_better)
+
+
+def markdown(table: Table, title: str, judge_scale: float, legend: Sequence[str] = ()) -> str:
+    lines = [f"## {title}", ""]
+    if judge_scale != 1.0:
+        lines += [f"Judge scores are shown ×{judge_scale:g} (1–10 becomes {judge_scale:g}–{10 * judge_scale:g}).", ""]
+    lines += ["| model | " + " | ".join(table.columns) + " |", "|---|" + "---:|" * len(table.columns)]
+    for model, cells in table.rows:
+        shown = [format_cell(scaled(m, judge_scale), percent=False) for m in cells]
+        lines.append(f"| {model} | " + " | ".join(shown) + " |")
+    lines += ["", "Each cell: mean ± standard error (n). Accuracies in percent."]
+    if legend:
+        lines += ["", *(f"- {line}" for line in legend)]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(table: Table, judge_scale: float) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["model", *(f"{c}{suffix}" for c in table.columns for suffix in ("", " stderr", " n"))])
+    for model, cells in table.rows:
+        row: list[str] = [model]
+        for metric in (scaled(m, judge_scale) for m in cells):
+            if metric is None or math.isnan(metric.value):
+                row += ["", "", ""]
+            else:
+                stderr = "" if metric.stderr is None else f"{metric.stderr:.4f}"
+                row += [f"{metric.value:.4f}", stderr, str(metric.n)]
+        writer.writerow(row)
+    return out.getvalue()
+
+
+def write_leaderboard(runs: Sequence[RunResult], out: Path, judge_scale: float = 1.0) -> list[Path]:
+    """The overview and every task's breakdown under `out`; returns the files written."""
+    columns, legend = split_variants(runs)
+    cells: dict[str, dict[str, MetricValue]] = {}
+    for name, column_runs in columns.items():
+        for run in column_runs:
+            if run.metrics:
+                cells.setdefault(model_label(run.manifest), {})[name] = run.metrics[0]
+    models = sorted(cells, key=lambda m: (-_mean(list(cells[m].values())), m))
+    overview = Table(columns=list(columns), rows=[(m, [cells[m].get(c) for c in columns]) for m in models])
+    written = []
+    (out / "tasks").mkdir(parents=True, exist_ok=True)
+    files = {
+        out / "leaderboard.md": markdown(overview, "mathusereval leaderboard", judge_scale, legend),
+        out / "leaderboard.csv": to_csv(overview, judge_scale),
+    }
+    for name, column_runs in columns.items():
+        table = breakdown(column_runs)
+        stem = name.replace(" ", "").replace("[", "-").replace("]", "")
+        files[out / "tasks" / f"{stem}.md"] = markdown(table, name, judge_scale)
+        files[out / "tasks" / f"{stem}.csv"] = to_csv(table, judge_scale)
+    for path, text in files.items():
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def _mean(metrics: Sequence[MetricValue]) -> float:
+    values = [m.value for m in metrics if not math.isnan(m.value)]
+    return sum(values) / len(values) if values else -math.inf

@@ -1,0 +1,90 @@
+"""``mue-eval leaderboard --out``: overview and per-task breakdowns as Markdown and CSV, deterministic,
+incomparable runs in separate columns."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+from mathusereval.records import MetricValue
+from mathusereval.registry import lookup
+
+from .conftest import run_cli
+from .judge_server import ScriptedServer
+
+
+def _reply(prompt: str, references: dict[str, str], model_right: bool) -> str:
+    return f"\\boxed{{{references[prompt]}}}" if model_right and len(prompt) % 2 else "\\boxed{0}"
+
+
+def _results(tmp_path: Path, shared_data: Path) -> Path:
+    """Two models on gsm8k and math500 (12 items each), answered by a scripted server."""
+    references = {}
+    for task in ("gsm8k", "math500"):
+        for s in lookup("tasks", task).load(shared_data).samples[:12]:
+            ref = s.reference if task == "math500" else s.reference.rsplit("####", 1)[-1].strip()
+            references[s.messages[-1]["content"]] = ref
+    for model, right in (("model-a", True), ("model-b", False)):
+        script = lambda body, _, right=right: _reply(body["messages"][-1]["content"], references, right)  # noqa: E731
+        with ScriptedServer(script) as server:
+            result = run_cli(
+                *("--base-url", server.url, "--model", model, "--tasks", "gsm8k,math500", "--limit", "12"),
+                *("--data-dir", str(shared_data), "--quiet"),
+                cwd=tmp_path,
+            )
+            assert result.returncode == 0, result.stderr
+    return tmp_path / "results"
+
+
+def test_out_writes_overview_and_breakdowns_deterministically(tmp_path: Path, shared_data: Path) -> None:
+    results = _results(tmp_path, shared_data)
+    first = run_cli("leaderboard", "results", "--out", "board", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    board = tmp_path / "board"
+    names = sorted(str(p.relative_to(board)) for p in board.rglob("*") if p.is_file())
+    assert names == [
+        "leaderboard.csv",
+        "leaderboard.md",
+        "tasks/gsm8k.csv",
+        "tasks/gsm8k.md",
+        "tasks/math500.csv",
+        "tasks/math500.md",
+    ]
+    snapshot = {name: (board / name).read_bytes() for name in names}
+    assert run_cli("leaderboard", "results", "--out", "board", cwd=tmp_path).returncode == 0
+    assert {name: (board / name).read_bytes() for name in names} == snapshot  # byte-identical
+
+    overview = list(csv.reader(io.StringIO(snapshot["leaderboard.csv"].decode())))
+    assert overview[0] == ["model", "gsm8k", "gsm8k stderr", "gsm8k n", "math500", "math500 stderr", "math500 n"]
+    assert [row[0] for row in overview[1:]] == ["model-a", "model-b"]  # best first
+    summary = json.loads((results / "model-a" / "gsm8k" / "summary.json").read_text())
+    assert float(overview[1][1]) == round(summary["metrics"][0]["value"] * 100, 4)
+    math500 = snapshot["tasks/math500.md"].decode()
+    assert "accuracy/subject=" in math500 and "accuracy/level=" in math500  # the breakdown columns
+    assert "| model-b |" in math500 and "Accuracies in percent" in math500
+
+
+def test_incomparable_runs_get_their_own_column(tmp_path: Path, shared_data: Path) -> None:
+    results = _results(tmp_path, shared_data)
+    other = results / "model-c" / "gsm8k"
+    shutil.copytree(results / "model-a" / "gsm8k", other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest.update(model="model-c", run_id="model-c/gsm8k", data_sha256="f" * 64)  # another dataset version
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    result = run_cli("leaderboard", "results", "--out", "board", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "board" / "leaderboard.md").read_text()
+    assert "| model | gsm8k | gsm8k [2] | math500 |" in text
+    assert "- gsm8k [2]: version" in text and "data ffffffffffff" in text
+    assert (tmp_path / "board" / "tasks" / "gsm8k-2.md").is_file()
+
+
+def test_judge_scores_scale_and_shares_in_percent() -> None:
+    from mathusereval.leaderboard.export import scaled
+
+    assert scaled(MetricValue("overall", 7.25, 10, 0.5), 10.0) == MetricValue("overall", 72.5, 10, 5.0)
+    assert scaled(MetricValue("hard_split", 0.25, 10), 10.0) == MetricValue("hard_split", 25.0, 10)
+    assert scaled(MetricValue("accuracy/level=3", 0.5, 4), 10.0) == MetricValue("accuracy/level=3", 50.0, 4)
