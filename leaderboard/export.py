@@ -114,8 +114,11 @@ def to_csv(table: Table, judge_scale: float) -> str:
     return out.getvalue()
 
 
-def write_leaderboard(runs: Sequence[RunResult], out: Path, judge_scale: float = 1.0) -> list[Path]:
-    """The overview and every task's breakdown under `out`; returns the files written."""
+def write_leaderboard(
+    runs: Sequence[RunResult], out: Path, judge_scale: float = 1.0, reference: bool = False
+) -> list[Path]:
+    """The overview and every task's breakdown under `out`; returns the files written. With `reference`,
+    the overview also lists the published rows of its tasks, labelled, with their sources."""
     columns, legend = split_variants(runs)
     cells: dict[str, dict[str, MetricValue]] = {}
     for name, column_runs in columns.items():
@@ -124,6 +127,12 @@ def write_leaderboard(runs: Sequence[RunResult], out: Path, judge_scale: float =
                 cells.setdefault(model_label(run.manifest), {})[name] = run.metrics[0]
     models = sorted(cells, key=lambda m: (-_mean(list(cells[m].values())), m))
     overview = Table(columns=list(columns), rows=[(m, [cells[m].get(c) for c in columns]) for m in models])
+    if reference:
+        from .reference import reference_rows
+
+        published, sources = reference_rows(list(columns))
+        overview.rows.extend((label, [row.get(c) for c in columns]) for label, row in published)
+        legend = [*legend, *sources]
     written = []
     (out / "tasks").mkdir(parents=True, exist_ok=True)
     files = {

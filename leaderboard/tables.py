@@ -74,8 +74,9 @@ def model_label(manifest: RunManifest) -> str:
     return manifest.model
 
 
-def build_table(runs: Sequence[RunResult]) -> Table:
-    """One row per model, one column per task (its headline metric), best rows first."""
+def build_table(runs: Sequence[RunResult], reference: bool = False) -> Table:
+    """One row per model, one column per task (its headline metric), best rows first; with `reference`,
+    the published rows of those tasks after them (labelled ``[published]``)."""
     columns = sorted({run.manifest.task for run in runs})
     cells: dict[str, dict[str, MetricValue]] = {}
     for run in runs:
@@ -88,6 +89,11 @@ def build_table(runs: Sequence[RunResult]) -> Table:
         return -sum(values) / len(values) if values else math.inf
 
     rows.sort(key=lambda row: (mean_score(row), row[0]))
+    if reference:
+        from .reference import reference_rows
+
+        published, _ = reference_rows(columns)
+        rows += [(label, [cells_.get(task) for task in columns]) for label, cells_ in published]
     return Table(columns=columns, rows=rows)
 
 
@@ -99,7 +105,7 @@ def format_cell(metric: MetricValue | None, percent: bool = True) -> str:
     text = f"{metric.value * scale:.2f}"
     if metric.stderr is not None:
         text += f" ± {metric.stderr * scale:.2f}"
-    return f"{text} (n={metric.n})"
+    return f"{text} (n={metric.n})" if metric.n else text  # n=0: a published number, count unknown
 
 
 def to_markdown(table: Table) -> str:
@@ -113,6 +119,7 @@ def to_markdown(table: Table) -> str:
 def print_table(table: Table, title: str = "mathusereval leaderboard") -> None:
     """A rich table on stdout; accuracies in percent, ± one standard error."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table as RichTable
 
     rich_table = RichTable(title=title)
@@ -120,5 +127,6 @@ def print_table(table: Table, title: str = "mathusereval leaderboard") -> None:
     for column in table.columns:
         rich_table.add_column(column, justify="right")
     for model, cells in table.rows:
-        rich_table.add_row(model, *(format_cell(m) for m in cells))
+        # model names are data, not markup: "[published]" or "model[v2]" must print as written
+        rich_table.add_row(escape(model), *(format_cell(m) for m in cells))
     Console().print(rich_table)

@@ -193,6 +193,11 @@ def _leaderboard_parser() -> argparse.ArgumentParser:
         help="write leaderboard.md/.csv and per-task breakdowns (tasks/<task>.md/.csv) into this directory",
     )
     p.add_argument(
+        "--reference",
+        action="store_true",
+        help="add the published MathUserEval/AlignBench rows (labelled [published], with source and judge)",
+    )
+    p.add_argument(
         "--scale",
         type=float,
         default=1.0,
@@ -415,7 +420,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         print(f"mue-eval: warning: skipped a run: {problem}", file=sys.stderr)
     if not runs:
         raise MueError(f"no runs found under {root}")
-    table = build_table(runs)
+    table = build_table(runs, reference=args.reference)
     print_table(table)
     if args.markdown:
         Path(args.markdown).write_text(to_markdown(table), encoding="utf-8")
@@ -423,7 +428,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         from .leaderboard import write_leaderboard
 
         _positive("--scale", args.scale)
-        written = write_leaderboard(runs, Path(args.out), args.scale)
+        written = write_leaderboard(runs, Path(args.out), args.scale, reference=args.reference)
         print(f"mue-eval: wrote {len(written)} files to {args.out}", file=sys.stderr)
     return 0
 

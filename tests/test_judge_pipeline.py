@@ -323,3 +323,19 @@ def test_judge_options_are_checked(imported: tuple[Path, list[str]]) -> None:
     assert down.returncode == 2 and "cannot reach http://127.0.0.1:9/v1" in down.stderr
     assert (cwd / RUN / "grades.jsonl").read_text() == ""  # nothing graded, nothing lost
     shutil.rmtree(cwd / RUN)
+
+
+def test_leaderboard_reference_rows_beside_a_judged_run(imported: tuple[Path, list[str]]) -> None:
+    cwd, _ = imported
+    with ScriptedServer(lambda body, _: reply(score_of(judged_answer(body)), 0)) as server:
+        assert grade(cwd, server.url, "--limit", "20").returncode == 0  # the first 20 samples judged
+    board = run_cli("leaderboard", "--reference", "--out", "board", "--scale", "10", cwd=cwd)
+    assert board.returncode == 0, board.stderr
+    assert "GPT-4-1106-Preview [published]" in board.stdout and "5.73" in board.stdout
+    text = (cwd / "board" / "leaderboard.md").read_text(encoding="utf-8")
+    assert "| GPT-4-1106-Preview [published] | 57.30 |" in text  # 5.73 x 10, no n for a published number
+    assert "Judge scores are shown ×10" in text
+    assert "- mathusereval [published]: ChatGLM-Math README leaderboard, judge gpt-4-1106-preview" in text
+    assert "[published] | " in text and "GPT-4o" not in text  # no AlignBench rows without an AlignBench run
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "model" not in line]
+    assert rows[0].startswith("| gpt-4-1106-preview |") and len(rows) == 1 + 12  # our run first, then 12 published
