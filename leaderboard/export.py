@@ -21,7 +21,7 @@ from pathlib import Path
 from mathusereval.pipeline import RunResult
 from mathusereval.records import MetricValue, RunManifest
 
-from .tables import Table, format_cell, model_label
+from .tables import Table, format_cell, model_label, overview
 
 
 def comparability(manifest: RunManifest) -> tuple[str, ...]:
@@ -120,36 +120,17 @@ def write_leaderboard(
     """The overview and every task's breakdown under `out`; returns the files written. With `reference`,
     the overview also lists the published rows of its tasks, labelled, with their sources."""
     columns, legend = split_variants(runs)
-    cells: dict[str, dict[str, MetricValue]] = {}
-    for name, column_runs in columns.items():
-        for run in column_runs:
-            if run.metrics:
-                cells.setdefault(model_label(run.manifest), {})[name] = run.metrics[0]
-    models = sorted(cells, key=lambda m: (-_mean(list(cells[m].values())), m))
-    overview = Table(columns=list(columns), rows=[(m, [cells[m].get(c) for c in columns]) for m in models])
-    if reference:
-        from .reference import reference_rows
-
-        published, sources = reference_rows(list(columns))
-        overview.rows.extend((label, [row.get(c) for c in columns]) for label, row in published)
-        legend = [*legend, *sources]
-    written = []
+    table, sources = overview(columns, reference)
     (out / "tasks").mkdir(parents=True, exist_ok=True)
     files = {
-        out / "leaderboard.md": markdown(overview, "mathusereval leaderboard", judge_scale, legend),
-        out / "leaderboard.csv": to_csv(overview, judge_scale),
+        out / "leaderboard.md": markdown(table, "mathusereval leaderboard", judge_scale, [*legend, *sources]),
+        out / "leaderboard.csv": to_csv(table, judge_scale),
     }
     for name, column_runs in columns.items():
-        table = breakdown(column_runs)
+        task_table = breakdown(column_runs)
         stem = name.replace(" ", "").replace("[", "-").replace("]", "")
-        files[out / "tasks" / f"{stem}.md"] = markdown(table, name, judge_scale)
-        files[out / "tasks" / f"{stem}.csv"] = to_csv(table, judge_scale)
+        files[out / "tasks" / f"{stem}.md"] = markdown(task_table, name, judge_scale)
+        files[out / "tasks" / f"{stem}.csv"] = to_csv(task_table, judge_scale)
     for path, text in files.items():
         path.write_text(text, encoding="utf-8")
-        written.append(path)
-    return written
-
-
-def _mean(metrics: Sequence[MetricValue]) -> float:
-    values = [m.value for m in metrics if not math.isnan(m.value)]
-    return sum(values) / len(values) if values else -math.inf
+    return list(files)

@@ -9,7 +9,7 @@ read is reported and skipped; the rest still render.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,27 +74,35 @@ def model_label(manifest: RunManifest) -> str:
     return manifest.model
 
 
-def build_table(runs: Sequence[RunResult], reference: bool = False) -> Table:
-    """One row per model, one column per task (its headline metric), best rows first; with `reference`,
-    the published rows of those tasks after them (labelled ``[published]``)."""
-    columns = sorted({run.manifest.task for run in runs})
+def overview(columns: Mapping[str, Sequence[RunResult]], reference: bool = False) -> tuple[Table, list[str]]:
+    """One row per model, one column per entry of `columns` (the headline metric of its runs), best rows
+    first; with `reference`, the published rows of those columns after them (labelled ``[published]``).
+    Also returns the published rows' source lines (empty without `reference`)."""
     cells: dict[str, dict[str, MetricValue]] = {}
-    for run in runs:
-        if run.metrics:
-            cells.setdefault(model_label(run.manifest), {})[run.manifest.task] = run.metrics[0]
-    rows = [(model, [by_task.get(task) for task in columns]) for model, by_task in cells.items()]
+    for name, column_runs in columns.items():
+        for run in column_runs:
+            if run.metrics:
+                cells.setdefault(model_label(run.manifest), {})[name] = run.metrics[0]
+    rows = [(model, [by_column.get(name) for name in columns]) for model, by_column in cells.items()]
 
     def mean_score(row: tuple[str, list[MetricValue | None]]) -> float:
         values = [m.value for m in row[1] if m is not None and not math.isnan(m.value)]
         return -sum(values) / len(values) if values else math.inf
 
     rows.sort(key=lambda row: (mean_score(row), row[0]))
+    sources: list[str] = []
     if reference:
         from .reference import reference_rows
 
-        published, _ = reference_rows(columns)
-        rows += [(label, [cells_.get(task) for task in columns]) for label, cells_ in published]
-    return Table(columns=columns, rows=rows)
+        published, sources = reference_rows(list(columns))
+        rows += [(label, [by_column.get(name) for name in columns]) for label, by_column in published]
+    return Table(columns=list(columns), rows=rows), sources
+
+
+def build_table(runs: Sequence[RunResult], reference: bool = False) -> Table:
+    """The overview with one column per task."""
+    tasks = sorted({run.manifest.task for run in runs})
+    return overview({task: [r for r in runs if r.manifest.task == task] for task in tasks}, reference)[0]
 
 
 def format_cell(metric: MetricValue | None, percent: bool = True) -> str:
