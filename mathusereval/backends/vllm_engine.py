@@ -19,8 +19,7 @@ from typing import Any
 
 from ..errors import BackendUnavailable
 from ..records import Generation, GenerationParams, Request, Usage
-from .base import ModelSpec, split_reasoning
-from .openai_compat import completion_prompt
+from .base import ModelSpec, completion_prompt, split_reasoning
 
 ENGINE_KWARGS = (
     "tensor_parallel_size",
@@ -33,11 +32,15 @@ ENGINE_KWARGS = (
 _DONE = object()
 
 
+NO_TRACKING = {"VLLM_NO_USAGE_STATS": "1", "VLLM_DO_NOT_TRACK": "1", "DO_NOT_TRACK": "1"}
+"""vLLM reports usage statistics to a public host unless told not to; an evaluation must not."""
+
+
 def offline_env() -> None:
-    """vLLM reports usage statistics to a public host unless told not to; an evaluation must not. Its logs
-    go to stderr: stdout carries our tables, which scripts parse."""
-    for name in ("VLLM_NO_USAGE_STATS", "VLLM_DO_NOT_TRACK", "DO_NOT_TRACK"):
-        os.environ.setdefault(name, "1")
+    """Tracking off (`NO_TRACKING`) for the engine in this process. Its logs go to stderr: stdout carries our
+    tables, which scripts parse."""
+    for name, value in NO_TRACKING.items():
+        os.environ.setdefault(name, value)
     os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
 
 

@@ -25,6 +25,8 @@ from lm_eval.api.filter import Filter
 
 from .. import registry
 from ..backends import resolve_model
+from ..backends.base import completion_prompt
+from ..commands import make_backend
 from ..data import resolve_data_dir
 from ..errors import ConfigError
 from ..grading import _safe_grade
@@ -49,7 +51,7 @@ def to_doc(sample: Sample) -> dict[str, str]:
     return {
         "id": sample.id,
         "task": sample.task,
-        "prompt": "\n\n".join(m["content"] for m in sample.messages),
+        "prompt": completion_prompt(sample.messages),
         "messages": json.dumps(list(sample.messages), ensure_ascii=False),
         "reference": sample.reference,
         "metadata": json.dumps(sample.metadata, ensure_ascii=False),
@@ -91,16 +93,16 @@ def _judge_settings() -> JudgeSettings:
 async def _judge_all(task: Task, items: list[tuple[Sample, Generation]]) -> dict[str, Grade]:
     settings = _judge_settings()
     judge = registry.lookup("graders", task.graders[0])
-    backend = registry.lookup("backends", settings.spec.backend)(settings.spec)
+    role = JudgeRole(settings, make_backend(settings.spec))
     cache = Path(os.environ.get("MUE_JUDGE_CACHE") or Path.home() / ".cache" / "mathusereval" / "lm-eval-judge")
     store = RunStore(cache / task.name)
     store.open()
     grades: dict[str, Grade] = {}
     try:
-        await JudgeRole(settings, backend).grade(judge, items, store, lambda g: grades.__setitem__(g.sample_id, g))
+        await role.grade(judge, items, store, lambda g: grades.__setitem__(g.sample_id, g))
     finally:
         store.close()
-        await backend.aclose()
+        await role.backend.aclose()
     return grades
 
 
