@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from .backends import ModelSpec
+from .backends.vllm_engine import NO_TRACKING
 from .budget import Budget
 from .errors import BackendUnavailable, ConfigError
 from .judging import JudgeSettings
@@ -77,7 +78,7 @@ class VLLMServers:
 
     def _start(self) -> None:
         width = int(self.spec.options.get("tensor_parallel_size") or 1)
-        env = {**os.environ, "VLLM_NO_USAGE_STATS": "1", "VLLM_DO_NOT_TRACK": "1", "DO_NOT_TRACK": "1"}
+        env = {**os.environ, **NO_TRACKING}
         for i, devices in enumerate(_gpu_slices(self.replicas, width)):
             port = _free_port()
             replica_env = env if devices is None else {**env, "CUDA_VISIBLE_DEVICES": devices}

@@ -182,13 +182,7 @@ def fetch(relative: str, task: str) -> Path:
             f"${DATA_DIR_ENV} to a directory holding {relative} (upstream file names, as in ../shared/data)"
         )
     path = cache_dir() / relative
-    if path.is_file():
-        digest = sha256_file(path)
-        if digest != official.sha256:
-            raise DataError(
-                f"cached {path} has sha256 {digest}, not the pinned {official.sha256}; it was not used. "
-                "Delete it to download it again"
-            )
+    if _check_cached(path, official.sha256):
         return path
     url = _url(official)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -216,6 +210,7 @@ def fetch(relative: str, task: str) -> Path:
 
 
 def _check_cached(path: Path, pin: str) -> bool:
+    """True when `path` is cached with its pinned digest; a cached file with another digest is refused."""
     if not path.is_file():
         return False
     digest = sha256_file(path)
