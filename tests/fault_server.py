@@ -18,10 +18,9 @@ import re
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from .loopback import LoopbackServer
+from .loopback import JsonHandler, LoopbackServer
 
 
 class FaultServer(LoopbackServer):
@@ -32,23 +31,9 @@ class FaultServer(LoopbackServer):
         self._lock = threading.Lock()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(body)
-
+        class Handler(JsonHandler):
             def do_GET(self) -> None:
-                self._send(200, json.dumps({"data": [{"id": "fault-model"}]}).encode())
+                self.send_json(200, json.dumps({"data": [{"id": "fault-model"}]}).encode())
 
             def _reply(self, chat: bool, text: str, finish: str = "stop", reasoning: str | None = None) -> None:
                 if chat:
@@ -59,7 +44,7 @@ class FaultServer(LoopbackServer):
                 else:
                     choice = {"index": 0, "text": text, "finish_reason": finish}
                 reply = {"choices": [choice], "usage": {"prompt_tokens": 10, "completion_tokens": 5}}
-                self._send(200, json.dumps(reply).encode())
+                self.send_json(200, json.dumps(reply).encode())
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -85,21 +70,21 @@ class FaultServer(LoopbackServer):
                     self._reply(chat, "The answer is", finish="length")
                 elif step in ("429", "500", "503", "400"):
                     headers = {"Retry-After": "0"} if step == "429" else {}
-                    self._send(int(step), b'{"error": "injected"}', headers)
+                    self.send_json(int(step), b'{"error": "injected"}', headers)
                 elif step == "ra1":
-                    self._send(429, b'{"error": "injected"}', {"Retry-After": "1"})
+                    self.send_json(429, b'{"error": "injected"}', {"Retry-After": "1"})
                 elif step == "429slow":
-                    self._send(429, b'{"error": "injected"}')
+                    self.send_json(429, b'{"error": "injected"}')
                 elif step == "badjson":
-                    self._send(200, b'{"choices": [')
+                    self.send_json(200, b'{"choices": [')
                 elif step == "empty":
                     reply = {"choices": [{"message": {"content": ""}, "finish_reason": "stop"}]}
-                    self._send(200, json.dumps(reply).encode())
+                    self.send_json(200, json.dumps(reply).encode())
                 elif step == "reset":
                     self.close_connection = True
                     self.connection.shutdown(2)
                 elif step == "hang":
                     time.sleep(5)
-                    self._send(200, b"{}")
+                    self.send_json(200, b"{}")
 
         super().__init__(Handler)

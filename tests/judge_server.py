@@ -13,10 +13,9 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from .loopback import LoopbackServer
+from .loopback import JsonHandler, LoopbackServer
 
 Script = Callable[[dict[str, Any], int], "str | int"]
 _ANSWER = re.compile(r"\[助手的(?:答案|回答)开始\]\n(.*)\n\[助手的(?:答案|回答)结束\]", re.DOTALL)
@@ -37,19 +36,9 @@ class ScriptedServer(LoopbackServer):
         self._lock = threading.Lock()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(JsonHandler):
             def _send(self, status: int, payload: Any) -> None:
-                body = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.send_json(status, json.dumps(payload).encode())
 
             def do_GET(self) -> None:
                 self._send(200, {"data": [{"id": "scripted"}]})

@@ -10,6 +10,25 @@ from typing import Any, TypeVar
 S = TypeVar("S", bound="LoopbackServer")
 
 
+class JsonHandler(BaseHTTPRequestHandler):
+    """Keep-alive HTTP/1.1, no request log, and `send_json` for the OpenAI-shaped test servers."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def send_json(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        """`body` is already encoded, so a test can send malformed JSON on purpose."""
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+
 class LoopbackServer:
     """Serves `handler` on a free loopback port; `url` is its base URL (``http://127.0.0.1:PORT`` + `path`)."""
 

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler
-from typing import Any
 
 import httpx
 
-from .loopback import LoopbackServer
+from .loopback import JsonHandler, LoopbackServer
 
 
 class RecordingProxy(LoopbackServer):
@@ -24,19 +22,10 @@ class RecordingProxy(LoopbackServer):
         proxy = self
         base = upstream.rstrip("/").removesuffix("/v1")
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(JsonHandler):
             def _relay(self, response: httpx.Response) -> None:
                 try:
-                    self.send_response(response.status_code)
-                    self.send_header("Content-Type", response.headers.get("content-type", "application/json"))
-                    self.send_header("Content-Length", str(len(response.content)))
-                    self.end_headers()
-                    self.wfile.write(response.content)
+                    self.send_json(response.status_code, response.content)
                 except (BrokenPipeError, ConnectionResetError):  # the client was killed meanwhile
                     self.close_connection = True
 

@@ -247,12 +247,15 @@ def test_run_with_a_judge_generates_then_judges(tmp_path: Path, shared_data: Pat
             return reply(score_of(judged_answer(body)), 0)
         return f"解：答案是 {len(body['messages'][-1]['content'])}。"
 
-    with ScriptedServer(script) as server:
-        result = run_cli(
-            "--model", "served", "--base-url", server.url, "--tasks", "mathusereval", "--limit", "4",
-            "--data-dir", str(shared_data), "--judge", "judge", "--judge-base-url", server.url, "--quiet",
+    def evaluate(url: str) -> Any:
+        return run_cli(
+            "--model", "served", "--base-url", url, "--tasks", "mathusereval", "--limit", "4",
+            "--data-dir", str(shared_data), "--judge", "judge", "--judge-base-url", url, "--quiet",
             cwd=tmp_path,
         )  # fmt: skip
+
+    with ScriptedServer(script) as server:
+        result = evaluate(server.url)
         assert result.returncode == 0, result.stderr
         assert [b["model"] for b in server.bodies].count("judge") == 4
     run = tmp_path / "results/served/mathusereval"
@@ -263,11 +266,7 @@ def test_run_with_a_judge_generates_then_judges(tmp_path: Path, shared_data: Pat
     assert json.loads((run / "manifest.json").read_text())["judges"]["alignbench-judge"]["judge_model"] == "judge"
     # a second identical run reuses answers and judgments
     with ScriptedServer(script) as server:
-        again = run_cli(
-            "--model", "served", "--base-url", server.url, "--tasks", "mathusereval", "--limit", "4",
-            "--data-dir", str(shared_data), "--judge", "judge", "--judge-base-url", server.url, "--quiet",
-            cwd=tmp_path,
-        )  # fmt: skip
+        again = evaluate(server.url)
         assert again.returncode == 0 and server.bodies == []
 
 
