@@ -24,7 +24,7 @@ from .task import Task
 Grader = Callable[[Sample, Generation], Grade]
 
 
-def _safe_grade(grader_name: str, grader: Grader, sample: Sample, generation: Generation) -> Grade:
+def safe_grade(grader_name: str, grader: Grader, sample: Sample, generation: Generation) -> Grade:
     """A grader that crashes yields an error grade (counted, never scored), not a crashed run."""
     try:
         return grader(sample, generation)
@@ -137,7 +137,7 @@ class Grading:
     def rule_grade(self, sample: Sample, generation: Generation) -> None:
         for name, grader in self.rules.items():
             if (sample.id, generation.n_index, name) not in self.grades:
-                self.record(_safe_grade(name, grader, sample, generation))
+                self.record(safe_grade(name, grader, sample, generation))
 
     def rule_backlog(self) -> list[tuple[Sample, Generation]]:
         """Stored answers some rule grader has not graded yet (a resumed or re-graded run)."""

@@ -182,8 +182,9 @@ async def run_task(
 ) -> RunResult:
     """Evaluate one model on one task, resuming whatever an earlier identical run left.
 
-    `budget` (shared by the invocation's tasks) stops generation once spent: in-flight requests are
-    cancelled, nothing unfinished is stored, and the next run starts where this one stopped."""
+    `budget` (shared by the invocation's tasks) stops generation once spent: requests in flight finish and
+    are stored (a backend without ``stop_sending`` has them cancelled instead), nothing more is sent, and
+    the next run starts where this one stopped."""
     loaded = task.load(options.data_dir)
     samples = select_samples(task, loaded, options.limit)
     params = dataclasses.replace(task.params, **options.overrides)

@@ -29,7 +29,7 @@ from ..backends.base import completion_prompt
 from ..commands import make_backend
 from ..data import resolve_data_dir
 from ..errors import ConfigError
-from ..grading import _safe_grade
+from ..grading import safe_grade
 from ..judging import JudgeRole, JudgeSettings
 from ..records import Generation, Grade, Sample
 from ..store import RunStore
@@ -73,7 +73,7 @@ def process_results(doc: dict[str, Any], results: Sequence[str]) -> dict[str, fl
     sample = to_sample(doc)
     task: Task = registry.lookup("tasks", sample.task)
     name = task.graders[0]
-    grade = _safe_grade(name, registry.lookup("graders", name), sample, _answer(sample, results[0]))
+    grade = safe_grade(name, registry.lookup("graders", name), sample, _answer(sample, results[0]))
     return {"accuracy": grade.score if grade.score is not None else 0.0}
 
 
