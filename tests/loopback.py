@@ -14,6 +14,7 @@ class JsonHandler(BaseHTTPRequestHandler):
     """Keep-alive HTTP/1.1, no request log, and `send_json` for the OpenAI-shaped test servers."""
 
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -29,12 +30,16 @@ class JsonHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # the default 5 drops SYNs when 64+ clients connect at once: 1 s+ retransmits
+
+
 class LoopbackServer:
     """Serves `handler` on a free loopback port; `url` is its base URL (``http://127.0.0.1:PORT`` + `path`)."""
 
     def __init__(self, handler: Callable[..., BaseHTTPRequestHandler], path: str = "/v1") -> None:
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _Server(("127.0.0.1", 0), handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
