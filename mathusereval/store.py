@@ -124,7 +124,11 @@ class RunStore:
     def existing_manifest(self) -> RunManifest | None:
         if not self.manifest_path.exists():
             return None
-        return RunManifest.from_json(read_json(self.manifest_path))
+        data = read_json(self.manifest_path)
+        try:
+            return RunManifest.from_json(data)
+        except (TypeError, AttributeError, ValueError) as exc:  # valid JSON, but not a manifest
+            raise DataError(f"{self.manifest_path}: not a run manifest ({exc})") from exc
 
     def check_compatible(self, manifest: RunManifest) -> RunManifest | None:
         """Refuse to resume a run whose stored settings differ; return the stored manifest if any."""
