@@ -20,6 +20,8 @@ from mathusereval.pipeline import RunResult
 from mathusereval.records import MetricValue, RunManifest
 from mathusereval.store import MANIFEST, SUMMARY, RunStore, read_json
 
+from .layout import format_cell
+
 
 @dataclass(frozen=True)
 class Table:
@@ -27,7 +29,9 @@ class Table:
     rows: list[tuple[str, list[MetricValue | None]]]
 
 
-def _metrics_from_records(store: RunStore, manifest: RunManifest, parity: str) -> list[MetricValue] | None:
+def _metrics_from_records(
+    store: RunStore, manifest: RunManifest, parity: str
+) -> tuple[list[MetricValue], dict[str, int]] | None:
     try:
         task = registry.lookup("tasks", manifest.task)
         names = manifest.graders or task.graders
@@ -36,8 +40,10 @@ def _metrics_from_records(store: RunStore, manifest: RunManifest, parity: str) -
     except ConfigError:
         return None
     samples = list(store.samples().values())
+    grades = store.grades()
     n = int(manifest.params.get("n", 1))
-    return compute_metrics(task, names, samples, store.grades(), n, parity)
+    counts = {"samples": len(samples), "graded_items": len({(sid, k) for sid, k, _ in grades})}
+    return compute_metrics(task, names, samples, grades, n, parity), counts
 
 
 def load_run(directory: Path, parity: str = "none") -> RunResult:
@@ -49,10 +55,21 @@ def load_run(directory: Path, parity: str = "none") -> RunResult:
         raise ConfigError(f"{directory}: no {MANIFEST}")
     summary_path = directory / SUMMARY
     summary = read_json(summary_path) if summary_path.exists() else {}
-    metrics = _metrics_from_records(store, manifest, parity)
-    if metrics is None:
-        metrics = [MetricValue.from_json(m) for m in summary.get("metrics", [])]
-    return RunResult(manifest=manifest, directory=directory, metrics=metrics, counts=summary.get("counts", {}))
+    recomputed = _metrics_from_records(store, manifest, parity)
+    if recomputed is None:
+        metrics, counts = [MetricValue.from_json(m) for m in summary.get("metrics", [])], summary.get("counts", {})
+    else:
+        metrics, counts = recomputed
+    return RunResult(manifest=manifest, directory=directory, metrics=metrics, counts=counts)
+
+
+def partial(run: RunResult) -> str | None:
+    """A note when a run's records cover fewer items than it sampled (killed, or a budget ran out)."""
+    expected = run.counts.get("samples", 0) * int(run.manifest.params.get("n", 1))
+    graded = run.counts.get("graded_items", expected)
+    if graded >= expected:
+        return None
+    return f"{run.directory}: partial run, {graded} of {expected} answers graded; its numbers cover those only"
 
 
 def collect_runs(results: Path, parity: str = "none") -> tuple[list[RunResult], list[str]]:
@@ -105,15 +122,14 @@ def build_table(runs: Sequence[RunResult], reference: bool = False) -> Table:
     return overview({task: [r for r in runs if r.manifest.task == task] for task in tasks}, reference)[0]
 
 
-def format_cell(metric: MetricValue | None, percent: bool = True) -> str:
-    """``mean ± stderr (n=N)``; accuracies in percent unless `percent` is False (already scaled)."""
-    if metric is None or math.isnan(metric.value):
-        return "—"
-    scale = 100.0 if percent and metric.name.startswith("accuracy") else 1.0
-    text = f"{metric.value * scale:.2f}"
-    if metric.stderr is not None:
-        text += f" ± {metric.stderr * scale:.2f}"
-    return f"{text} (n={metric.n})" if metric.n else text  # n=0: a published number, count unknown
+def best_per_column(table: Table) -> list[float | None]:
+    """The highest value of each column among the user's own rows (published rows are not competing)."""
+    best: list[float | None] = []
+    for k in range(len(table.columns)):
+        values = [cells[k] for model, cells in table.rows if not model.endswith("[published]")]
+        present = [m.value for m in values if m is not None and not math.isnan(m.value)]
+        best.append(max(present) if present else None)
+    return best
 
 
 def to_markdown(table: Table) -> str:
@@ -125,7 +141,8 @@ def to_markdown(table: Table) -> str:
 
 
 def print_table(table: Table, title: str = "mathusereval leaderboard") -> None:
-    """A rich table on stdout; accuracies in percent, ± one standard error."""
+    """A rich table on stdout, best value per column in bold green; accuracies in percent, ± one standard
+    error."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table as RichTable
@@ -134,7 +151,14 @@ def print_table(table: Table, title: str = "mathusereval leaderboard") -> None:
     rich_table.add_column("model", style="bold")
     for column in table.columns:
         rich_table.add_column(column, justify="right")
+    best = best_per_column(table)
     for model, cells in table.rows:
+        shown = [
+            f"[bold green]{format_cell(m)}[/]"
+            if m is not None and m.value == best[k] and not model.endswith("[published]")
+            else format_cell(m)
+            for k, m in enumerate(cells)
+        ]
         # model names are data, not markup: "[published]" or "model[v2]" must print as written
-        rich_table.add_row(escape(model), *(format_cell(m) for m in cells))
+        rich_table.add_row(escape(model), *shown)
     Console().print(rich_table)

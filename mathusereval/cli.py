@@ -410,7 +410,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from .leaderboard import build_table, collect_runs, print_table, to_markdown
+    from .leaderboard import build_table, collect_runs, partial, print_table, to_markdown
 
     root = Path(args.results)
     if not root.is_dir():
@@ -418,6 +418,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     runs, problems = collect_runs(root, args.parity)
     for problem in problems:
         print(f"mue-eval: warning: skipped a run: {problem}", file=sys.stderr)
+    for note in filter(None, map(partial, runs)):
+        print(f"mue-eval: warning: {note}", file=sys.stderr)
     if not runs:
         raise MueError(f"no runs found under {root}")
     table = build_table(runs, reference=args.reference)

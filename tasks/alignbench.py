@@ -14,6 +14,7 @@ mean of the six language categories; Overall = (Reasoning + Language) / 2. No ×
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -93,7 +94,18 @@ def aggregate(samples: Sequence[Sample], grades: Sequence[Grade]) -> list[Metric
     if any(m.n == 0 for m in per_category.values()):
         return [MetricValue("overall", float("nan"), n), *per_category.values()]
     combined = combine({c: m.value for c, m in per_category.items()})
-    return [MetricValue(name, value, n) for name, value in combined.items()] + list(per_category.values())
+    # Each combination is a weighted sum of category means over disjoint items, so its variance is the sum
+    # of squared weights times the categories' variances (weights: Reasoning 1/2, Language 1/6, Overall
+    # 1/4 per reasoning and 1/12 per language category).
+    var = {c: (m.stderr or 0.0) ** 2 for c, m in per_category.items()}
+    reasoning_var = sum(var[c] for c in REASONING) / len(REASONING) ** 2
+    language_var = sum(var[c] for c in LANGUAGE) / len(LANGUAGE) ** 2
+    stderr = {
+        "overall": math.sqrt((reasoning_var + language_var) / 4),
+        "reasoning": math.sqrt(reasoning_var),
+        "language": math.sqrt(language_var),
+    }
+    return [MetricValue(name, value, n, stderr[name]) for name, value in combined.items()] + list(per_category.values())
 
 
 ALIGNBENCH = Task(

@@ -332,7 +332,7 @@ def test_leaderboard_reference_rows_beside_a_judged_run(imported: tuple[Path, li
     assert board.returncode == 0, board.stderr
     assert "GPT-4-1106-Preview [published]" in board.stdout and "5.73" in board.stdout
     text = (cwd / "board" / "leaderboard.md").read_text(encoding="utf-8")
-    assert "| GPT-4-1106-Preview [published] | 57.30 |" in text  # 5.73 x 10, no n for a published number
+    assert "| GPT-4-1106-Preview [published] | 57.3 |" in text  # 5.73 x 10 to 1 dp as OpenCompass, no n
     assert "Judge scores are shown ×10" in text
     assert "- mathusereval [published]: ChatGLM-Math README leaderboard, judge gpt-4-1106-preview" in text
     assert "[published] | " in text and "GPT-4o" not in text  # no AlignBench rows without an AlignBench run

@@ -106,6 +106,20 @@ def test_alignbench_aggregate_from_item_grades(shared_data: Path) -> None:
     assert metrics["category/数学计算"].n == 112
 
 
+def test_alignbench_combined_standard_errors(shared_data: Path) -> None:
+    """Overall/Reasoning/Language carry the standard error of their weighted sums of category means:
+    sqrt(sum of squared weights x category variance), checked against the category errors directly."""
+    samples = alignbench.ALIGNBENCH.load(shared_data).samples
+    grades = [Grade(s.id, 0, "alignbench-judge", float(1 + (7 * k) % 10)) for k, s in enumerate(samples)]
+    metrics = {m.name: m for m in alignbench.aggregate(samples, grades)}
+    var = {c: metrics[f"category/{c}"].stderr ** 2 for c in ALIGNBENCH_CATEGORIES}
+    reasoning, language = ALIGNBENCH_CATEGORIES[:2], ALIGNBENCH_CATEGORIES[2:]
+    assert metrics["reasoning"].stderr == pytest.approx(sum(var[c] for c in reasoning) ** 0.5 / 2)
+    assert metrics["language"].stderr == pytest.approx(sum(var[c] for c in language) ** 0.5 / 6)
+    expected = (sum(var[c] / 16 for c in reasoning) + sum(var[c] / 144 for c in language)) ** 0.5
+    assert metrics["overall"].stderr == pytest.approx(expected)
+
+
 @pytest.mark.parametrize("model", sorted(MATHUSEREVAL_ROWS))
 def test_mathusereval_elementary_advanced_reproduce_published_rows(shared_data: Path, model: str) -> None:
     _, elem, algebra, calculate, geometry, trig, adv, calculus, discrete, linear, prob = MATHUSEREVAL_ROWS[model]

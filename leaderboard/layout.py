@@ -1,0 +1,127 @@
+"""Column order, headers and precision of the published tables, so our rows sit beside theirs.
+
+Sources (shared/docs/benchmarks.md): MathUserEval §1.4 (Overall, Elem Avg and its four subcategories,
+Adv Avg and its four), AlignBench §2.6 (Overall, Reasoning Avg, Math., Logi., Language Avg, then the six
+language categories), both to 2 decimals on the 1-10 judge scale; GSM8K and MATH accuracies in percent
+to 1 decimal (ChatGLM-Math Table 3, e.g. 93.6 / 53.6). OpenCompass shows judge scores ×10 to 1 decimal
+(55.2 for 5.52). Metrics a layout does not name follow in the aggregation's own order, so nothing is
+hidden.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+from mathusereval.records import MetricValue
+
+MATHUSEREVAL = (
+    ("overall", "Overall"),
+    ("elementary", "Elem Avg"),
+    ("subcategory/algebra", "algebra"),
+    ("subcategory/calculate", "calculate"),
+    ("subcategory/geometry", "geo."),
+    ("subcategory/trigonometry", "tri."),
+    ("advanced", "Adv Avg"),
+    ("subcategory/calculus", "calculus"),
+    ("subcategory/discrete", "discrete"),
+    ("subcategory/linear_algebra", "linear."),
+    ("subcategory/Probability", "Prob."),
+    ("hard_split", "hard-split"),
+)
+ALIGNBENCH = (
+    ("overall", "Overall"),
+    ("reasoning", "Reasoning Avg"),
+    ("category/数学计算", "Math."),
+    ("category/逻辑推理", "Logi."),
+    ("language", "Language Avg"),
+    ("category/基本任务", "Fund."),
+    ("category/中文理解", "Chi."),
+    ("category/综合问答", "Open."),
+    ("category/文本写作", "Writ."),
+    ("category/角色扮演", "Role."),
+    ("category/专业能力", "Pro."),
+)
+LAYOUTS = {"mathusereval": MATHUSEREVAL, "alignbench": ALIGNBENCH, "alignbench-v1.0": ALIGNBENCH}
+_GENERIC = (("accuracy", "Accuracy"),)
+
+
+def task_of(column: str) -> str:
+    """``math500 [2]`` -> ``math500``: variants keep their task's layout."""
+    return column.split(" [", 1)[0]
+
+
+def label(metric: str) -> str:
+    """A readable header for a metric a layout does not name: ``accuracy/level=3`` -> ``Level 3``."""
+    for name, header in (*MATHUSEREVAL, *ALIGNBENCH, *_GENERIC):
+        if name == metric:
+            return header
+    match = re.fullmatch(r"accuracy/(subject|level)=(.+)", metric)
+    if match:
+        return f"Level {match[2]}" if match[1] == "level" else match[2]
+    return metric
+
+
+def order(task: str, metrics: Sequence[str]) -> list[str]:
+    """`metrics` in the published column order of `task`, then the rest as given."""
+    named = [name for name, _ in LAYOUTS.get(task_of(task), ()) if name in metrics]
+    return named + [m for m in metrics if m not in named]
+
+
+def is_share(metric: MetricValue) -> bool:
+    """Accuracies, pass@k, maj@k and hard-split are shares (shown in percent); the rest are judge scores."""
+    return metric.name.startswith(("accuracy", "pass@", "maj@", "hard_split")) or "/accuracy" in metric.name
+
+
+def decimals(metric: MetricValue, judge_scale: float = 1.0) -> int:
+    """Published precision: percentages and ×10 scores to 1 decimal, 1-10 judge scores to 2."""
+    return 1 if is_share(metric) or judge_scale != 1.0 else 2
+
+
+def scaled(metric: MetricValue | None, judge_scale: float = 1.0) -> MetricValue | None:
+    """Shares in percent; judge scores (1-10) times `judge_scale` (OpenCompass shows ×10)."""
+    if metric is None:
+        return None
+    factor = 100.0 if is_share(metric) else judge_scale
+    stderr = None if metric.stderr is None else metric.stderr * factor
+    return MetricValue(metric.name, metric.value * factor, metric.n, stderr, metric.higher_is_better)
+
+
+def format_cell(metric: MetricValue | None, judge_scale: float = 1.0, n: bool = True) -> str:
+    """``mean ± stderr (n=N)`` at the published precision, shares in percent; ``—`` for a missing value."""
+    shown = scaled(metric, judge_scale)
+    if metric is None or shown is None or shown.value != shown.value:  # NaN: nothing graded
+        return "—"
+    places = decimals(metric, judge_scale)
+    text = f"{shown.value:.{places}f}"
+    if shown.stderr is not None:
+        text += f" ± {shown.stderr:.{places}f}"
+    return f"{text} (n={shown.n})" if n and shown.n else text  # n=0: a published number, count unknown
+
+
+def indistinguishable(above: MetricValue | None, below: MetricValue | None) -> bool:
+    """True when two neighbouring models' values differ by less than a two-sided 5% z-test can tell.
+
+    Unpaired: the standard error of the difference is taken as sqrt(se1² + se2²). When both runs scored
+    the same items their errors are positively correlated, so this overstates the error and marks ties
+    conservatively (it never claims a difference a paired test would not)."""
+    if above is None or below is None or above.stderr is None or below.stderr is None:
+        return False
+    if above.value != above.value or below.value != below.value:  # NaN
+        return False
+    return abs(above.value - below.value) < 1.96 * math.sqrt(above.stderr**2 + below.stderr**2)
+
+
+def ties(cells: Sequence[tuple[str, MetricValue | None]]) -> dict[str, str]:
+    """Per column: model -> the model ranked just above it in this column, when the two are not
+    significantly different."""
+    ranked = sorted(
+        ((model, m) for model, m in cells if m is not None and m.value == m.value),
+        key=lambda item: (-item[1].value if item[1].higher_is_better else item[1].value, item[0]),
+    )
+    return {
+        model: ranked[k - 1][0]
+        for k, (model, metric) in enumerate(ranked)
+        if k and indistinguishable(ranked[k - 1][1], metric)
+    }
