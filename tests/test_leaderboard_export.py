@@ -45,14 +45,9 @@ def test_out_writes_overview_and_breakdowns_deterministically(tmp_path: Path, sh
     assert first.returncode == 0, first.stderr
     board = tmp_path / "board"
     names = sorted(str(p.relative_to(board)) for p in board.rglob("*") if p.is_file())
-    assert names == [
-        "leaderboard.csv",
-        "leaderboard.md",
-        "tasks/gsm8k.csv",
-        "tasks/gsm8k.md",
-        "tasks/math500.csv",
-        "tasks/math500.md",
-    ]
+    tables = ["leaderboard.csv", "leaderboard.md", "tasks/gsm8k.csv", "tasks/gsm8k.md", "tasks/math500.csv"]
+    assert set(tables) | {"tasks/math500.md", "index.html", "plots/math500-levels.png"} <= set(names)
+    assert len([n for n in names if n.startswith("runs/")]) == 4  # a sample page per run
     snapshot = {name: (board / name).read_bytes() for name in names}
     assert run_cli("leaderboard", "results", "--out", "board", cwd=tmp_path).returncode == 0
     assert {name: (board / name).read_bytes() for name in names} == snapshot  # byte-identical
@@ -63,7 +58,7 @@ def test_out_writes_overview_and_breakdowns_deterministically(tmp_path: Path, sh
     summary = json.loads((results / "model-a" / "gsm8k" / "summary.json").read_text())
     assert float(overview[1][1]) == round(summary["metrics"][0]["value"] * 100, 4)
     math500 = snapshot["tasks/math500.md"].decode()
-    assert "accuracy/subject=" in math500 and "accuracy/level=" in math500  # the breakdown columns
+    assert "| Algebra |" in math500 and "| Level 5 |" in math500  # the breakdown columns, readable headers
     assert "| model-b |" in math500 and "Accuracies in percent" in math500
 
 
@@ -83,8 +78,20 @@ def test_incomparable_runs_get_their_own_column(tmp_path: Path, shared_data: Pat
 
 
 def test_judge_scores_scale_and_shares_in_percent() -> None:
-    from mathusereval.leaderboard.export import scaled
+    from mathusereval.leaderboard.layout import scaled
 
     assert scaled(MetricValue("overall", 7.25, 10, 0.5), 10.0) == MetricValue("overall", 72.5, 10, 5.0)
     assert scaled(MetricValue("hard_split", 0.25, 10), 10.0) == MetricValue("hard_split", 25.0, 10)
     assert scaled(MetricValue("accuracy/level=3", 0.5, 4), 10.0) == MetricValue("accuracy/level=3", 50.0, 4)
+
+
+def test_neighbour_ties_use_a_two_sided_z_test() -> None:
+    from mathusereval.leaderboard.layout import indistinguishable, ties
+
+    a, b = MetricValue("accuracy", 0.50, 100, 0.05), MetricValue("accuracy", 0.45, 100, 0.05)
+    assert indistinguishable(a, b)  # 0.05 apart, 1.96 x 0.0707 = 0.139 needed
+    assert not indistinguishable(MetricValue("accuracy", 0.50, 100, 0.01), MetricValue("accuracy", 0.45, 100, 0.01))
+    assert not indistinguishable(a, MetricValue("accuracy", 0.45, 100))  # no error known: no claim either way
+    far = MetricValue("accuracy", 0.10, 100, 0.03)
+    # ranked b-then-a by value whatever the input order; each model is compared with the one just above it
+    assert ties([("far", far), ("b", b), ("a", a), ("none", None)]) == {"b": "a"}

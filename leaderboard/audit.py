@@ -1,0 +1,91 @@
+"""A run's sample-level page (``runs/<run>.html``): every item with its prompt, reference, response,
+extracted answer, grades and the judge's critique, so a reader can check any number on the leaderboard.
+
+Read from the run's own records (samples, generations, grades, judgments). Each item is a collapsed
+``<details id="s-<sample id>">``: the summary line shows id, category, scores and the extracted answer,
+and the filter box matches against it. Long texts are kept whole; the page is as large as the run.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from mathusereval.pipeline import RunResult
+from mathusereval.records import Generation, Grade, Sample
+from mathusereval.store import RunStore
+
+from .html import facts, page
+from .layout import format_cell
+from .tables import model_label
+
+_GROUPS = ("category", "subcategory", "subject", "level")
+
+
+def _group(sample: Sample) -> str:
+    return " / ".join(str(sample.metadata[k]) for k in _GROUPS if sample.metadata.get(k) not in (None, ""))
+
+
+def _score(grade: Grade) -> str:
+    if grade.score is None:
+        return f"{grade.grader}: error"
+    css = "right" if grade.correct else "wrong"
+    return f'<span class="{css}">{escape(grade.grader)}: {grade.score:g}</span>'
+
+
+def _pre(title: str, text: str | None) -> str:
+    return "" if not text else f"<h4>{escape(title)}</h4><pre>{escape(text)}</pre>"
+
+
+def _item(sample: Sample, generation: Generation | None, grades: list[Grade], critiques: dict[str, str]) -> str:
+    extracted = next((str(g.details["extracted"]) for g in grades if g.details.get("extracted")), "")
+    scores = " · ".join(_score(g) for g in grades) or "not graded"
+    index = f"#{generation.n_index}" if generation is not None and generation.n_index else ""
+    summary_text = f"{sample.id}{index} {_group(sample)} {extracted}"
+    summary = (
+        f"<summary>{escape(sample.id + index)} · {escape(_group(sample))} · {scores}"
+        + (f" · answer: {escape(extracted)}" if extracted else "")
+        + "</summary>"
+    )
+    prompt = "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in sample.messages)
+    parts = [_pre("prompt", prompt), _pre("reference", sample.reference)]
+    if generation is not None:
+        parts.append(_pre("response", generation.text or f"(no answer: {generation.error})"))
+        parts.append(_pre("reasoning (not graded)", generation.reasoning))
+    for grade in grades:
+        detail = {k: v for k, v in grade.details.items() if k in ("extracted", "reference", "reason", "dimensions")}
+        note = f"{grade.grader}: score {grade.score}" + (f", error: {grade.error}" if grade.error else "")
+        parts.append(_pre(f"grade — {note}", _lines(detail)))
+        parts.append(_pre(f"{grade.grader} critique", critiques.get(str(grade.details.get("key")))))
+    anchor = escape(f"s-{sample.id}{index}")
+    opening = f'<details class="sample" id="{anchor}" data-filter="{escape(summary_text)}">'
+    return f"{opening}{summary}{''.join(parts)}</details>"
+
+
+def _lines(detail: dict[str, Any]) -> str:
+    return "\n".join(f"{k}: {v}" for k, v in detail.items())
+
+
+def run_page(run: RunResult, judge_scale: float = 1.0) -> str:
+    store = RunStore(run.directory)
+    generations = store.generations()
+    grades = store.grades()
+    critiques = {key: call.generation.text for key, call in store.judge_calls().items()}
+    title = f"{model_label(run.manifest)} · {run.manifest.task}"
+    headline = ", ".join(f"{m.name} {format_cell(m, judge_scale)}" for m in run.metrics[:3])
+    body = [
+        f"<h1>{escape(title)}</h1>",
+        '<p><a href="../index.html">← leaderboard</a></p>',
+        f'<p class="note">{escape(headline)}</p>',
+        facts(run),
+        '<input id="filter" type="search" placeholder="filter by id, category or answer" aria-label="filter">',
+    ]
+    by_item: dict[tuple[str, int], list[Grade]] = {}
+    for (sample_id, n_index, _), grade in sorted(grades.items()):
+        by_item.setdefault((sample_id, n_index), []).append(grade)
+    n = int(run.manifest.params.get("n", 1))
+    for sample in store.samples().values():
+        for k in range(n):
+            item = (sample.id, k)
+            body.append(_item(sample, generations.get(item), by_item.get(item, []), critiques))
+    return page(title, "\n".join(body))

@@ -1,0 +1,174 @@
+"""The leaderboard as a self-contained static web page (``DIR/index.html``): CSS, script and plots are
+inlined, so it opens from disk with no network. Tables sort by a header click and filter by model name;
+each model has a detail section with its runs' full breakdowns, facts and a link to the run's sample-level
+page (``runs/<run>.html``, see audit.py) where every number can be traced to prompts, answers and grades.
+
+Every value shows mean ± standard error, with the 95% CI and n on hover; ≈ marks a model that is not
+significantly different from the one ranked just above it in that column (layout.ties).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from html import escape
+from importlib import resources
+
+from mathusereval.pipeline import RunResult
+from mathusereval.records import MetricValue
+
+from .layout import decimals, format_cell, label, scaled, ties
+from .plots import Plot
+from .tables import Table, best_per_column, model_label
+
+PUBLISHED_MARK = "[published]"
+
+
+def asset(name: str) -> str:
+    return resources.files(__package__).joinpath("assets").joinpath(name).read_text(encoding="utf-8")
+
+
+def page(title: str, body: str) -> str:
+    return (
+        '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{escape(title)}</title>\n<style>\n{asset('page.css')}</style>\n</head>\n<body>\n{body}\n"
+        f"<script>\n{asset('page.js')}</script>\n</body>\n</html>\n"
+    )
+
+
+def run_slug(run: RunResult) -> str:
+    """A file name for a run's sample page: readable, and unique through a hash of its run id."""
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{model_label(run.manifest)}__{run.manifest.task}")
+    return f"{readable}-{hashlib.sha256(run.manifest.run_id.encode()).hexdigest()[:8]}"
+
+
+def model_anchor(model: str) -> str:
+    return "model-" + re.sub(r"[^A-Za-z0-9_-]+", "_", model) + "-" + hashlib.sha256(model.encode()).hexdigest()[:6]
+
+
+def cell(metric: MetricValue | None, judge_scale: float, tie_with: str | None = None, best: bool = False) -> str:
+    """A ``<td>`` whose ``data-v`` is the raw value (for sorting) and whose title gives the 95% CI and n."""
+    shown = scaled(metric, judge_scale)
+    if metric is None or shown is None or shown.value != shown.value:
+        return '<td data-v="">—</td>'
+    places = decimals(metric, judge_scale)
+    text = f"{shown.value:.{places}f}"
+    if shown.stderr is not None:
+        text += f' <span class="se">± {shown.stderr:.{places}f}</span>'
+    hover = [f"n={shown.n}" if shown.n else "published value"]
+    if shown.ci95 is not None:
+        low, high = shown.ci95
+        hover.insert(0, f"95% CI {low:.{places}f}–{high:.{places}f}")
+    if tie_with is not None:
+        text += f'<span class="tie" title="not significantly different from {escape(tie_with)}">≈</span>'
+    css = ' class="best"' if best else ""
+    return f'<td{css} data-v="{shown.value:.6g}" title="{escape(", ".join(hover))}">{text}</td>'
+
+
+def table_html(table: Table, judge_scale: float, headers: Sequence[str], table_id: str) -> str:
+    """A sortable table; user rows link to their model's details, published rows are set apart."""
+    own = [(model, cells) for model, cells in table.rows if not model.endswith(PUBLISHED_MARK)]
+    marks = [ties([(model, cells[k]) for model, cells in own]) for k in range(len(table.columns))]
+    best = best_per_column(table)
+    head = "".join(f"<th>{escape(h)}</th>" for h in ["model", *headers])
+    lines = [f'<table class="sortable" id="{table_id}">', f"<thead><tr>{head}</tr></thead>", "<tbody>"]
+    for model, cells in table.rows:
+        published = model.endswith(PUBLISHED_MARK)
+        name = escape(model) if published else f'<a href="#{model_anchor(model)}">{escape(model)}</a>'
+        tds = "".join(
+            cell(
+                metric,
+                judge_scale,
+                None if published else marks[k].get(model),
+                not published and metric is not None and best[k] is not None and metric.value == best[k],
+            )
+            for k, metric in enumerate(cells)
+        )
+        css = ' class="published"' if published else ""
+        lines.append(f'<tr{css} data-filter="{escape(model)}"><td>{name}</td>{tds}</tr>')
+    return "\n".join([*lines, "</tbody>", "</table>"])
+
+
+def figure(plot: Plot) -> str:
+    data = base64.b64encode(plot.png).decode()
+    caption = escape(plot.caption)
+    return (
+        f'<figure><img alt="{caption}" src="data:image/png;base64,{data}"><figcaption>{caption}</figcaption></figure>'
+    )
+
+
+def facts(run: RunResult) -> str:
+    m = run.manifest
+    judges = "; ".join(f"{name}: {j.get('judge_model')}" for name, j in sorted(m.judges.items()))
+    rows = [
+        ("model", m.model),
+        ("backend", m.backend),
+        ("task version", m.task_version),
+        ("data sha256", m.data_sha256),
+        ("prompt sha256", m.prompt_sha256),
+        ("graders", ", ".join(m.graders)),
+        ("judges", judges or "—"),
+        ("parameters", ", ".join(f"{k}={v}" for k, v in sorted(m.params.items()))),
+    ]
+    items = "".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in rows)
+    return f'<dl class="facts">{items}</dl>'
+
+
+def model_details(model: str, runs: Sequence[RunResult], judge_scale: float) -> str:
+    parts = [f'<details class="model" id="{model_anchor(model)}" data-filter="{escape(model)}">']
+    parts.append(f"<summary>{escape(model)}</summary>")
+    for run in sorted(runs, key=lambda r: r.manifest.task):
+        rows = "".join(
+            f"<tr><td>{escape(label(m.name))} <span class='n'>{escape(m.name)}</span></td>"
+            f"<td>{escape(format_cell(m, judge_scale, n=False))}</td><td>{m.n}</td></tr>"
+            for m in run.metrics
+        )
+        parts += [
+            f"<h3>{escape(run.manifest.task)}</h3>",
+            f'<p><a href="runs/{run_slug(run)}.html">sample-level records</a> (prompt, response, extracted '
+            "answer, grade, judge critique)</p>",
+            f"<table><thead><tr><th>metric</th><th>value</th><th>n</th></tr></thead><tbody>{rows}</tbody></table>",
+            facts(run),
+        ]
+    return "\n".join([*parts, "</details>"])
+
+
+def index_page(
+    overview: Table,
+    notes: Sequence[str],
+    breakdowns: Mapping[str, Table],
+    plots: Mapping[str, Sequence[Plot]],
+    runs: Sequence[RunResult],
+    judge_scale: float,
+) -> str:
+    """The whole page: overview, per-task breakdowns with their plots, per-model details."""
+    scale_note = (
+        f" Judge scores are shown ×{judge_scale:g} (1–10 becomes {judge_scale:g}–{10 * judge_scale:g})."
+        if judge_scale != 1.0
+        else ""
+    )
+    body = [
+        "<h1>mathusereval leaderboard</h1>",
+        f'<p class="note">Rebuilt from {len(runs)} stored runs. Each cell: mean ± standard error; hover for the '
+        "95% CI and n. Accuracies in percent." + scale_note + " ≈: not significantly different (two-sided "
+        "z-test, 5%) from the model ranked just above it in that column. Bold: best in the column.</p>",
+        '<input id="filter" type="search" placeholder="filter models" aria-label="filter models">',
+        "<h2>Overview</h2>",
+        table_html(overview, judge_scale, overview.columns, "overview"),
+    ]
+    if notes:
+        body.append("<ul class='note'>" + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul>")
+    for k, (name, table) in enumerate(breakdowns.items()):
+        body += [
+            f"<h2>{escape(name)}</h2>",
+            table_html(table, judge_scale, [label(c) for c in table.columns], f"task-{k}"),
+        ]
+        body += [figure(plot) for plot in plots.get(name, ())]
+    body.append("<h2>Models</h2>")
+    by_model: dict[str, list[RunResult]] = {}
+    for run in runs:
+        by_model.setdefault(model_label(run.manifest), []).append(run)
+    body += [model_details(model, by_model[model], judge_scale) for model in sorted(by_model)]
+    return page("mathusereval leaderboard", "\n".join(body))

@@ -1,0 +1,107 @@
+"""Leaderboard plots as PNG bytes: grouped bars per category, the AlignBench radar, accuracy by MATH level.
+
+matplotlib is imported only here and only when plots are drawn. PNGs are byte-stable for the same inputs:
+the Agg renderer is deterministic and the ``Software`` text chunk (matplotlib's version) is left out.
+Labels are the published English headers (leaderboard/layout.py): the bundled DejaVu font has no CJK
+glyphs, so AlignBench's Chinese category names would draw as boxes.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .layout import label, scaled
+from .tables import Table
+
+MAX_MODELS = 8  # more bars per group than this are unreadable; the best ones are drawn, the caption says so
+
+
+@dataclass(frozen=True)
+class Plot:
+    name: str  # file stem, e.g. "alignbench-radar"
+    caption: str
+    png: bytes
+
+
+def _figure(width: float = 8.0, height: float = 4.0) -> tuple[object, object]:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(width, height), dpi=100)
+    return fig, plt
+
+
+def _png(fig: object, plt: object) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata={"Software": None})  # type: ignore[attr-defined]
+    plt.close(fig)  # type: ignore[attr-defined]
+    return buffer.getvalue()
+
+
+def _values(table: Table, columns: Sequence[str]) -> list[tuple[str, list[float]]]:
+    rows = []
+    for model, cells in table.rows[:MAX_MODELS]:
+        by_name = dict(zip(table.columns, cells, strict=True))
+        shown = [scaled(by_name.get(c)) for c in columns]
+        rows.append((model, [m.value if m is not None else math.nan for m in shown]))
+    return rows
+
+
+def _caption(text: str, table: Table) -> str:
+    extra = len(table.rows) - MAX_MODELS
+    return text + (f" (best {MAX_MODELS} of {len(table.rows)} models)" if extra > 0 else "")
+
+
+def grouped_bars(task: str, table: Table, columns: Sequence[str], ylabel: str, name: str, what: str) -> Plot:
+    """One group of bars per column (category), one bar per model."""
+    fig, plt = _figure(max(6.0, 0.9 * len(columns) + 2), 4.2)
+    ax = fig.add_subplot(1, 1, 1)  # type: ignore[attr-defined]
+    rows = _values(table, columns)
+    width = 0.8 / max(1, len(rows))
+    for k, (model, values) in enumerate(rows):
+        ax.bar([i + k * width - 0.4 + width / 2 for i in range(len(columns))], values, width, label=model)
+    ax.set_xticks(range(len(columns)), [label(c) for c in columns], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{task}: {what}")
+    ax.legend(fontsize=7, ncols=min(4, len(rows)))
+    fig.tight_layout()  # type: ignore[attr-defined]
+    return Plot(name, _caption(f"{task}: {what}", table), _png(fig, plt))
+
+
+def radar(task: str, table: Table, columns: Sequence[str]) -> Plot:
+    """AlignBench's eight categories on a 1-10 radar, one outline per model."""
+    fig, plt = _figure(6.0, 6.0)
+    ax = fig.add_subplot(1, 1, 1, projection="polar")  # type: ignore[attr-defined]
+    angles = [2 * math.pi * i / len(columns) for i in range(len(columns))]
+    for model, values in _values(table, columns):
+        ax.plot([*angles, angles[0]], [*values, values[0]], linewidth=1.5, label=model)
+    ax.set_xticks(angles, [label(c) for c in columns], fontsize=9)
+    ax.set_ylim(0, 10)
+    ax.set_title(f"{task}: categories (judge score 1-10)")
+    ax.legend(fontsize=7, loc="upper right", bbox_to_anchor=(1.15, 1.1))
+    fig.tight_layout()  # type: ignore[attr-defined]
+    return Plot(f"{task}-radar", _caption(f"{task}: categories on a radar", table), _png(fig, plt))
+
+
+def task_plots(task: str, table: Table) -> list[Plot]:
+    """The plots a task's breakdown table supports (none when it has no categories)."""
+    columns = table.columns
+    stem = task.replace(" ", "").replace("[", "-").replace("]", "")
+    categories = [c for c in columns if c.startswith(("category/", "subcategory/", "accuracy/subject="))]
+    levels = [c for c in columns if c.startswith("accuracy/level=")]
+    plots = []
+    if categories and table.rows:
+        share = categories[0].startswith("accuracy")
+        ylabel = "accuracy (%)" if share else "judge score (1-10)"
+        what = "accuracy by subject" if share else "score by category"
+        plots.append(grouped_bars(task, table, categories, ylabel, f"{stem}-categories", what))
+        if any(c.startswith("category/") for c in categories):
+            plots.append(radar(task, table, categories))
+    if levels and table.rows:
+        plots.append(grouped_bars(task, table, levels, "accuracy (%)", f"{stem}-levels", "accuracy by level"))
+    return plots
