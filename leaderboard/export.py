@@ -26,16 +26,18 @@ from .tables import Table, model_label, overview, partial
 
 
 def comparability(manifest: RunManifest) -> tuple[str, ...]:
-    """What must be equal for two runs' numbers to share a column."""
+    """What must be equal for two runs' numbers to share a column: task version, data, prompt, graders and
+    judges (model and prompt)."""
     judges = sorted(
         f"{name}:{j.get('judge_model')}:{str(j.get('prompt_sha256'))[:12]}" for name, j in manifest.judges.items()
     )
-    return (manifest.task, manifest.task_version, manifest.data_sha256, manifest.prompt_sha256, *judges)
+    graders = ",".join(manifest.graders)
+    return (manifest.task, manifest.task_version, manifest.data_sha256, manifest.prompt_sha256, graders, *judges)
 
 
 def _describe(signature: tuple[str, ...]) -> str:
-    task, version, data, prompt, *judges = signature
-    text = f"version {version}, data {data[:12]}, prompt {prompt[:12]}"
+    task, version, data, prompt, graders, *judges = signature
+    text = f"version {version}, data {data[:12]}, prompt {prompt[:12]}, graders {graders or 'default'}"
     return text + (f", judges {'; '.join(judges)}" if judges else "")
 
 

@@ -69,10 +69,16 @@ def test_incomparable_runs_get_their_own_column(tmp_path: Path, shared_data: Pat
     manifest = json.loads((other / "manifest.json").read_text())
     manifest.update(model="model-c", run_id="model-c/gsm8k", data_sha256="f" * 64)  # another dataset version
     (other / "manifest.json").write_text(json.dumps(manifest))
+    regraded = results / "model-d" / "gsm8k"
+    shutil.copytree(results / "model-a" / "gsm8k", regraded)
+    manifest = json.loads((regraded / "manifest.json").read_text())
+    manifest.update(model="model-d", run_id="model-d/gsm8k", graders=["answer", "math-critique"])  # other graders
+    (regraded / "manifest.json").write_text(json.dumps(manifest))
     result = run_cli("leaderboard", "results", "--out", "board", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     text = (tmp_path / "board" / "leaderboard.md").read_text()
-    assert "| model | gsm8k | gsm8k [2] | math500 |" in text
+    assert "| model | gsm8k | gsm8k [2] | gsm8k [3] | math500 |" in text
+    assert "graders answer,math-critique" in text
     assert "- gsm8k [2]: version" in text and "data ffffffffffff" in text
     assert (tmp_path / "board" / "tasks" / "gsm8k-2.md").is_file()
 
