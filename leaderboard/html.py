@@ -19,7 +19,7 @@ from importlib import resources
 from mathusereval.pipeline import RunResult
 from mathusereval.records import MetricValue
 
-from .layout import decimals, format_cell, label, scaled, ties
+from .layout import decimals, format_cell, label, order, scaled, ties
 from .plots import Plot
 from .tables import Table, best_per_column, model_label
 
@@ -120,10 +120,12 @@ def model_details(model: str, runs: Sequence[RunResult], judge_scale: float) -> 
     parts = [f'<details class="model" id="{model_anchor(model)}" data-filter="{escape(model)}">']
     parts.append(f"<summary>{escape(model)}</summary>")
     for run in sorted(runs, key=lambda r: r.manifest.task):
+        by_name = {m.name: m for m in run.metrics}
+        metrics = [by_name[name] for name in order(run.manifest.task, list(by_name))]  # published column order
         rows = "".join(
             f"<tr><td>{escape(label(m.name))} <span class='n'>{escape(m.name)}</span></td>"
             f"<td>{escape(format_cell(m, judge_scale, n=False))}</td><td>{m.n}</td></tr>"
-            for m in run.metrics
+            for m in metrics
         )
         parts += [
             f"<h3>{escape(run.manifest.task)}</h3>",
