@@ -1,9 +1,9 @@
-"""Publication files from stored runs: the overview and one breakdown table per task, as Markdown and CSV.
+"""Publication files from stored runs: the overview and one breakdown table per task as Markdown and CSV,
+plus the plots and the web page (see `write_leaderboard`).
 
-``mue-eval leaderboard RESULTS --out DIR`` writes ``DIR/leaderboard.{md,csv}`` and
-``DIR/tasks/<task>.{md,csv}``. A breakdown has every metric the task's aggregation reports (MATH per
-subject and level, MathUserEval per category and hard-split, AlignBench per category), in the order the
-aggregation emits them. Output depends on the runs alone (no dates, sorted rows, fixed number format), so
+A breakdown has every metric the task's aggregation reports (MATH per subject and level, MathUserEval per
+category and hard-split, AlignBench per category), in the task's published column order (layout.py),
+then the aggregation's. Output depends on the runs alone (no dates, sorted rows, fixed number format), so
 the same results give byte-identical files.
 
 Runs of one task that are not comparable (another dataset version, prompt, or judge) never share a
@@ -21,7 +21,7 @@ from pathlib import Path
 from mathusereval.pipeline import RunResult
 from mathusereval.records import MetricValue, RunManifest
 
-from .layout import format_cell, label, order, scaled
+from .layout import file_stem, format_cell, label, order, scaled
 from .tables import Table, model_label, overview, partial
 
 
@@ -133,7 +133,7 @@ def write_leaderboard(
     breakdowns = {name: breakdown(column_runs, name) for name, column_runs in columns.items()}
     plots = {name: task_plots(name, task_table) for name, task_table in breakdowns.items()}
     for name, task_table in breakdowns.items():
-        stem = name.replace(" ", "").replace("[", "-").replace("]", "")
+        stem = file_stem(name)
         files[out / "tasks" / f"{stem}.md"] = markdown(task_table, name, judge_scale)
         files[out / "tasks" / f"{stem}.csv"] = to_csv(task_table, judge_scale)
         for plot in plots[name]:

@@ -19,11 +19,10 @@ from importlib import resources
 from mathusereval.pipeline import RunResult
 from mathusereval.records import MetricValue
 
-from .layout import decimals, format_cell, label, order, scaled, ties
+from .layout import format_cell, label, order, rounded, ties
 from .plots import Plot
+from .reference import is_published
 from .tables import Table, best_per_column, model_label
-
-PUBLISHED_MARK = "[published]"
 
 
 def asset(name: str) -> str:
@@ -50,10 +49,10 @@ def model_anchor(model: str) -> str:
 
 def cell(metric: MetricValue | None, judge_scale: float, tie_with: str | None = None, best: bool = False) -> str:
     """A ``<td>`` whose ``data-v`` is the raw value (for sorting) and whose title gives the 95% CI and n."""
-    shown = scaled(metric, judge_scale)
-    if metric is None or shown is None or shown.value != shown.value:
+    display = rounded(metric, judge_scale)
+    if display is None:
         return '<td data-v="">—</td>'
-    places = decimals(metric, judge_scale)
+    shown, places = display
     text = f"{shown.value:.{places}f}"
     if shown.stderr is not None:
         text += f' <span class="se">± {shown.stderr:.{places}f}</span>'
@@ -69,13 +68,13 @@ def cell(metric: MetricValue | None, judge_scale: float, tie_with: str | None = 
 
 def table_html(table: Table, judge_scale: float, headers: Sequence[str], table_id: str) -> str:
     """A sortable table; user rows link to their model's details, published rows are set apart."""
-    own = [(model, cells) for model, cells in table.rows if not model.endswith(PUBLISHED_MARK)]
+    own = [(model, cells) for model, cells in table.rows if not is_published(model)]
     marks = [ties([(model, cells[k]) for model, cells in own]) for k in range(len(table.columns))]
     best = best_per_column(table)
     head = "".join(f"<th>{escape(h)}</th>" for h in ["model", *headers])
     lines = [f'<table class="sortable" id="{table_id}">', f"<thead><tr>{head}</tr></thead>", "<tbody>"]
     for model, cells in table.rows:
-        published = model.endswith(PUBLISHED_MARK)
+        published = is_published(model)
         name = escape(model) if published else f'<a href="#{model_anchor(model)}">{escape(model)}</a>'
         tds = "".join(
             cell(

@@ -47,6 +47,11 @@ LAYOUTS = {"mathusereval": MATHUSEREVAL, "alignbench": ALIGNBENCH, "alignbench-v
 _GENERIC = (("accuracy", "Accuracy"),)
 
 
+def file_stem(column: str) -> str:
+    """``math500 [2]`` -> ``math500-2``: a column's name in file names (breakdowns, plots)."""
+    return column.replace(" ", "").replace("[", "-").replace("]", "")
+
+
 def task_of(column: str) -> str:
     """``math500 [2]`` -> ``math500``: variants keep their task's layout."""
     return column.split(" [", 1)[0]
@@ -88,12 +93,21 @@ def scaled(metric: MetricValue | None, judge_scale: float = 1.0) -> MetricValue 
     return MetricValue(metric.name, metric.value * factor, metric.n, stderr, metric.higher_is_better)
 
 
+def rounded(metric: MetricValue | None, judge_scale: float = 1.0) -> tuple[MetricValue, int] | None:
+    """The metric as displayed (scaled) with its published number of decimals; None when there is no value
+    (missing, or NaN: nothing graded). Every rendering (Markdown, terminal, web page) goes through this."""
+    shown = scaled(metric, judge_scale)
+    if metric is None or shown is None or math.isnan(shown.value):
+        return None
+    return shown, decimals(metric, judge_scale)
+
+
 def format_cell(metric: MetricValue | None, judge_scale: float = 1.0, n: bool = True) -> str:
     """``mean ± stderr (n=N)`` at the published precision, shares in percent; ``—`` for a missing value."""
-    shown = scaled(metric, judge_scale)
-    if metric is None or shown is None or shown.value != shown.value:  # NaN: nothing graded
+    display = rounded(metric, judge_scale)
+    if display is None:
         return "—"
-    places = decimals(metric, judge_scale)
+    shown, places = display
     text = f"{shown.value:.{places}f}"
     if shown.stderr is not None:
         text += f" ± {shown.stderr:.{places}f}"
@@ -108,7 +122,7 @@ def indistinguishable(above: MetricValue | None, below: MetricValue | None) -> b
     conservatively (it never claims a difference a paired test would not)."""
     if above is None or below is None or above.stderr is None or below.stderr is None:
         return False
-    if above.value != above.value or below.value != below.value:  # NaN
+    if math.isnan(above.value) or math.isnan(below.value):
         return False
     return abs(above.value - below.value) < 1.96 * math.sqrt(above.stderr**2 + below.stderr**2)
 
@@ -117,7 +131,7 @@ def ties(cells: Sequence[tuple[str, MetricValue | None]]) -> dict[str, str]:
     """Per column: model -> the model ranked just above it in this column, when the two are not
     significantly different."""
     ranked = sorted(
-        ((model, m) for model, m in cells if m is not None and m.value == m.value),
+        ((model, m) for model, m in cells if m is not None and not math.isnan(m.value)),
         key=lambda item: (-item[1].value if item[1].higher_is_better else item[1].value, item[0]),
     )
     return {

@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .layout import label, scaled
+from .layout import file_stem, label, scaled
 from .tables import Table
 
 MAX_MODELS = 8  # more bars per group than this are unreadable; the best ones are drawn, the caption says so
@@ -91,7 +91,7 @@ def radar(task: str, table: Table, columns: Sequence[str]) -> Plot:
 def task_plots(task: str, table: Table) -> list[Plot]:
     """The plots a task's breakdown table supports (none when it has no categories)."""
     columns = table.columns
-    stem = task.replace(" ", "").replace("[", "-").replace("]", "")
+    stem = file_stem(task)
     categories = [c for c in columns if c.startswith(("category/", "subcategory/", "accuracy/subject="))]
     levels = [c for c in columns if c.startswith("accuracy/level=")]
     plots = []

@@ -82,15 +82,23 @@ PUBLISHED = (
 )
 
 
+MARK = "[published]"
+
+
+def is_published(row_label: str) -> bool:
+    """Whether a table row is a published reference row rather than one of the user's runs."""
+    return row_label.endswith(MARK)
+
+
 def reference_rows(columns: list[str]) -> tuple[list[tuple[str, dict[str, MetricValue]]], list[str]]:
     """Rows ``"<model> [published]"`` for the tasks among `columns`, and a legend line per source."""
     rows: dict[str, dict[str, MetricValue]] = {}
     sources: dict[str, str] = {}
     for row in PUBLISHED:
         if row.task in columns:
-            label = f"{row.model} [published]"
+            label = f"{row.model} {MARK}"
             rows.setdefault(label, {})[row.task] = MetricValue("overall", row.overall, 0)
-            sources[row.task] = f"{row.task} [published]: {row.source}, judge {row.judge} (Overall, 1-10)"
+            sources[row.task] = f"{row.task} {MARK}: {row.source}, judge {row.judge} (Overall, 1-10)"
     return sorted(rows.items(), key=lambda item: (-max(m.value for m in item[1].values()), item[0])), [
         sources[task] for task in sorted(sources)
     ]

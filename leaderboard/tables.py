@@ -21,6 +21,7 @@ from mathusereval.records import MetricValue, RunManifest
 from mathusereval.store import MANIFEST, SUMMARY, RunStore, read_json
 
 from .layout import format_cell
+from .reference import is_published, reference_rows
 
 
 @dataclass(frozen=True)
@@ -109,8 +110,6 @@ def overview(columns: Mapping[str, Sequence[RunResult]], reference: bool = False
     rows.sort(key=lambda row: (mean_score(row), row[0]))
     sources: list[str] = []
     if reference:
-        from .reference import reference_rows
-
         published, sources = reference_rows(list(columns))
         rows += [(label, [by_column.get(name) for name in columns]) for label, by_column in published]
     return Table(columns=list(columns), rows=rows), sources
@@ -126,7 +125,7 @@ def best_per_column(table: Table) -> list[float | None]:
     """The highest value of each column among the user's own rows (published rows are not competing)."""
     best: list[float | None] = []
     for k in range(len(table.columns)):
-        values = [cells[k] for model, cells in table.rows if not model.endswith("[published]")]
+        values = [cells[k] for model, cells in table.rows if not is_published(model)]
         present = [m.value for m in values if m is not None and not math.isnan(m.value)]
         best.append(max(present) if present else None)
     return best
@@ -155,7 +154,7 @@ def print_table(table: Table, title: str = "mathusereval leaderboard") -> None:
     for model, cells in table.rows:
         shown = [
             f"[bold green]{format_cell(m)}[/]"
-            if m is not None and m.value == best[k] and not model.endswith("[published]")
+            if m is not None and m.value == best[k] and not is_published(model)
             else format_cell(m)
             for k, m in enumerate(cells)
         ]

@@ -190,7 +190,8 @@ def _leaderboard_parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", help="also write the table as Markdown to this file")
     p.add_argument(
         "--out",
-        help="write leaderboard.md/.csv and per-task breakdowns (tasks/<task>.md/.csv) into this directory",
+        help="write leaderboard.md/.csv, per-task breakdowns (tasks/<task>.md/.csv), plots/*.png and the web "
+        "page index.html with runs/<run>.html (sample-level records) into this directory",
     )
     p.add_argument(
         "--reference",
