@@ -24,10 +24,11 @@ def _coin(text: str, salt: str) -> float:
     return int(hashlib.sha256(f"{salt}:{text}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
 
 
-def _references(shared_data: Path) -> dict[str, str]:
+def references(shared_data: Path, limits: dict[str, int | None] = LIMITS) -> dict[str, str]:
+    """Prompt -> gold final answer for the first `limits[task]` items of gsm8k and math500."""
     out = {}
     for task in ("gsm8k", "math500"):
-        for s in lookup("tasks", task).load(shared_data).samples[: LIMITS[task]]:
+        for s in lookup("tasks", task).load(shared_data).samples[: limits[task]]:
             ref = s.reference if task == "math500" else s.reference.rsplit("####", 1)[-1].strip()
             out[s.messages[-1]["content"]] = ref
     return out
@@ -35,7 +36,7 @@ def _references(shared_data: Path) -> dict[str, str]:
 
 def build(root: Path, shared_data: Path, models: dict[str, tuple[float, int]] = MODELS) -> Path:
     """Runs of `models` on all four benchmarks under ``root/results``; returns that directory."""
-    references = _references(shared_data)
+    gold = references(shared_data)
 
     def script_for(model: str, right: float, centre: int) -> Any:
         def script(body: dict[str, Any], _: int) -> str:
@@ -44,8 +45,8 @@ def build(root: Path, shared_data: Path, models: dict[str, tuple[float, int]] = 
                 answer = judged_answer(body)
                 score = max(1, min(10, centre + round(4 * _coin(answer, model)) - 2))
                 return f"评价：回答{'正确' if score >= 7 else '有误'}。\n{{'综合得分': {score}}}"
-            if prompt in references and _coin(prompt, model) < right:
-                return f"The answer is \\boxed{{{references[prompt]}}}."
+            if prompt in gold and _coin(prompt, model) < right:
+                return f"The answer is \\boxed{{{gold[prompt]}}}."
             return f"{model} says \\boxed{{{len(prompt) % 97}}}."
 
         return script

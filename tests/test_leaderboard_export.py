@@ -10,8 +10,8 @@ import shutil
 from pathlib import Path
 
 from mathusereval.records import MetricValue
-from mathusereval.registry import lookup
 
+from . import board_results
 from .conftest import run_cli
 from .judge_server import ScriptedServer
 
@@ -22,11 +22,7 @@ def _reply(prompt: str, references: dict[str, str], model_right: bool) -> str:
 
 def _results(tmp_path: Path, shared_data: Path) -> Path:
     """Two models on gsm8k and math500 (12 items each), answered by a scripted server."""
-    references = {}
-    for task in ("gsm8k", "math500"):
-        for s in lookup("tasks", task).load(shared_data).samples[:12]:
-            ref = s.reference if task == "math500" else s.reference.rsplit("####", 1)[-1].strip()
-            references[s.messages[-1]["content"]] = ref
+    references = board_results.references(shared_data, {"gsm8k": 12, "math500": 12})
     for model, right in (("model-a", True), ("model-b", False)):
         script = lambda body, _, right=right: _reply(body["messages"][-1]["content"], references, right)  # noqa: E731
         with ScriptedServer(script) as server:
