@@ -54,10 +54,12 @@ def cot_prefix(data_dir: Path | None) -> str:
 
 
 def loader(
-    task: str, prefix: Callable[[Path | None], str] | None, template: str
+    task: str, prefix: Callable[[Path | None], str] | None, template: str, data_file: str = DATA_FILE
 ) -> Callable[[Path | None], LoadedData]:
+    split = "train" if data_file == TRAIN_FILE else "test"
+
     def load(data_dir: Path | None) -> LoadedData:
-        path = find_data_file(data_dir, DATA_FILE, task)
+        path = find_data_file(data_dir, data_file, task)
         head = prefix(data_dir) if prefix is not None else ""
         samples: list[Sample] = []
         for lineno, row in read_jsonl(path, required=("question", "answer")):
@@ -67,7 +69,7 @@ def loader(
             samples.append(
                 Sample(
                     task=task,
-                    id=f"test-{len(samples):04d}",
+                    id=f"{split}-{len(samples):04d}",
                     messages=user_turn(head + template.format(question=row["question"])),
                     reference=gold,
                     metadata={"question": row["question"]},  # what an LLM judge is shown
@@ -107,5 +109,11 @@ COT_8SHOT = dataclasses.replace(
     params=GenerationParams(temperature=0.0, max_tokens=512, stop=("Q:", "\n\n\n")),
     description="GSM8K test (1319), 8-shot chain of thought (Q/A, 'The answer is n.')",
 )
-for _task in (TASK, FIVE_SHOT, COT_8SHOT):
+TRAIN = dataclasses.replace(
+    TASK,
+    name="gsm8k-train",
+    load=loader("gsm8k-train", None, BOXED_COT, TRAIN_FILE),
+    description="GSM8K train (7473), zero-shot boxed answer: sampling for RFT/DPO data (mue-eval export)",
+)
+for _task in (TASK, FIVE_SHOT, COT_8SHOT, TRAIN):
     register("tasks", _task.name, _task)

@@ -75,13 +75,18 @@ def _level(raw: object) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def math_loader(task: str, minerva: bool) -> Callable[[Path | None], LoadedData]:
+def math_loader(task: str, minerva: bool, data_file: str = "math/test.jsonl") -> Callable[[Path | None], LoadedData]:
+    # 4 train solutions write "\boxed 2" without braces; a train task leaves them out rather than guess a gold
+    train = data_file == TRAIN_FILE
+
     def load(data_dir: Path | None) -> LoadedData:
-        path = find_data_file(data_dir, "math/test.jsonl", task)
+        path = find_data_file(data_dir, data_file, task)
         head = minerva_prefix(data_dir, task) if minerva else None
         samples: list[Sample] = []
         for lineno, row in read_jsonl(path, required=("problem", "level", "type", "solution", "unique_id")):
             boxed = last_box_group(row["solution"])
+            if boxed is None and train:
+                continue
             if boxed is None:
                 raise DataError(f"{path}:{lineno}: field 'solution' has no \\boxed{{}} answer")
             samples.append(_sample(task, row, boxed[1], row["type"], _level(row["level"]), head))
@@ -148,5 +153,11 @@ MATH500_MINERVA = dataclasses.replace(
     params=_MINERVA_PARAMS,
     description="MATH-500, Minerva 4-shot format",
 )
-for _task in (MATH, MATH500, MATH_MINERVA, MATH500_MINERVA):
+MATH_TRAIN = dataclasses.replace(
+    MATH,
+    name="math-train",
+    load=math_loader("math-train", minerva=False, data_file=TRAIN_FILE),
+    description="MATH train (7496 with a braced boxed answer), zero-shot boxed answer: sampling for RFT/DPO data (mue-eval export)",
+)
+for _task in (MATH, MATH500, MATH_MINERVA, MATH500_MINERVA, MATH_TRAIN):
     register("tasks", _task.name, _task)
