@@ -142,7 +142,7 @@ def write_leaderboard(
     notes = [*legend, *sources, *partial_runs]
     files[out / "index.html"] = index_page(table, notes, breakdowns, plots, runs, judge_scale)
     for run in runs:
-        files[out / "runs" / f"{run_slug(run)}.html"] = run_page(run, judge_scale)
+        files[out / "runs" / f"{run_slug(run.manifest)}.html"] = run_page(run, judge_scale)
     for path, content in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(content, bytes):

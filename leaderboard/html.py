@@ -17,7 +17,7 @@ from html import escape
 from importlib import resources
 
 from mathusereval.pipeline import RunResult
-from mathusereval.records import MetricValue
+from mathusereval.records import MetricValue, RunManifest
 
 from .layout import format_cell, label, order, rounded, ties
 from .plots import Plot
@@ -37,10 +37,10 @@ def page(title: str, body: str) -> str:
     )
 
 
-def run_slug(run: RunResult) -> str:
+def run_slug(manifest: RunManifest) -> str:
     """A file name for a run's sample page: readable, and unique through a hash of its run id."""
-    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{model_label(run.manifest)}__{run.manifest.task}")
-    return f"{readable}-{hashlib.sha256(run.manifest.run_id.encode()).hexdigest()[:8]}"
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{model_label(manifest)}__{manifest.task}")
+    return f"{readable}-{hashlib.sha256(manifest.run_id.encode()).hexdigest()[:8]}"
 
 
 def model_anchor(model: str) -> str:
@@ -128,7 +128,7 @@ def model_details(model: str, runs: Sequence[RunResult], judge_scale: float) -> 
         )
         parts += [
             f"<h3>{escape(run.manifest.task)}</h3>",
-            f'<p><a href="runs/{run_slug(run)}.html">sample-level records</a> (prompt, response, extracted '
+            f'<p><a href="runs/{run_slug(run.manifest)}.html">sample-level records</a> (prompt, response, extracted '
             "answer, grade, judge critique)</p>",
             f"<table><thead><tr><th>metric</th><th>value</th><th>n</th></tr></thead><tbody>{rows}</tbody></table>",
             facts(run),

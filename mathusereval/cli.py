@@ -11,15 +11,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .cli_data import agreement_parser, cmd_agreement, cmd_export, export_parser
 from .errors import MueError
 
-COMMANDS = ("run", "tasks", "leaderboard", "grade", "import")
+COMMANDS = ("run", "tasks", "leaderboard", "grade", "import", "export", "agreement")
 EPILOG = """commands:
   mue-eval [run] [options]        evaluate a model (the default command; see the options above)
   mue-eval tasks [--data-dir D]   list tasks and how many items each has
   mue-eval leaderboard [DIR]      re-render tables from stored results (no model calls)
   mue-eval grade RUN_DIR...       grade stored answers again, e.g. with --judge MODEL (no regeneration)
   mue-eval import FILE --task T   store answers generated elsewhere as a run, ready for grade
+  mue-eval export RUN... --format rft|dpo|kto --out F
+                                  training data from judged runs (RFT answers, DPO pairs, KTO rows)
+  mue-eval agreement A B          how far two graders agree on the same answers (kappa, Spearman, ...)
   mue-eval lm-eval ARGS...        lm-eval's CLI with our tasks added (mathusereval_gsm8k, ..., group
                                   mathusereval); --only-ours skips indexing lm-eval's own tasks,
                                   --judge MODEL [--judge-base-url URL] scores the judged tasks
@@ -453,6 +457,8 @@ def main(argv: list[str] | None = None) -> int:
         "leaderboard": _leaderboard_parser,
         "grade": _grade_parser,
         "import": _import_parser,
+        "export": export_parser,
+        "agreement": agreement_parser,
     }
     args = parsers[command]().parse_args(argv)
     handlers = {
@@ -461,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
         "leaderboard": cmd_leaderboard,
         "grade": cmd_grade,
         "import": cmd_import,
+        "export": cmd_export,
+        "agreement": cmd_agreement,
     }
     handler = handlers[command]
     try:

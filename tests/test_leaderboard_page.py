@@ -177,3 +177,26 @@ def test_page_in_headless_chromium(board: Path) -> None:
         browser.close()
     assert outside == [] and errors == []
     assert (ARTIFACTS / "leaderboard.png").stat().st_size > 10_000
+
+
+def test_dataframes_reproduce_the_leaderboard_numbers(board: Path) -> None:
+    """mathusereval.results.load: the official MathUserEval aggregation and GSM8K accuracy recomputed from
+    the item frame equal the run frame's metrics, which are the leaderboard's."""
+    from mathusereval import results
+
+    frames = results.load(board / "results")
+    items, runs = frames.items, frames.runs
+    assert len(runs) == 12 and set(runs["task"]) == {"gsm8k", "math500", "mathusereval", "alignbench"}
+    for model in board_results.MODELS:
+        mue = items[(items["model"] == model) & (items["task"] == "mathusereval")]
+        row = runs[(runs["model"] == model) & (runs["task"] == "mathusereval")].iloc[0]
+        scored = mue.dropna(subset=["alignbench-judge.score"])
+        assert row["overall"] == pytest.approx(scored["alignbench-judge.score"].mean())
+        assert row["overall.n"] == len(scored)
+        elementary = scored[scored["category"] == "初等数学"]
+        assert row["elementary"] == pytest.approx(elementary["alignbench-judge.score"].mean())
+        assert row["hard_split"] == pytest.approx((scored["alignbench-judge.score"] >= 7).mean())
+        gsm = items[(items["model"] == model) & (items["task"] == "gsm8k")]
+        gsm_row = runs[(runs["model"] == model) & (runs["task"] == "gsm8k")].iloc[0]
+        assert gsm_row["accuracy"] == pytest.approx(gsm["answer.score"].mean())
+        assert gsm_row["accuracy.stderr"] == pytest.approx(gsm["answer.score"].std() / len(gsm) ** 0.5)
