@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -58,41 +59,100 @@ def _in_range(value: float) -> bool:
     return LOW <= value <= HIGH
 
 
-def _last_dict(text: str) -> dict[str, float]:
-    """Key/value pairs of the last brace pair that holds any; keys unquoted of quotes and spaces."""
-    for match in reversed(list(_DICT.finditer(text))):
+_BRACKET_FORMS = str.maketrans("【】〔〕", "[][]")
+QUOTE_MASK_MIN_CHARS = 16
+"""A whole answer at least this long that the judge reproduces is blanked out before parsing; shorter answers
+("2") would blank the judge's own digits, and the per-score check in `_quoted` covers them."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Score:
+    end: int
+    kind: str  # "dict", "overall", "brackets", "rating"
+    value: float
+    dims: dict[str, float] = field(default_factory=dict)
+
+
+def _squeeze(text: str) -> str:
+    return "".join(text.split())
+
+
+def _prepare(text: str) -> str:
+    """Full-width digits, brackets and colons read as ASCII (NFKC), lenticular brackets as ``[``."""
+    return unicodedata.normalize("NFKC", text).translate(_BRACKET_FORMS)
+
+
+def _scores(tail: str, answer: str) -> tuple[list[_Score], int]:
+    """Every score-shaped span of the reply with its end position, and how many came from the answer.
+
+    A span whose text (white space aside) occurs in the answer is the answer speaking, not the judge: judges
+    quote answers, and an answer must never write its own score (``{'综合得分': 10}`` or ``Rating: [[10]]``
+    inside the answer, quoted back). A whole answer quoted verbatim is blanked first, so no span straddles it.
+    """
+    answer = _prepare(answer)
+    dropped = 0
+    whole = answer.strip()
+    if len(whole) >= QUOTE_MASK_MIN_CHARS and whole in tail:
+        tail = tail.replace(whole, " " * len(whole))
+        dropped += any(p.search(whole) for p in (_DICT, _OVERALL, _BRACKETS, _RATING))
+    squeezed_answer = _squeeze(answer)
+    verdicts: dict[str, bool] = {}
+
+    def quoted(span: str) -> bool:
+        key = _squeeze(span)
+        if key not in verdicts:
+            verdicts[key] = bool(squeezed_answer) and key in squeezed_answer
+        return verdicts[key]
+
+    found: list[_Score] = []
+    for match in _DICT.finditer(tail):
         pairs = {k.strip(): float(v) for k, v in _PAIR.findall(match.group()[1:-1])}
-        if pairs:
-            return pairs
-    return {}
+        if not pairs:
+            continue
+        if quoted(match.group()):
+            dropped += 1
+            continue
+        if OVERALL in pairs:
+            found.append(_Score(match.end(), "dict", pairs[OVERALL], pairs))
+        else:
+            found.append(_Score(match.end(), "dims", float("nan"), pairs))
+    for kind, pattern in (("overall", _OVERALL), ("brackets", _BRACKETS), ("rating", _RATING)):
+        for match in pattern.finditer(tail):
+            if quoted(match.group()):
+                dropped += 1
+            else:
+                found.append(_Score(match.end(), kind, float(match.group(1))))
+    return found, dropped
 
 
-def _last_number(pattern: re.Pattern[str], text: str) -> float | None:
-    matches = pattern.findall(text)
-    return float(matches[-1]) if matches else None
-
-
-def parse_judgment(text: str, style: Style = "alignbench") -> Judgment:
+def parse_judgment(text: str, style: Style = "alignbench", answer: str = "") -> Judgment:
     """The overall score, the dimension scores and the failure reason of one judge reply.
 
     Args:
         text: the judge's reply, untrusted; only its last `MAX_JUDGMENT_CHARS` characters are read.
-        style: ``"alignbench"`` looks for the final score dict first (``综合得分``), ``"math-critique"``
-            for ``[[n]]`` first; each then falls back to the other formats.
+        style: ``"alignbench"`` (upstream format: the score dict with ``综合得分``) or ``"math-critique"``
+            (upstream format: ``[[n]]``).
+        answer: the judged answer. Score-shaped text that comes from it never counts (see `_scores`).
+
+    The judge's own final verdict decides: the upstream format when every occurrence of it agrees, else
+    the last score written in the reply in any format (``[[n]]``, the dict, ``综合得分：n``, ``评分：n``,
+    ``Rating: n``). A reply whose only scores come from the answer is a failure. Upstream's own choice
+    (`upstream_score`) reads the first matching format anywhere, quoted text included.
     """
-    tail = text[-MAX_JUDGMENT_CHARS:]
-    pairs = _last_dict(tail)
-    dims = {k: v for k, v in pairs.items() if k != OVERALL and _in_range(v)}
-    dict_overall = pairs.get(OVERALL)
-    searches: list[float | None]
-    if style == "alignbench":
-        searches = [dict_overall, _last_number(_OVERALL, tail), _last_number(_BRACKETS, tail)]
+    tail = _prepare(text[-MAX_JUDGMENT_CHARS:])
+    found, from_answer = _scores(tail, answer)
+    dicts = [f for f in found if f.kind in ("dict", "dims")]
+    dims = {k: v for k, v in (dicts[-1].dims if dicts else {}).items() if k != OVERALL and _in_range(v)}
+    scores = [f for f in found if f.kind != "dims"]
+    upstream_kind = "dict" if style == "alignbench" else "brackets"
+    upstream = {f.value for f in scores if f.kind == upstream_kind}
+    if len(upstream) == 1:
+        score = upstream.pop()
+    elif scores:
+        score = max(scores, key=lambda f: (f.end, f.kind == upstream_kind)).value
     else:
-        searches = [_last_number(_BRACKETS, tail), _last_number(_OVERALL, tail), dict_overall]
-    searches.append(_last_number(_RATING, tail))
-    score = next((s for s in searches if s is not None), None)
-    if score is None:
-        return Judgment(None, dims, "no score found")
+        reason = "only scores quoted from the answer" if from_answer else "no score found"
+        return Judgment(None, dims, reason)
     if not _in_range(score):
         return Judgment(None, dims, f"score {score:g} is outside {LOW:g}-{HIGH:g}")
     return Judgment(score, dims)
@@ -176,8 +236,9 @@ class LLMJudge:
             text = judge_prompts.render_math_critique(question, reference, answer)
         return ({"role": "user", "content": text},)
 
-    def parse(self, text: str) -> Judgment:
-        return parse_judgment(text, self.style)
+    def parse(self, text: str, answer: str = "") -> Judgment:
+        """The judge's verdict on `answer`; scores quoted from the answer itself never count."""
+        return parse_judgment(text, self.style, answer)
 
     def upstream(self, text: str) -> float:
         return upstream_score(text, self.style)

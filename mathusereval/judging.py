@@ -246,7 +246,7 @@ class JudgeRole:
                     usage.call_errors += 1
                     on_grade(self._grade(judge, item, None, error=f"judge call failed: {reply.error}", key=key))
                     continue
-                judgment = judge.parse(reply.text)
+                judgment = judge.parse(reply.text, item[1].text)
                 first_upstream.setdefault(slot, judge.upstream(reply.text))
                 common = {"key": key, "attempts": attempt + 1, "upstream_score": first_upstream[slot]}
                 if judgment.score is not None:
