@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import random
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -30,7 +31,11 @@ class RetryableError(Exception):
 
 
 class FatalError(Exception):
-    """A reply that retrying cannot fix (400, 401, 404 ...)."""
+    """A reply that retrying cannot fix (400, 404 ...): that item's error."""
+
+
+class AuthFailure(FatalError):
+    """401 or 403: every other request would fail the same way, so the run stops at the first one."""
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
@@ -48,11 +53,29 @@ def backoff_s(base: float, attempt: int) -> float:
     return min(MAX_BACKOFF_S, base * 2.0**attempt) * (0.5 + random.random())
 
 
+def server_message(body: bytes, limit: int = 300) -> str:
+    """What an error reply says, on one line: OpenAI's ``{"error": {"message": ...}}`` when it is that shape,
+    else the start of the body."""
+    text = body[:4096].decode(errors="replace")
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        data = None
+    if isinstance(data, dict):
+        error = data.get("error", data.get("message"))
+        error = error.get("message", error) if isinstance(error, dict) else error
+        if isinstance(error, str):
+            text = error
+    return "".join(ch if ch.isprintable() else " " for ch in " ".join(text.split()))[:limit]
+
+
 def check_status(status: int, headers: Mapping[str, str], body: bytes) -> None:
     if status in RETRY_STATUS:
-        raise RetryableError(f"HTTP {status}: {body[:200].decode(errors='replace')}", retry_after(headers))
+        raise RetryableError(f"HTTP {status}: {server_message(body, 200)}", retry_after(headers))
+    if status in (401, 403):
+        raise AuthFailure(f"HTTP {status} (authentication or permission refused): {server_message(body)}")
     if status >= 400:
-        raise FatalError(f"HTTP {status}: {body[:300].decode(errors='replace')}")
+        raise FatalError(f"HTTP {status}: {server_message(body)}")
 
 
 @dataclass

@@ -28,36 +28,17 @@ import aiohttp
 from ..errors import BackendUnavailable, ConfigError
 from ..records import Generation, GenerationParams, Request, Usage
 from .base import ModelSpec, Secret, completion_prompt, split_reasoning
-from .endpoints import Endpoint, EndpointPool, FatalError, RetryableError, backoff_s, check_status
+from .endpoints import AuthFailure, Endpoint, EndpointPool, FatalError, RetryableError, backoff_s, check_status
+from .replies import UrlCredentials, parse_json, parse_reply, read_body
 
 DEFAULT_CONCURRENCY = 64
 """Per endpoint. vLLM and SGLang batch far more than this; hosted APIs usually rate-limit below it, and
 429s are honoured anyway. benchmarks/backend_bench.py measures the harness at 64 and 256."""
 ENDPOINTS = ("chat", "completions")
-
-
-def _parse_reply(data: Any, endpoint: str) -> tuple[str, str | None, str | None, Usage]:
-    """(content, server-side reasoning, finish_reason, usage) of one reply; a reply without them is retried."""
-    try:
-        choice = data["choices"][0]
-        if endpoint == "chat":
-            message = choice["message"]
-            text = message.get("content") or ""
-            # vLLM's reasoning parsers (and DeepSeek) return the thinking apart from the answer
-            reasoning = message.get("reasoning_content") or message.get("reasoning")
-        else:
-            text, reasoning = choice["text"] or "", None
-        finish = choice.get("finish_reason")
-    except (KeyError, IndexError, TypeError, AttributeError) as exc:
-        raise RetryableError(f"reply without choices[0]: {str(data)[:200]}") from exc
-    counts = data.get("usage") or {}
-    usage = Usage(int(counts.get("prompt_tokens") or 0), int(counts.get("completion_tokens") or 0))
-    # An empty reply is the model's answer when the server says it generated and stopped (a sampled
-    # end-of-text); without that account it is a server hiccup, worth another try.
-    generated = finish in ("stop", "length") and usage.completion_tokens > 0
-    if not isinstance(text, str) or (not text.strip() and not reasoning and not generated):
-        raise RetryableError("empty content")
-    return text, reasoning if isinstance(reasoning, str) else None, finish, usage
+REPLY_BYTES_BASE = 1 << 20
+REPLY_BYTES_PER_TOKEN = 64
+"""Default reply cap: 1 MiB + 64 bytes per requested token, room for JSON-escaped CJK text and a reasoning
+field, far below what a runaway or hostile server could send (--max-reply-bytes overrides)."""
 
 
 class OpenAIBackend:
@@ -67,9 +48,10 @@ class OpenAIBackend:
         o = spec.options
         self.model = spec.model
         urls = o["base_url"] if isinstance(o["base_url"], (list, tuple)) else str(o["base_url"]).split(",")
-        self.urls = [u.strip().rstrip("/") for u in urls if u.strip()]
-        if not self.urls:
+        self.credentials = [UrlCredentials.of(u.strip().rstrip("/")) for u in urls if u.strip()]
+        if not self.credentials:
             raise ConfigError("--base-url is empty")
+        self.urls = [c.shown for c in self.credentials]  # what describe() and messages show: no secrets
         self.endpoint = str(o.get("endpoint") or "chat")
         if self.endpoint not in ENDPOINTS:
             raise ConfigError(f"--endpoint must be one of {', '.join(ENDPOINTS)}, got {self.endpoint!r}")
@@ -80,14 +62,24 @@ class OpenAIBackend:
         self.think = str(o.get("think") or "strip")
         self.api_key_env = str(o.get("api_key_env") or "OPENAI_API_KEY")
         extra: dict[str, Secret] = dict(o.get("headers") or {})
-        headers = {"Content-Type": "application/json", **{k: v.value for k, v in extra.items()}}
+        headers = {
+            "Content-Type": "application/json",
+            "Accept-Encoding": "gzip, deflate",  # inflated by replies.read_body under the reply cap
+            **{k: v.value for k, v in extra.items()},
+        }
         self.header_names = sorted(extra)
         key = o.get("api_key")
         api_key = key.value if isinstance(key, Secret) else os.environ.get(self.api_key_env)
-        if api_key:
+        # which credential wins: an Authorization header, then the API key, then user:password in the URL
+        has_auth_header = any(k.lower() == "authorization" for k in headers)
+        if api_key and not has_auth_header:
             headers["Authorization"] = f"Bearer {api_key}"
+        self.url_auth = not has_auth_header and not api_key
+        self.max_reply_bytes = o.get("max_reply_bytes")
         self.key_source = "--api-key" if isinstance(key, Secret) else f"${self.api_key_env}"
-        self.pool = EndpointPool(self.urls, self.concurrency)
+        self.pool = EndpointPool([c.request_url for c in self.credentials], self.concurrency)
+        self._by_url = {e.url: c for e, c in zip(self.pool.endpoints, self.credentials, strict=True)}
+        self._fatal: str | None = None
         self.headers = headers
         self._session: aiohttp.ClientSession | None = None
         self.served_by = o.get("served_by")
@@ -100,6 +92,7 @@ class OpenAIBackend:
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 headers=self.headers,
+                auto_decompress=False,
                 timeout=aiohttp.ClientTimeout(total=self.timeout_s),
             )
         return self._session
@@ -117,16 +110,32 @@ class OpenAIBackend:
             **({"served_by": self.served_by} if self.served_by else {}),
         }
 
+    def _auth(self, endpoint: Endpoint) -> dict[str, str] | None:
+        basic = self._by_url[endpoint.url].basic_auth
+        return {"Authorization": basic} if basic and self.url_auth else None
+
+    def _scrub(self, endpoint: Endpoint, text: str) -> str:
+        return self._by_url[endpoint.url].scrub(text)
+
     async def check_reachable(self) -> None:
-        """Fail fast, before anything is written, when no endpoint answers; bench the ones that do not."""
+        """Fail fast, before anything is written, when no endpoint answers or one refuses our credentials;
+        bench the ones that do not answer."""
         down = []
         for endpoint in self.pool.endpoints:
+            shown = self._by_url[endpoint.url].shown
             try:
-                async with self._client().get(f"{endpoint.url}/models", timeout=aiohttp.ClientTimeout(total=10)):
-                    pass
+                async with self._client().get(
+                    f"{endpoint.url}/models", headers=self._auth(endpoint), timeout=aiohttp.ClientTimeout(total=10)
+                ) as response:
+                    body = await read_body(response, REPLY_BYTES_BASE)
+                    check_status(response.status, response.headers, body)
+            except AuthFailure as exc:
+                raise BackendUnavailable(f"{shown}: {self._scrub(endpoint, str(exc))}") from None
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                down.append(f"{endpoint.url}: {exc.__class__.__name__}: {exc}")
+                down.append(f"{shown}: {exc.__class__.__name__}: {self._scrub(endpoint, str(exc))}")
                 self.pool.failed(endpoint)
+            except (RetryableError, FatalError):
+                pass  # it answers; some servers have no /models, or a broken one
         if len(down) == len(self.pool.endpoints):
             raise BackendUnavailable(f"cannot reach {'; '.join(down)}")
         for problem in down:
@@ -150,18 +159,18 @@ class OpenAIBackend:
 
     async def _attempt(self, endpoint: Endpoint, body: dict[str, Any]) -> tuple[str, str | None, str | None, Usage]:
         path = "/chat/completions" if self.endpoint == "chat" else "/completions"
+        cap = self.max_reply_bytes or REPLY_BYTES_BASE + REPLY_BYTES_PER_TOKEN * int(body["max_tokens"])
         try:
-            async with self._client().post(endpoint.url + path, data=json.dumps(body).encode()) as response:
-                raw = await response.read()
+            async with self._client().post(
+                endpoint.url + path, data=json.dumps(body).encode(), headers=self._auth(endpoint)
+            ) as response:
+                raw = await read_body(response, cap)
                 status, headers = response.status, response.headers
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:  # refused, reset, timed out, cut short
-            raise RetryableError(f"{exc.__class__.__name__}: {exc}", transport=True) from exc
+            message = self._scrub(endpoint, f"{exc.__class__.__name__}: {exc}")
+            raise RetryableError(message, transport=True) from exc
         check_status(status, headers, raw)
-        try:
-            data = json.loads(raw)
-        except ValueError as exc:
-            raise RetryableError(f"malformed JSON reply: {raw[:200]!r}") from exc
-        return _parse_reply(data, self.endpoint)
+        return parse_reply(parse_json(raw), self.endpoint)
 
     def _generation(self, request: Request, start: float, **fields: Any) -> Generation:
         return Generation(
@@ -189,6 +198,11 @@ class OpenAIBackend:
                     last = endpoint
                     text, reasoning, finish, usage = await self._attempt(endpoint, body)
                     self.pool.succeeded(endpoint)
+            except AuthFailure as exc:  # every other request would be refused too: stop the run
+                shown = self._by_url[last.url].shown if last is not None else "endpoint"
+                self._fatal = f"{shown}: {exc}"
+                self._draining = True
+                return None
             except FatalError as exc:
                 error = str(exc)
                 break
@@ -201,6 +215,9 @@ class OpenAIBackend:
                 wait = exc.retry_after if exc.retry_after is not None else backoff_s(self.backoff_s, attempt)
                 await asyncio.sleep(wait)
                 continue
+            except Exception as exc:  # noqa: BLE001 - a reply nobody foresaw fails its item, never the run
+                error = f"unreadable reply ({exc.__class__.__name__}: {str(exc)[:200]})"
+                break
             if self.think == "strip" and reasoning is None:
                 text, reasoning = split_reasoning(text)
             return self._generation(request, start, text=text, reasoning=reasoning, finish_reason=finish, usage=usage)
@@ -209,6 +226,7 @@ class OpenAIBackend:
     async def generate(self, requests: Sequence[Request], params: GenerationParams) -> AsyncIterator[Generation]:
         """Workers share one iterator over `requests`, each taking the next as it finishes one."""
         self._draining = False
+        self._fatal = None
         done: asyncio.Queue[Generation | None] = asyncio.Queue()
         todo = iter(requests)
 
@@ -222,11 +240,19 @@ class OpenAIBackend:
 
         workers = [asyncio.ensure_future(worker()) for _ in range(min(len(requests), self.pool.capacity))]
         finished = asyncio.gather(*workers)
-        finished.add_done_callback(lambda _: done.put_nowait(None))
+
+        def on_finished(future: asyncio.Future[Any]) -> None:
+            if not future.cancelled():
+                future.exception()  # retrieved here, so Ctrl-C prints no "exception was never retrieved"
+            done.put_nowait(None)
+
+        finished.add_done_callback(on_finished)
         try:
             while (generation := await done.get()) is not None:
                 yield generation
             await finished  # a worker's crash surfaces here
+            if self._fatal is not None:
+                raise BackendUnavailable(self._fatal)
         finally:
             for task in workers:
                 task.cancel()

@@ -1,0 +1,170 @@
+"""What an OpenAI-compatible server sends back is hostile input: bounded reading, total parsing, no secrets.
+
+- `read_body` reads at most ``cap`` decoded bytes; gzip/deflate bodies are inflated here, chunk by chunk
+  under the same cap (a 1 MB gzip body that inflates to 1 GiB stops at the cap, never in memory whole).
+- `parse_reply` turns any JSON value into (content, reasoning, finish reason, usage) or a `RetryableError`:
+  non-numeric or absurd token counts read as 0, lone surrogates become U+FFFD (they cannot be stored as
+  UTF-8), ``content: null`` is an error, not an empty answer.
+- `UrlCredentials` takes user:password and secret query values (``api-key=``, ``token=``) out of a base URL
+  so they are sent but never written or printed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+
+import aiohttp
+
+from ..records import Usage
+from .endpoints import RetryableError
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SECRET_QUERY = re.compile(r"key|token|secret|password|passwd|sig|auth", re.IGNORECASE)
+MAX_TOKEN_COUNT = 1 << 40
+READ_CHUNK = 1 << 16
+REDACTED = "REDACTED"
+
+
+def clean_text(text: str) -> str:
+    """Lone surrogates (``"\\ud800"`` in JSON) replaced by U+FFFD: valid JSON, but not encodable text."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def token_count(value: Any) -> int:
+    """A usage count as an int; anything that is not a plausible count (``"lots"``, a list, 1e400) is 0."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return value if 0 <= value <= MAX_TOKEN_COUNT else 0
+    if isinstance(value, float) and math.isfinite(value) and 0 <= value <= MAX_TOKEN_COUNT:
+        return int(value)
+    return 0
+
+
+def parse_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # RecursionError: "[" * 100000
+        raise RetryableError(f"malformed JSON reply: {raw[:200]!r}") from exc
+
+
+def parse_reply(data: Any, endpoint: str) -> tuple[str, str | None, str | None, Usage]:
+    """(content, server-side reasoning, finish_reason, usage) of one reply; a reply without them is retried."""
+    choices = data.get("choices") if isinstance(data, dict) else None
+    choice = choices[0] if isinstance(choices, list) and choices else None
+    if not isinstance(choice, dict):
+        raise RetryableError(f"reply without choices[0]: {clean_text(str(data)[:200])}")
+    reasoning: Any = None
+    if endpoint == "chat":
+        message = choice.get("message")
+        if not isinstance(message, dict):
+            raise RetryableError("reply without choices[0].message")
+        text = message.get("content")
+        # vLLM's reasoning parsers (and DeepSeek) return the thinking apart from the answer
+        reasoning = message.get("reasoning_content") or message.get("reasoning")
+    else:
+        text = choice.get("text")
+    reasoning = clean_text(reasoning) if isinstance(reasoning, str) and reasoning else None
+    finish = choice.get("finish_reason")
+    finish = finish if isinstance(finish, str) else None
+    counts = data.get("usage")
+    counts = counts if isinstance(counts, dict) else {}
+    usage = Usage(token_count(counts.get("prompt_tokens")), token_count(counts.get("completion_tokens")))
+    if text is None and reasoning is None:
+        raise RetryableError("reply with content null")
+    if text is not None and not isinstance(text, str):
+        raise RetryableError(f"reply content is a {type(text).__name__}, not text")
+    text = clean_text(text or "")
+    # An empty reply is the model's answer when the server says it generated and stopped (a sampled
+    # end-of-text); without that account it is a server hiccup, worth another try.
+    generated = finish in ("stop", "length") and usage.completion_tokens > 0
+    if not text.strip() and not reasoning and not generated:
+        raise RetryableError("empty content")
+    return text, reasoning, finish, usage
+
+
+class ReplyTooLarge(RetryableError):
+    pass
+
+
+async def read_body(response: aiohttp.ClientResponse, cap: int) -> bytes:
+    """The body, decoded, or `ReplyTooLarge` once it passes `cap` bytes (the session must not auto-decompress:
+    this function inflates gzip and deflate itself, bounded)."""
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    inflate = None
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        inflate = zlib.decompressobj(wbits=47)  # 32 + 15: gzip or zlib header, detected
+    elif encoding not in ("", "identity"):
+        raise RetryableError(f"reply in an unsupported Content-Encoding {encoding!r}")
+    out = bytearray()
+
+    def take(data: bytes) -> None:
+        out.extend(data)
+        if len(out) > cap:
+            raise ReplyTooLarge(f"reply larger than {cap} bytes (--max-reply-bytes)")
+
+    async for chunk in response.content.iter_chunked(READ_CHUNK):
+        if inflate is None:
+            take(chunk)
+            continue
+        data = chunk
+        try:
+            while data:
+                take(inflate.decompress(data, cap + 1 - len(out)))
+                data = inflate.unconsumed_tail
+        except zlib.error as exc:
+            raise RetryableError(f"corrupt {encoding} reply: {exc}") from exc
+    return bytes(out)
+
+
+@dataclass(frozen=True)
+class UrlCredentials:
+    """A base URL split into what is sent and what may be shown.
+
+    ``http://user:secret@host/v1?api-key=K`` is requested as ``http://host/v1?api-key=K`` with HTTP Basic
+    auth for user:secret (unless an API key or an ``Authorization`` header is given: those win, and the
+    URL's user:password is not sent), and shown everywhere as ``http://REDACTED@host/v1?api-key=REDACTED``.
+    """
+
+    request_url: str
+    shown: str
+    basic_auth: str | None = None
+    secrets: tuple[str, ...] = field(default=())
+
+    @classmethod
+    def of(cls, url: str) -> UrlCredentials:
+        parts = urlsplit(url)
+        secrets: list[str] = []
+        netloc = parts.netloc
+        shown_netloc = netloc
+        basic = None
+        if "@" in netloc:
+            userinfo, _, host = netloc.rpartition("@")
+            netloc, shown_netloc = host, f"{REDACTED}@{host}"
+            secrets.append(userinfo)
+            secrets += [s for s in userinfo.split(":", 1) if len(s) >= 4]
+            basic = "Basic " + base64.b64encode(unquote(userinfo).encode()).decode()
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        shown_query = []
+        for key, value in query:
+            if _SECRET_QUERY.search(key) and value:
+                secrets.append(value)
+                shown_query.append((key, REDACTED))
+            else:
+                shown_query.append((key, value))
+        request = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+        shown = urlunsplit((parts.scheme, shown_netloc, parts.path, urlencode(shown_query), ""))
+        return cls(request, shown, basic, tuple(sorted(set(secrets), key=len, reverse=True)))
+
+    def scrub(self, text: str) -> str:
+        """`text` with every secret of this URL replaced, for errors that echo the URL."""
+        for secret in self.secrets:
+            text = text.replace(secret, REDACTED)
+        return text
