@@ -15,13 +15,15 @@ from __future__ import annotations
 import csv
 import io
 import math
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from mathusereval.errors import MueError
 from mathusereval.pipeline import RunResult
 from mathusereval.records import MetricValue, RunManifest
 
-from .layout import file_stem, format_cell, label, order, scaled
+from .layout import file_stem, format_cell, label, markdown_text, order, scaled
 from .tables import Table, model_label, overview, partial
 
 
@@ -83,10 +85,13 @@ def markdown(table: Table, title: str, judge_scale: float, legend: Sequence[str]
     lines = [f"## {title}", ""]
     if judge_scale != 1.0:
         lines += [f"Judge scores are shown ×{judge_scale:g} (1–10 becomes {judge_scale:g}–{10 * judge_scale:g}).", ""]
-    lines += ["| model | " + " | ".join(label(c) for c in table.columns) + " |", "|---|" + "---:|" * len(table.columns)]
+    lines += [
+        "| model | " + " | ".join(markdown_text(label(c)) for c in table.columns) + " |",
+        "|---|" + "---:|" * len(table.columns),
+    ]
     for model, cells in table.rows:
         shown = [format_cell(m, judge_scale) for m in cells]
-        lines.append(f"| {model} | " + " | ".join(shown) + " |")
+        lines.append(f"| {markdown_text(model)} | " + " | ".join(shown) + " |")
     lines += ["", "Each cell: mean ± standard error (n). Accuracies in percent."]
     if legend:
         lines += ["", *(f"- {line}" for line in legend)]
@@ -124,6 +129,15 @@ def write_leaderboard(
     from .html import index_page, run_slug
     from .plots import task_plots
 
+    pages: list[tuple[RunResult, str]] = []
+    for run in runs:  # a run whose records cannot be read is left out, not the whole leaderboard
+        try:
+            pages.append((run, run_page(run, judge_scale)))
+        except MueError as exc:
+            print(f"mue-eval: warning: skipped a run: {exc}", file=sys.stderr)
+    if not pages:
+        raise MueError("no run could be rendered")
+    runs = [run for run, _ in pages]
     columns, legend = split_variants(runs)
     table, sources = overview(columns, reference)
     files: dict[Path, str | bytes] = {
@@ -141,8 +155,8 @@ def write_leaderboard(
     partial_runs = [note for note in map(partial, runs) if note]
     notes = [*legend, *sources, *partial_runs]
     files[out / "index.html"] = index_page(table, notes, breakdowns, plots, runs, judge_scale)
-    for run in runs:
-        files[out / "runs" / f"{run_slug(run.manifest)}.html"] = run_page(run, judge_scale)
+    for run, html in pages:
+        files[out / "runs" / f"{run_slug(run.manifest)}.html"] = html
     for path, content in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(content, bytes):

@@ -48,8 +48,21 @@ _GENERIC = (("accuracy", "Accuracy"),)
 
 
 def file_stem(column: str) -> str:
-    """``math500 [2]`` -> ``math500-2``: a column's name in file names (breakdowns, plots)."""
-    return column.replace(" ", "").replace("[", "-").replace("]", "")
+    """``math500 [2]`` -> ``math500-2``: a column's name in file names (breakdowns, plots). Task names come
+    from stored manifests: anything but letters, digits, ``._-`` becomes ``_`` and no stem starts with a dot,
+    so ``../../X`` cannot leave the output directory."""
+    stem = column.replace(" ", "").replace("[", "-").replace("]", "")
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).lstrip(".") or "_"
+
+
+def plain_text(text: str) -> str:
+    """A stored name as one printable line: control characters (terminal escapes) become spaces."""
+    return "".join(ch if ch.isprintable() else " " for ch in text)
+
+
+def markdown_text(text: str) -> str:
+    """A stored name inside a Markdown table cell: no cell breaks, no raw HTML, one line."""
+    return plain_text(text).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def task_of(column: str) -> str:

@@ -20,7 +20,7 @@ from mathusereval.pipeline import RunResult
 from mathusereval.records import MetricValue, RunManifest
 from mathusereval.store import MANIFEST, SUMMARY, RunStore, read_json
 
-from .layout import format_cell
+from .layout import format_cell, markdown_text, plain_text
 from .reference import is_published, reference_rows
 
 
@@ -82,14 +82,17 @@ def collect_runs(results: Path, parity: str = "none") -> tuple[list[RunResult], 
             runs.append(load_run(manifest_path.parent, parity))
         except MueError as exc:
             problems.append(str(exc))
+    for records in sorted(results.glob("**/generations.jsonl")):  # a run whose manifest was deleted
+        if not (records.parent / MANIFEST).exists():
+            problems.append(f"{records.parent}: answers but no {MANIFEST} (deleted or never written); not shown")
     return runs, problems
 
 
 def model_label(manifest: RunManifest) -> str:
     """A row's name: a local model file or directory by its own name, not its full path."""
     if manifest.backend in ("llamacpp", "vllm"):
-        return Path(manifest.model).name.removesuffix(".gguf")
-    return manifest.model
+        return plain_text(Path(manifest.model).name.removesuffix(".gguf"))
+    return plain_text(manifest.model)
 
 
 def overview(columns: Mapping[str, Sequence[RunResult]], reference: bool = False) -> tuple[Table, list[str]]:
@@ -132,10 +135,13 @@ def best_per_column(table: Table) -> list[float | None]:
 
 
 def to_markdown(table: Table) -> str:
-    header = "| model | " + " | ".join(table.columns) + " |"
+    header = "| model | " + " | ".join(markdown_text(c) for c in table.columns) + " |"
     rule = "|---|" + "---|" * len(table.columns)
     lines = [header, rule]
-    lines += ["| " + model + " | " + " | ".join(format_cell(m) for m in cells) + " |" for model, cells in table.rows]
+    lines += [
+        "| " + markdown_text(model) + " | " + " | ".join(format_cell(m) for m in cells) + " |"
+        for model, cells in table.rows
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -7,14 +7,15 @@ imported when a command needs them, so ``mue-eval --help`` returns at once.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 from typing import Any
 
-from .cli_data import agreement_parser, cmd_agreement, cmd_export, export_parser
+from .cli_data import agreement_parser, cmd_agreement, cmd_export, cmd_verify, export_parser, verify_parser
 from .errors import MueError
 
-COMMANDS = ("run", "tasks", "leaderboard", "grade", "import", "export", "agreement")
+COMMANDS = ("run", "tasks", "leaderboard", "grade", "import", "export", "agreement", "verify")
 EPILOG = """commands:
   mue-eval [run] [options]        evaluate a model (the default command; see the options above)
   mue-eval tasks [--data-dir D]   list tasks and how many items each has
@@ -24,6 +25,7 @@ EPILOG = """commands:
   mue-eval export RUN... --format rft|dpo|kto --out F
                                   training data from judged runs (RFT answers, DPO pairs, KTO rows)
   mue-eval agreement A B          how far two graders agree on the same answers (kappa, Spearman, ...)
+  mue-eval verify RUN...          say whether a run was edited after it was written
   mue-eval lm-eval ARGS...        lm-eval's CLI with our tasks added (mathusereval_gsm8k, ..., group
                                   mathusereval); --only-ours skips indexing lm-eval's own tasks,
                                   --judge MODEL [--judge-base-url URL] scores the judged tasks
@@ -91,6 +93,11 @@ def _add_served_options(p: argparse.ArgumentParser) -> None:
     s.add_argument("--concurrency", type=int, help="requests in flight per endpoint (default: 64)")
     s.add_argument("--timeout", type=float, help="per-request timeout in seconds (default: 600)")
     s.add_argument("--max-retries", type=int, help="retries of a failed request (default: 5)")
+    s.add_argument(
+        "--max-reply-bytes",
+        type=int,
+        help="largest reply body accepted, decoded (default: 1 MiB + 64 bytes per --max-tokens); larger is an error",
+    )
     s.add_argument(
         "--think",
         choices=("strip", "keep"),
@@ -276,6 +283,7 @@ ENGINE_OPTIONS = (
     "concurrency",
     "timeout",
     "max_retries",
+    "max_reply_bytes",
     "threads",
     "n_ctx",
     "tensor_parallel_size",
@@ -302,7 +310,15 @@ def _backend_options(args: argparse.Namespace) -> dict[str, Any]:
     """What the backend gets from the command line; secrets wrapped so no record or repr shows them."""
     from .backends.base import Secret
 
-    for dest in ("concurrency", "threads", "n_ctx", "timeout", "tensor_parallel_size", "data_parallel_size"):
+    for dest in (
+        "concurrency",
+        "threads",
+        "n_ctx",
+        "timeout",
+        "tensor_parallel_size",
+        "data_parallel_size",
+        "max_reply_bytes",
+    ):
         _positive("--" + dest.replace("_", "-"), getattr(args, dest))
     if args.max_retries is not None and args.max_retries < 0:
         raise MueError(f"--max-retries must be 0 or more, got {args.max_retries}")
@@ -425,6 +441,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         print(f"mue-eval: warning: skipped a run: {problem}", file=sys.stderr)
     for note in filter(None, map(partial, runs)):
         print(f"mue-eval: warning: {note}", file=sys.stderr)
+    from .integrity import verify_run
+
+    for run in runs:
+        for problem in verify_run(run.directory, run.metrics).problems:
+            print(f"mue-eval: warning: edited after it was written: {problem}", file=sys.stderr)
     if not runs:
         raise MueError(f"no runs found under {root}")
     table = build_table(runs, reference=args.reference)
@@ -459,6 +480,7 @@ def main(argv: list[str] | None = None) -> int:
         "import": _import_parser,
         "export": export_parser,
         "agreement": agreement_parser,
+        "verify": verify_parser,
     }
     args = parsers[command]().parse_args(argv)
     handlers = {
@@ -469,16 +491,38 @@ def main(argv: list[str] | None = None) -> int:
         "import": cmd_import,
         "export": cmd_export,
         "agreement": cmd_agreement,
+        "verify": cmd_verify,
     }
     handler = handlers[command]
+    # SIGTERM (Slurm, Kubernetes, `kill`) stops a run as Ctrl-C does: answers kept, a clean message
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return handler(args)
     except MueError as exc:
-        print(f"mue-eval: error: {exc}", file=sys.stderr)
+        print(f"mue-eval: error: {_one_line(str(exc))}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk, a read-only --out, permissions taken away mid-run
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(
+            f"mue-eval: error: {where}{exc.strerror or exc}; answers already written are kept, and the same "
+            "command resumes once this is fixed",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("mue-eval: interrupted; finished work is saved, run the same command again to resume", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _one_line(text: str) -> str:
+    """Messages can quote hostile text (a server's reply, a data field): one line, no control characters."""
+    return "".join(ch if ch.isprintable() else " " for ch in " ".join(text.split()))
 
 
 if __name__ == "__main__":

@@ -105,3 +105,29 @@ def cmd_agreement(args: argparse.Namespace) -> int:
     paths = write_report(report, Path(args.out))
     print(f"mue-eval: wrote {', '.join(map(str, paths))}", file=sys.stderr)
     return 0 if report["overall"]["n"] else 1
+
+
+def verify_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mue-eval verify",
+        description="Say whether stored runs were edited after they were written: every record line's digest "
+        "chain, and summary.json against the metrics recomputed from the records.",
+    )
+    p.add_argument("runs", nargs="+", help="run directories or results trees")
+    return p
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .integrity import verify_run
+    from .results import run_directories
+
+    edited = 0
+    for directory in [d for r in args.runs for d in run_directories(Path(r))]:
+        verdict = verify_run(directory)
+        edited += verdict.edited
+        legacy = f", {verdict.unprotected} written without a digest (not checkable)" if verdict.unprotected else ""
+        state = "EDITED" if verdict.edited else "ok"
+        print(f"{state}: {directory} ({verdict.lines} record lines{legacy})")
+        for problem in verdict.problems:
+            print(f"  {problem}")
+    return 1 if edited else 0

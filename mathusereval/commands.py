@@ -122,13 +122,14 @@ async def evaluate(
     caps of the model's own tokens) spans all the tasks."""
     tasks: list[Task] = [registry.lookup("tasks", name) for name in task_names]  # unknown names fail first
     _check_graders(tasks, options.graders, judge)
+    data = [task.load(options.data_dir) for task in tasks]  # bad data fails before any model is started
     engine = make_backend(spec)
     results: list[RunResult] = []
     try:
         await _check(engine)
         async with _judge_role(judge) as judge_role:
-            for task in tasks:
-                result = await run_task(task, spec, engine, options, judge_role, budget)
+            for task, loaded in zip(tasks, data, strict=True):
+                result = await run_task(task, spec, engine, options, judge_role, budget, loaded)
                 results.append(result)
                 _report(result)
     finally:

@@ -51,26 +51,56 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_jsonl(path: Path, required: Sequence[str] = ()) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (line number, row) for each non-blank line; a bad line or missing field names file:line."""
+def _json_kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", bool: "a boolean", type(None): "null", float: "a number"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _check_field(path: Path, lineno: int, name: str, value: Any, int_ok: bool) -> None:
+    """A required field must be text (or a whole number where `int_ok`): never null, an object, NaN or a
+    boolean, and never text with an unpaired surrogate escape (it cannot be stored or sent)."""
+    if isinstance(value, str):
+        if any("\ud800" <= ch <= "\udfff" for ch in value):
+            raise DataError(f"{path}:{lineno}: field {name!r} holds an unpaired surrogate escape (\\ud800-\\udfff)")
+        return
+    if int_ok and isinstance(value, int) and not isinstance(value, bool):
+        return
+    wanted = "text or a whole number" if int_ok else "text"
+    raise DataError(f"{path}:{lineno}: field {name!r} should be {wanted}, got {_json_kind(value)}")
+
+
+def read_jsonl(
+    path: Path, required: Sequence[str] = (), int_or_str: Sequence[str] = ()
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, row) for each non-blank line; a bad line, a missing or mistyped required field
+    (text, or text or a whole number for `int_or_str` fields), or a file with no rows names file:line."""
     try:
-        fh = path.open(encoding="utf-8")
+        fh = path.open("rb")
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror}") from exc
+    rows = 0
     with fh:
-        try:
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from exc
-                if not isinstance(row, dict):
-                    raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-                for name in required:
-                    if name not in row:
-                        raise DataError(f"{path}:{lineno}: missing required field {name!r}")
-                yield lineno, row
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{path}:{lineno}: not UTF-8 text ({exc.reason} at byte {exc.start + 1})") from exc
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from exc
+            except RecursionError:
+                raise DataError(f"{path}:{lineno}: JSON nested too deeply") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:{lineno}: expected a JSON object, got {_json_kind(row)}")
+            for name in required:
+                if name not in row:
+                    raise DataError(f"{path}:{lineno}: missing required field {name!r}")
+                _check_field(path, lineno, name, row[name], name in int_or_str)
+            rows += 1
+            yield lineno, row
+    if rows == 0:
+        raise DataError(f"{path}: no rows (the file is empty)")

@@ -75,11 +75,26 @@ def _host() -> dict[str, Any]:
 
 
 def select_samples(task: Task, loaded: LoadedData, limit: int | None) -> list[Sample]:
+    """The samples to run; duplicate ids are refused, repeated prompts said once (they count twice)."""
+    if not loaded.samples:
+        raise DataError(f"{loaded.source}: task {task.name!r} has no items")
     seen: set[str] = set()
+    prompts: dict[str, str] = {}
+    repeats = []
     for sample in loaded.samples:
         if sample.id in seen:
             raise DataError(f"{loaded.source}: task {task.name!r} has duplicate sample id {sample.id!r}")
         seen.add(sample.id)
+        prompt = json.dumps(sample.messages, ensure_ascii=False, sort_keys=True)
+        if prompt in prompts:
+            repeats.append(f"{sample.id} (= {prompts[prompt]})")
+        prompts.setdefault(prompt, sample.id)
+    if repeats:
+        print(
+            f"mue-eval: warning: {loaded.source}: {len(repeats)} items of {task.name!r} repeat an earlier item's "
+            f"prompt and count twice: {', '.join(repeats[:5])}{' ...' if len(repeats) > 5 else ''}",
+            file=sys.stderr,
+        )
     return loaded.samples[:limit] if limit is not None else loaded.samples
 
 
@@ -179,13 +194,15 @@ async def run_task(
     options: RunOptions,
     judge_role: JudgeRole | None = None,
     budget: Budget | None = None,
+    loaded: LoadedData | None = None,
 ) -> RunResult:
-    """Evaluate one model on one task, resuming whatever an earlier identical run left.
+    """Evaluate one model on one task, resuming whatever an earlier identical run left (`loaded`: the task's
+    data when the caller has loaded it already).
 
     `budget` (shared by the invocation's tasks) stops generation once spent: requests in flight finish and
     are stored (a backend without ``stop_sending`` has them cancelled instead), nothing more is sent, and
     the next run starts where this one stopped."""
-    loaded = task.load(options.data_dir)
+    loaded = loaded if loaded is not None else task.load(options.data_dir)
     samples = select_samples(task, loaded, options.limit)
     params = dataclasses.replace(task.params, **options.overrides)
     graders = resolve_graders(task, options.graders)

@@ -11,13 +11,17 @@ Layout of one run (one model on one task)::
         summary.json        metrics and counts, rewritten atomically at the end of each run
 
 Each record is written with a single ``write(2)`` on an ``O_APPEND`` descriptor, so a killed process leaves
-at worst one torn final line; reopening cuts that line off (it was never acknowledged). Any other bad
+at worst one torn final line. Only the run's writer cuts that line off when it reopens the file (it was
+never acknowledged); readers (``leaderboard``, ``export``, ``grade`` before it writes) never change a file:
+they skip an unterminated last line in memory, since a live run may still be writing it. Any other bad
 line is corruption and is reported with its file and line number. When a key appears twice the later
-line wins, which is how a retried error is replaced.
+line wins, which is how a retried error is replaced. Run files must be regular files: a symbolic link
+(which could point outside the results tree) is refused, never followed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -36,15 +40,42 @@ SUMMARY = "summary.json"
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON through a temporary file and rename, so readers never see half a file."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        try:
+            text = json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+            text.encode()
+        except UnicodeEncodeError:  # a lone surrogate somewhere: \u escapes instead
+            text = json.dumps(data, ensure_ascii=True, indent=2, sort_keys=True) + "\n"
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves the old file whole and no half-written temporary
+        raise
+
+
+def _no_link(path: Path) -> None:
+    if path.is_symlink():
+        raise DataError(f"{path} is a symbolic link; run files must be regular files inside the run directory")
+
+
+def _open_read(path: Path) -> Any:
+    """A run file opened for reading without following a symbolic link (checked, and O_NOFOLLOW for races)."""
+    _no_link(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror}") from exc
+    return os.fdopen(fd, "rb")
 
 
 def read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        with _open_read(path) as fh:
+            return json.loads(fh.read().decode("utf-8"))
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from exc
+    except (UnicodeDecodeError, RecursionError) as exc:
+        raise DataError(f"{path}: not a readable JSON file ({exc.__class__.__name__})") from exc
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror}") from exc
 
@@ -74,35 +105,87 @@ def _repair_torn_tail(path: Path) -> None:
 
 
 def read_records(path: Path, parse: Callable[[dict[str, Any]], T]) -> Iterator[T]:
-    """Parse every line of a JSONL record file; any bad line is an error naming file:line."""
-    if not path.exists():
+    """Parse every line of a JSONL record file; any bad line is an error naming file:line. Never writes: an
+    unterminated last line (a crash, or a write still under way) is skipped here and said once on stderr."""
+    if not path.exists() and not path.is_symlink():
         return
-    _repair_torn_tail(path)
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
+    with _open_read(path) as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if not raw.endswith(b"\n"):
+                print(f"mue-eval: note: ignored an unfinished last line in {path}:{lineno}", file=sys.stderr)
+                return
+            if not raw.strip():
                 continue
             try:
-                yield parse(json.loads(line))
-            except (json.JSONDecodeError, TypeError, ValueError, KeyError) as exc:
-                raise DataError(f"{path}:{lineno}: corrupt record ({exc}); fix or remove this line") from exc
+                yield parse(json.loads(raw.decode("utf-8")))
+            except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+                reason = exc.__class__.__name__ if isinstance(exc, RecursionError) else exc
+                raise DataError(f"{path}:{lineno}: corrupt record ({reason}); fix or remove this line") from exc
+
+
+DIGEST = "digest"
+
+
+def record_digest(previous: str, record: dict[str, Any]) -> str:
+    """The chain value of one record line: sha256 of the previous line's digest ("" for the first line, or
+    after a line written without one) and the record's canonical JSON (sorted keys, ASCII escapes, without
+    its own digest). `mathusereval.integrity` recomputes the chain to show a run edited after it was written."""
+    body = json.dumps(record, ensure_ascii=True, sort_keys=True)
+    return hashlib.sha256((previous + body).encode()).hexdigest()[:32]
+
+
+def _last_line(path: Path) -> bytes:
+    """The file's last complete line ("" for an empty file)."""
+    with path.open("rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        step = min(size, 1 << 16)
+        while step:
+            fh.seek(size - step)
+            block = fh.read(step)
+            cut = block.rstrip(b"\n").rfind(b"\n")
+            if cut >= 0 or step == size:
+                return block[cut + 1 :]
+            step = min(size, step * 2)
+    return b""
+
+
+def _chain_tail(path: Path) -> str:
+    try:
+        last = json.loads(_last_line(path) or b"{}")
+    except (ValueError, RecursionError):
+        return ""
+    value = last.get(DIGEST) if isinstance(last, dict) else None
+    return value if isinstance(value, str) else ""
 
 
 class JsonlAppender:
-    """Append one JSON object per line; each line goes out in one write, flushed to the OS immediately."""
+    """Append one JSON object per line; each line goes out in one write, flushed to the OS immediately.
+    Each line carries a ``digest`` chained to the line before it (`record_digest`)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        _no_link(path)
+        self._previous = ""
         if path.exists():
             _repair_torn_tail(path)
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            self._previous = _chain_tail(path)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0), 0o644)
 
     def append(self, obj: dict[str, Any]) -> None:
-        data = (json.dumps(obj, ensure_ascii=False, sort_keys=True) + "\n").encode()
+        digest = record_digest(self._previous, obj)
+        line = {**obj, DIGEST: digest}
+        try:
+            data = (json.dumps(line, ensure_ascii=False, sort_keys=True) + "\n").encode()
+        except UnicodeEncodeError:  # a lone surrogate: \u escapes keep the line valid UTF-8 and round-trip
+            data = (json.dumps(line, ensure_ascii=True, sort_keys=True) + "\n").encode()
         view = memoryview(data)
-        while view:  # write(2) on a regular file is complete in practice; loop for the rare short write
-            written = os.write(self._fd, view)
-            view = view[written:]
+        try:
+            while view:  # write(2) on a regular file is complete in practice; loop for the rare short write
+                written = os.write(self._fd, view)
+                view = view[written:]
+        except OSError as exc:  # ENOSPC, EFBIG, EIO: say which file
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from None
+        self._previous = digest
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -349,7 +349,10 @@ def export(
     for candidates in problems.values():
         job.problem(candidates)
     data_path, manifest_path = output_paths(out, fmt)
-    data = "".join(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n" for row in job.rows)
+    # lone surrogates (a hostile stored answer) become "?" rather than invalid UTF-8
+    data = "".join(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n" for row in job.rows).encode(
+        "utf-8", "replace"
+    )
     manifest = {
         "format": fmt,
         "layout": "conversational" if sel.chat else "text",
@@ -366,11 +369,11 @@ def export(
         },
         "per_category": {k: dict(sorted(v.items())) for k, v in sorted(job.per_category.items())},
         "data_file": data_path.name,
-        "data_sha256": hashlib.sha256(data.encode()).hexdigest(),
+        "data_sha256": hashlib.sha256(data).hexdigest(),
         "mathusereval_version": __version__,
     }
     _write(data_path, data)
-    _write(manifest_path, json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+    _write(manifest_path, (json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode())
     return data_path, manifest_path, manifest
 
 
@@ -401,8 +404,12 @@ def output_paths(out: Path, fmt: Format) -> tuple[Path, Path]:
     return out / f"{fmt}.jsonl", out / f"{fmt}.manifest.json"
 
 
-def _write(path: Path, text: str) -> None:
+def _write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -51,7 +51,9 @@ def loader(relative: str, task: str) -> Callable[[Path | None], LoadedData]:
         path = find_data_file(data_dir, relative, task)
         samples = []
         for lineno, row in read_jsonl(
-            path, required=("question_id", "category", "subcategory", "question", "reference")
+            path,
+            required=("question_id", "category", "subcategory", "question", "reference"),
+            int_or_str=("question_id",),
         ):
             if row["category"] not in TEMPERATURE:
                 raise DataError(f"{path}:{lineno}: field 'category' has unknown value {row['category']!r}")

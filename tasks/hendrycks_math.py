@@ -83,7 +83,9 @@ def math_loader(task: str, minerva: bool, data_file: str = "math/test.jsonl") ->
         path = find_data_file(data_dir, data_file, task)
         head = minerva_prefix(data_dir, task) if minerva else None
         samples: list[Sample] = []
-        for lineno, row in read_jsonl(path, required=("problem", "level", "type", "solution", "unique_id")):
+        for lineno, row in read_jsonl(
+            path, required=("problem", "level", "type", "solution", "unique_id"), int_or_str=("level",)
+        ):
             boxed = last_box_group(row["solution"])
             if boxed is None and train:
                 continue
@@ -101,7 +103,9 @@ def math500_loader(task: str, minerva: bool) -> Callable[[Path | None], LoadedDa
         head = minerva_prefix(data_dir, task) if minerva else None
         samples = [
             _sample(task, row, row["answer"], row["subject"], _level(row["level"]), head)
-            for _, row in read_jsonl(path, required=("problem", "answer", "subject", "level", "unique_id"))
+            for _, row in read_jsonl(
+                path, required=("problem", "answer", "subject", "level", "unique_id"), int_or_str=("level",)
+            )
         ]
         return LoadedData(samples=samples, sha256=sha256_file(path), source=str(path))
 
@@ -157,7 +161,7 @@ MATH_TRAIN = dataclasses.replace(
     MATH,
     name="math-train",
     load=math_loader("math-train", minerva=False, data_file=TRAIN_FILE),
-    description="MATH train (7496 with a braced boxed answer), zero-shot boxed answer: sampling for RFT/DPO data (mue-eval export)",
+    description="MATH train (7496 with a braced boxed answer), zero-shot boxed answer: sampling for RFT/DPO data",
 )
 for _task in (MATH, MATH500, MATH_MINERVA, MATH500_MINERVA, MATH_TRAIN):
     register("tasks", _task.name, _task)

@@ -56,7 +56,7 @@ def load(data_dir: Path | None) -> LoadedData:
                 "math": True,
             },
         )
-        for _, row in read_jsonl(path, required=fields)
+        for _, row in read_jsonl(path, required=fields, int_or_str=("question_id",))
     ]
     return LoadedData(samples=samples, sha256=sha256_file(path), source=str(path))
 
