@@ -9,7 +9,7 @@ Prints, for both graders:
    MATH-500's curated `answer` against its solution;
 4. throughput in pairs/s on the MATH-5000 workload: single process, and our batch API on all cores.
 
-Math-Verify is wrapped the best way graders.md §4 found ("mv_wrap_both"): gold and extracted answers
+Math-Verify is wrapped the most accurate way we found ("mv_wrap_both"): gold and extracted answers
 inside ``\\boxed{}``, responses parsed with its default LaTeX + expression extraction, in the main
 thread so its own 5 s timeouts work. It needs ``pip install "math-verify[antlr4_13_2]==0.9.0"``.
 """

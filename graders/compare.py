@@ -21,7 +21,7 @@ from .normalize import Number, choice_letter, normalize, to_number
 
 @dataclass(frozen=True, slots=True)
 class GradingPolicy:
-    """Conventions that graders disagree on (graders.md §3), as explicit options.
+    """Conventions that graders disagree on (docs/design-notes.md §4), as explicit options.
 
     - ``list_order``: ``"unordered"`` (default) treats a bare list of answers ``2, -3`` as the set of
       solutions, as Math-Verify does; ``"ordered"`` compares position by position, as hendrycks does.

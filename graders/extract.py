@@ -3,7 +3,7 @@
 Model output is hostile, so everything here is linear-time scanning and regexes without nested
 quantifiers over a bounded tail of the text; nothing is parsed into maths.
 
-Order (graders.md §6, recommendation 1): the *strong* candidates are the last group of
+Order (docs/design-notes.md §4): the *strong* candidates are the last group of
 ``\\boxed{}``/``\\fbox{}``, the Minerva line "Final Answer: The final answer is X. I hope it is
 correct", "the answer is X" / "answer: X", ``#### X``, a line ``A: X`` and the Chinese anchors
 (答案是 / 答案为 / 答案： / 故选 / 所以 ...). Of those, the one that comes *last* in the text wins, so a

@@ -4,7 +4,8 @@ A judge is a frozen description (prompt, parser, pass threshold); the model that
 backend chosen at run time (``--judge MODEL``) and driven by `mathusereval.judging`, which adds the
 cache, the bounded retries of unparseable replies, the cascade and the budget.
 
-`parse_judgment` reads what judges really write (shared/docs/benchmarks.md §2.4, §3.2): single- or
+`parse_judgment` reads what judges really write (AlignBench judge.py and the ChatGLM-Math paper's App. B;
+docs/design-notes.md §2-3): single- or
 double-quoted keys, JSON or Python dicts, a dict spread over lines, full-width colons, ``[[8]]``, ``[[8]``,
 ``评分：8``, decimals. A score outside 1–10 is rejected, and a reply with no score is a failure with its
 reason, never a silent 1 or 0. `upstream_score` reproduces upstream ``judge.py`` exactly (-1 when its
@@ -206,7 +207,7 @@ class LLMJudge:
     Attributes:
         name: registry name, also the grader name on every grade it makes.
         style: which prompt and parser.
-        threshold: hard-split pass mark, score >= 7 (upstream show_result.py, benchmarks.md §1.2).
+        threshold: hard-split pass mark, score >= 7 (upstream show_result.py; docs/design-notes.md §1).
         cascade_scores: the scores the answer-grader cascade gives a clear (correct, wrong) final answer:
             the middle of the judge's own bands, so hard-split keeps its meaning (see `mathusereval.judging`).
     """

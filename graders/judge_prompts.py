@@ -1,13 +1,13 @@
 """Judge prompt texts, written for this project in Chinese like the originals.
 
-Structure and facts from shared/docs/benchmarks.md:
+Structure and facts from upstream THUDM/AlignBench and THUDM/ChatGLM-Math (docs/design-notes.md §1-3):
 
-- AlignBench / MathUserEval judge (§2.3–2.4): role, the answer type's dimensions with one-line definitions,
+- AlignBench / MathUserEval judge (design-notes §2): role, the answer type's dimensions with one-line definitions,
   the procedure, the score bands, the reference anchored at 8, and a final dict of integer scores. The
   answer-type slot holds the sample's top-level category; dimensions follow the answer type, which
   AlignBench picks by subcategory and MathUserEval by category (every MathUserEval category is
   逻辑推理型回答).
-- Math-Critique (§3.1–3.2, paper App. B): final answer first, then the steps; four bands 1–2 / 3–5 / 6–8 /
+- Math-Critique (design-notes §3, paper §3 and App. B): final answer first, then the steps; four bands 1–2 / 3–5 / 6–8 /
   9–10; a short critique, then the score as ``[[n]]``. The Chinese prompt is used for every query.
 
 The wording below is ours; only the dimension names, the answer types and the bands are upstream facts.
@@ -26,7 +26,7 @@ DEFINITIONS = {
     "公平与可负责程度": "是否兼顾不同观点、立场中立不偏颇，所给建议是否可行、负责，并考虑了可能的风险和后果。",
 }
 
-# upstream config/dimension_set.json (benchmarks.md §2.3): answer type -> dimensions in prompt order
+# upstream config/dimension_set.json (docs/design-notes.md §2): answer type -> dimensions in prompt order
 DIMENSIONS = {
     "事实与解释型回答": ("事实正确性", "满足用户需求", "清晰度", "完备性"),
     "逻辑推理型回答": ("事实正确性", "满足用户需求", "逻辑连贯性", "完备性"),

@@ -3,7 +3,7 @@
 Runs only inside a sandbox worker (`sandbox.py`): parsing and simplifying hostile text can take
 unbounded time and memory (``2^{2^{2^{99}}}``, ``10000!``), so the worker is killed from outside when it
 overruns. Math-Verify's own ``signal.alarm`` timeouts are switched off (they fail off the main thread,
-graders.md §5) and only its LaTeX extractor is used: its expression extractor runs sympy's
+docs/design-notes.md §4) and only its LaTeX extractor is used: its expression extractor runs sympy's
 ``parse_expr``, which evaluates Python code.
 """
 

@@ -1,7 +1,7 @@
 """Column order, headers and precision of the published tables, so our rows sit beside theirs.
 
-Sources (shared/docs/benchmarks.md): MathUserEval §1.4 (Overall, Elem Avg and its four subcategories,
-Adv Avg and its four), AlignBench §2.6 (Overall, Reasoning Avg, Math., Logi., Language Avg, then the six
+Sources (the upstream README leaderboards): MathUserEval (Overall, Elem Avg and its four subcategories,
+Adv Avg and its four), AlignBench (Overall, Reasoning Avg, Math., Logi., Language Avg, then the six
 language categories), both to 2 decimals on the 1-10 judge scale; GSM8K and MATH accuracies in percent
 to 1 decimal (ChatGLM-Math Table 3, e.g. 93.6 / 53.6). OpenCompass shows judge scores ×10 to 1 decimal
 (55.2 for 5.52). Metrics a layout does not name follow in the aggregation's own order, so nothing is

@@ -1,8 +1,8 @@
 """Published headline numbers, shown as labelled reference rows next to a user's own runs (``--reference``).
 
-Copied from shared/docs/benchmarks.md: §1.4 (MathUserEval, THUDM/ChatGLM-Math README leaderboard = paper
-Table 15, judge GPT-4-1106-Preview), §2.6 (a) (AlignBench v1.1, README at HEAD, judge gpt-4-0613) and
-§2.6 (b) (AlignBench v1.0, README-en.md, judge gpt-4-0613). Only the Overall column: the breakdowns are in
+Copied from the upstream READMEs: MathUserEval (THUDM/ChatGLM-Math README leaderboard = paper
+Table 15, judge GPT-4-1106-Preview), AlignBench v1.1 (THUDM/AlignBench README at 5b79d4a8, judge gpt-4-0613) and
+AlignBench v1.0 (README-en.md at acf7a469, judge gpt-4-0613). Only the Overall column: the breakdowns are in
 those tables, and the official aggregation reproduces them from their category means (tests).
 """
 

@@ -1,6 +1,6 @@
 """How far two graders agree on the same answers: ``mue-eval agreement A B``.
 
-This is how ChatGLM-Math validated Math-Critique against GPT-4 (arXiv:2404.02893, §4), and how a user
+This is how ChatGLM-Math validated Math-Critique (arXiv:2404.02893, §6.4, Table 5), and how a user
 decides whether a cheaper judge can stand in for an expensive one. A and B are ``RUN_DIR[:GRADER]``: two
 runs holding the same answers graded by different judges (copy a run and ``mue-eval grade`` the copy with
 another ``--judge``), or one run and two of its graders (a judge against the answer grader).

@@ -14,6 +14,7 @@ from typing import Any
 
 from .cli_data import agreement_parser, cmd_agreement, cmd_export, cmd_verify, export_parser, verify_parser
 from .errors import MueError
+from .include import split_include
 
 COMMANDS = ("run", "tasks", "leaderboard", "grade", "import", "export", "agreement", "verify")
 EPILOG = """commands:
@@ -29,6 +30,9 @@ EPILOG = """commands:
   mue-eval lm-eval ARGS...        lm-eval's CLI with our tasks added (mathusereval_gsm8k, ..., group
                                   mathusereval); --only-ours skips indexing lm-eval's own tasks,
                                   --judge MODEL [--judge-base-url URL] scores the judged tasks
+
+--include FILE_OR_DIR (repeatable, any command) imports tasks, graders and backends from Python files that
+call mathusereval.register, without packaging them.
 
 With no arguments, mue-eval runs the embedded SmolLM2-135M-Instruct on the built-in demo task.
 """
@@ -471,6 +475,15 @@ def main(argv: list[str] | None = None) -> int:
         except MueError as exc:
             print(f"mue-eval: error: {exc}", file=sys.stderr)
             return 2
+    try:
+        includes, argv = split_include(argv)
+        if includes:
+            from .include import include
+
+            include(includes)
+    except MueError as exc:
+        print(f"mue-eval: error: {_one_line(str(exc))}", file=sys.stderr)
+        return 2
     command = argv.pop(0) if argv and argv[0] in COMMANDS else "run"
     parsers = {
         "run": _run_parser,

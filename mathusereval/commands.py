@@ -10,19 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from . import registry
-from .backends import Backend, ModelSpec
+from .backends import Backend, ModelSpec, make_backend
 from .budget import Budget
+from .contracts import is_judge
 from .errors import ConfigError, DataError
-from .judging import JudgeRole, JudgeSettings, is_judge
+from .judging import JudgeRole, JudgeSettings
 from .pipeline import RunOptions, RunResult, build_manifest, regrade, run_task
 from .records import Generation
 from .store import RunStore, run_directory
 from .task import Task
-
-
-def make_backend(spec: ModelSpec) -> Backend:
-    backend: Backend = registry.lookup("backends", spec.backend)(spec)
-    return backend
 
 
 async def _check(backend: Backend) -> None:
@@ -69,6 +65,12 @@ def _report(result: RunResult) -> None:
             "larger budget to finish",
             file=sys.stderr,
         )
+    if ungraded(result):
+        print(
+            f"  no gradeable result: {result.metrics[0].name} has n = 0 ({c.get('graded', 0)} graded, "
+            f"{c.get('grader_errors', 0)} grader errors, {c.get('errors', 0)} answer errors); it is not a score",
+            file=sys.stderr,
+        )
     for name, usage in result.judge_usage.items():
         cost = f", ${usage.cost_usd:.4f}" if usage.cost_usd is not None else ""
         print(
@@ -80,10 +82,19 @@ def _report(result: RunResult) -> None:
         )
 
 
+def ungraded(result: RunResult) -> bool:
+    """The headline metric has nothing behind it (n = 0): no answer could be graded."""
+    return not result.metrics or result.metrics[0].n == 0
+
+
 def _failed(results: Sequence[RunResult]) -> bool:
-    """Exit non-zero when answers or judge calls are missing: the next run will redo exactly those."""
+    """Exit non-zero when answers or judge calls are missing (the next run will redo exactly those), or when
+    a run produced no gradeable result at all."""
     return any(
-        r.counts["errors"] or r.stopped or any(u.call_errors or u.budget_skipped for u in r.judge_usage.values())
+        r.counts["errors"]
+        or r.stopped
+        or ungraded(r)
+        or any(u.call_errors or u.budget_skipped for u in r.judge_usage.values())
         for r in results
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -57,24 +58,24 @@ def _json_kind(value: Any) -> str:
     )
 
 
-def _check_field(path: Path, lineno: int, name: str, value: Any, int_ok: bool) -> None:
-    """A required field must be text (or a whole number where `int_ok`): never null, an object, NaN or a
-    boolean, and never text with an unpaired surrogate escape (it cannot be stored or sent)."""
+def _check_field(path: Path, lineno: int, name: str, value: Any, number_ok: bool) -> None:
+    """A required field must be text (or a finite number where `number_ok`): never null, an object, NaN or
+    a boolean, and never text with an unpaired surrogate escape (it cannot be stored or sent)."""
     if isinstance(value, str):
         if any("\ud800" <= ch <= "\udfff" for ch in value):
             raise DataError(f"{path}:{lineno}: field {name!r} holds an unpaired surrogate escape (\\ud800-\\udfff)")
         return
-    if int_ok and isinstance(value, int) and not isinstance(value, bool):
+    if number_ok and isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return
-    wanted = "text or a whole number" if int_ok else "text"
+    wanted = "text or a number" if number_ok else "text"
     raise DataError(f"{path}:{lineno}: field {name!r} should be {wanted}, got {_json_kind(value)}")
 
 
 def read_jsonl(
-    path: Path, required: Sequence[str] = (), int_or_str: Sequence[str] = ()
+    path: Path, required: Sequence[str] = (), numbers: Sequence[str] = ()
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line number, row) for each non-blank line; a bad line, a missing or mistyped required field
-    (text, or text or a whole number for `int_or_str` fields), or a file with no rows names file:line."""
+    (text, or text or a finite number for the `numbers` fields), or a file with no rows names file:line."""
     try:
         fh = path.open("rb")
     except OSError as exc:
@@ -99,7 +100,7 @@ def read_jsonl(
             for name in required:
                 if name not in row:
                     raise DataError(f"{path}:{lineno}: missing required field {name!r}")
-                _check_field(path, lineno, name, row[name], name in int_or_str)
+                _check_field(path, lineno, name, row[name], name in numbers)
             rows += 1
             yield lineno, row
     if rows == 0:

@@ -13,8 +13,9 @@ from types import TracebackType
 from typing import Any
 
 from . import registry
+from .contracts import is_judge
 from .errors import ConfigError
-from .judging import JudgeRole, JudgeUsage, is_judge, judge_view
+from .judging import JudgeRole, JudgeUsage, judge_view
 from .metrics import accuracy
 from .progress import Progress
 from .records import Generation, Grade, MetricValue, Sample
@@ -130,14 +131,22 @@ class Grading:
             if (s.id, k) in self.generations and self.generations[(s.id, k)].ok
         ]
 
-    def record(self, grade: Grade) -> None:
-        self.grades[(grade.sample_id, grade.n_index, grade.grader)] = grade
+    def record(self, name: str, grade: Grade, sample_id: str | None = None, n_index: int | None = None) -> None:
+        """Store a grade under the grader's registered `name` (and the item it was asked about): what a
+        plugin writes into ``Grade.grader`` never decides where its grade is filed."""
+        grade = dataclasses.replace(
+            grade,
+            grader=name,
+            sample_id=grade.sample_id if sample_id is None else sample_id,
+            n_index=grade.n_index if n_index is None else n_index,
+        )
+        self.grades[(grade.sample_id, grade.n_index, name)] = grade
         self.store.add_grade(grade)
 
     def rule_grade(self, sample: Sample, generation: Generation) -> None:
         for name, grader in self.rules.items():
             if (sample.id, generation.n_index, name) not in self.grades:
-                self.record(safe_grade(name, grader, sample, generation))
+                self.record(name, safe_grade(name, grader, sample, generation), sample.id, generation.n_index)
 
     def rule_backlog(self) -> list[tuple[Sample, Generation]]:
         """Stored answers some rule grader has not graded yet (a resumed or re-graded run)."""
@@ -157,8 +166,10 @@ class Grading:
                 results: list[Grade] = batch(todo)
             except Exception:  # noqa: BLE001 - one-by-one grading below records per-item errors
                 continue
+            asked = {(s.id, g.n_index) for s, g in todo}
             for grade in results:
-                self.record(grade)
+                if (grade.sample_id, grade.n_index) in asked:  # a grade for an item not asked about is dropped
+                    self.record(name, grade)
         for sample, generation in backlog:
             self.rule_grade(sample, generation)
             bars.advance("grade")
@@ -176,8 +187,8 @@ class Grading:
             ]
             bars.add(f"judge {name}", len(items))
 
-            def on_grade(grade: Grade, bar: str = f"judge {name}") -> None:
-                self.record(grade)
+            def on_grade(grade: Grade, bar: str = f"judge {name}", name: str = name) -> None:
+                self.record(name, grade)
                 bars.advance(bar)
 
             self.usage[name] = await role.grade(judge, items, self.store, on_grade)

@@ -1,6 +1,7 @@
 """The judge role at run time: LLM judge graders driven through any backend.
 
-The judge model is an ordinary `Backend` (shared/docs/aesthetics.md lesson 5): an OpenAI model, a vLLM
+The judge model is an ordinary `Backend` (the judge is a backend in a role, as inspect_ai's model roles are): an
+OpenAI model, a vLLM
 server or the embedded llama.cpp model, with the same retries, concurrency and usage accounting as the
 model under test. On top of that this module adds:
 
@@ -28,14 +29,14 @@ from typing import Any
 from .backends import Backend, ModelSpec
 from .backends.base import generation_stream, stop_sending
 from .budget import Budget
-from .graders.judge import LLMJudge
+from .contracts import JudgeGrader
 from .records import Generation, GenerationParams, Grade, JudgeCall, Request, Sample
 from .store import RunStore
 
 Item = tuple[Sample, Generation]
 # Verdicts the cascade accepts as settled: an exact match of any kind, or a definite mismatch between two
 # numbers or two choice letters. A mismatch of free text against a worked-solution reference is left to
-# the judge, since extraction from prose references is where rule graders err (graders.md).
+# the judge, since extraction from prose references is where rule graders err (docs/design-notes.md §4).
 _CLEAR_WRONG = frozenset({"numeric", "choice letter"})
 _UNSETTLED = frozenset({"no answer found", "timeout", "memory limit", "parse failure"})
 CURATED_REFERENCE_CHARS = 40
@@ -65,7 +66,8 @@ class JudgeSettings:
     budget_tokens: int | None = None
 
     def params(self, attempt: int) -> GenerationParams:
-        """Temperature 0 and a single user turn, as upstream judges (benchmarks.md §1.2, §2.7)."""
+        """Temperature 0 and a single user turn, as upstream judges (ChatGLM-Math and AlignBench judge.py;
+        docs/design-notes.md §1-2)."""
         temperature = 0.0 if attempt == 0 else self.retry_temperature
         return GenerationParams(temperature=temperature, max_tokens=self.max_tokens)
 
@@ -98,12 +100,12 @@ class JudgeRole:
         self.backend = backend
         self.budget = Budget("judge", settings.prices, settings.budget_usd, settings.budget_tokens)
 
-    def identity(self, judge: LLMJudge) -> str:
+    def identity(self, judge: JudgeGrader) -> str:
         """Which judge made a grade: backend, model and prompt. A grade from another judge is redone."""
         spec = self.settings.spec
         return f"{spec.backend}:{spec.model}:{judge.prompt_sha256[:16]}"
 
-    def describe(self, judge: LLMJudge) -> dict[str, Any]:
+    def describe(self, judge: JudgeGrader) -> dict[str, Any]:
         """The manifest entry: enough to say which judge produced the scores (never secrets)."""
         spec = self.settings.spec
         return {
@@ -118,7 +120,7 @@ class JudgeRole:
             "cascade": self.settings.cascade,
         }
 
-    def is_current(self, judge: LLMJudge, grade: Grade | None) -> bool:
+    def is_current(self, judge: JudgeGrader, grade: Grade | None) -> bool:
         """A stored grade stands if this judge made it and it is final: a score, or a parse failure after
         the retries. Failed calls and budget stops are redone; cascade grades only stand under a cascade."""
         if grade is None or grade.details.get("judge_id") != self.identity(judge):
@@ -127,7 +129,9 @@ class JudgeRole:
             return False
         return grade.error is None or bool(grade.details.get("parse_failure"))
 
-    def _key(self, judge: LLMJudge, messages: Sequence[dict[str, str]], params: GenerationParams, attempt: int) -> str:
+    def _key(
+        self, judge: JudgeGrader, messages: Sequence[dict[str, str]], params: GenerationParams, attempt: int
+    ) -> str:
         spec = self.settings.spec
         identity = [spec.backend, spec.model, judge.prompt_sha256, list(messages), params.to_json(), attempt]
         return hashlib.sha256(json.dumps(identity, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
@@ -139,7 +143,7 @@ class JudgeRole:
         if cost is not None:
             usage.cost_usd = (usage.cost_usd or 0.0) + cost
 
-    def _grade(self, judge: LLMJudge, item: Item, score: float | None, **details: Any) -> Grade:
+    def _grade(self, judge: JudgeGrader, item: Item, score: float | None, **details: Any) -> Grade:
         sample, generation = item
         error = details.pop("error", None)
         return Grade(
@@ -152,7 +156,7 @@ class JudgeRole:
             error=error,
         )
 
-    def _cascade(self, judge: LLMJudge, items: list[Item]) -> tuple[list[Grade], list[Item]]:
+    def _cascade(self, judge: JudgeGrader, items: list[Item]) -> tuple[list[Grade], list[Item]]:
         """Settle clear math items with the answer grader; return (their grades, the items left for the judge).
 
         Clear means: the response states its final answer explicitly, the reference is a curated answer
@@ -160,7 +164,7 @@ class JudgeRole:
         choice letters. Worked-solution references in prose (MathUserEval, AlignBench) are left to the
         judge: on the 567 GPT-4-1106 MathUserEval answers, reading their answer out of the prose settled
         21 items as wrong, most of them against an intermediate value of the reference. The
-        settled score is the judge's own band for that outcome (`LLMJudge.cascade_scores`), so avg-score is
+        settled score is the judge's own band for that outcome (the judge's ``cascade_scores``), so avg-score is
         an approximation while hard-split (>= 7) keeps its meaning.
         """
         from .graders.answer import grade_many
@@ -187,7 +191,7 @@ class JudgeRole:
         return settled, [(s, g) for s, g in items if (s.id, g.n_index) not in keys]
 
     async def grade(
-        self, judge: LLMJudge, items: list[Item], store: RunStore, on_grade: Callable[[Grade], None]
+        self, judge: JudgeGrader, items: list[Item], store: RunStore, on_grade: Callable[[Grade], None]
     ) -> JudgeUsage:
         """Judge `items`, calling `on_grade` for each final grade as it is decided."""
         usage = JudgeUsage(items=len(items))
@@ -277,16 +281,12 @@ class JudgeRole:
         return usage
 
 
-def is_judge(grader: Any) -> bool:
-    """LLM judges (built-in `LLMJudge` or a plugin shaped like one) run through the judge role."""
-    return all(hasattr(grader, attr) for attr in ("messages", "parse", "upstream", "prompt_sha256"))
-
-
 def judge_view(grades: Sequence[Grade], judge_names: Sequence[str], parity: str) -> list[Grade]:
     """Grades as the aggregation should see them.
 
     ``parity="upstream"`` reproduces upstream arithmetic for judge grades: the first reply's upstream
-    parse, -1 included when upstream's regexes miss (benchmarks.md §2.4), and parse failures count as -1
+    parse, -1 included when upstream's regexes miss (AlignBench judge.py; docs/design-notes.md §2), and parse
+    failures count as -1
     instead of being left out. Failed calls and budget stops stay out either way: upstream aborts there.
     """
     if parity != "upstream":

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import Any
 
 from .records import Grade, MetricValue, Sample
 
@@ -48,8 +49,10 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def majority_correct(grades: Sequence[Grade]) -> bool:
-    """maj@k: the most frequent normalised prediction (first seen wins ties) decides the sample."""
-    votes = Counter(g.details.get("prediction") for g in grades if g.details.get("prediction") is not None)
+    """maj@k: the most frequent normalised prediction decides the sample; a tie goes to the prediction of the
+    lowest answer index (not to whichever answer happened to be graded first)."""
+    ordered = sorted(grades, key=lambda g: g.n_index)
+    votes = Counter(g.details.get("prediction") for g in ordered if g.details.get("prediction") is not None)
     if not votes:
         return False
     answer = votes.most_common(1)[0][0]
@@ -74,3 +77,30 @@ def accuracy(samples: Sequence[Sample], grades: Sequence[Grade]) -> list[MetricV
     scores = per_sample_scores(grades)
     headline = mean_with_stderr("accuracy", [scores[s.id] for s in samples if s.id in scores])
     return [headline, *sampling_metrics(samples, grades)]
+
+
+def grouped_means(
+    samples: Sequence[Sample],
+    grades: Sequence[Grade],
+    key: str | Callable[[Sample], Hashable],
+    label: str | Callable[[Any], str] = "accuracy/{key}={value}",
+    groups: Sequence[Hashable] | None = None,
+) -> list[MetricValue]:
+    """Mean ± stderr of the per-sample scores within each group of samples.
+
+    Args:
+        key: a metadata field (``"subject"``) or a function of the sample giving its group.
+        label: the metric name, a format string with ``{key}`` and ``{value}`` or a function of the group.
+        groups: the groups to report, in this order (a group without scores reports n = 0); by default
+            every group the samples have, sorted.
+    """
+    scores = per_sample_scores(grades)
+    group_of: Callable[[Sample], Hashable] = (lambda s: s.metadata.get(key)) if isinstance(key, str) else key
+    wanted = list(groups) if groups is not None else sorted({group_of(s) for s in samples}, key=str)
+    by_group: dict[Hashable, list[float]] = {g: [] for g in wanted}
+    for sample in samples:
+        group = group_of(sample)
+        if group in by_group and sample.id in scores:
+            by_group[group].append(scores[sample.id])
+    name_of = label if callable(label) else (lambda g: label.format(key=key, value=g))
+    return [mean_with_stderr(name_of(g), values) for g, values in by_group.items()]

@@ -28,10 +28,11 @@ from .budget import Budget
 from .errors import ConfigError, DataError
 from .grading import Grading, StreamingRuleGrades, compute_metrics, count_outcomes, resolve_graders
 from .judging import JudgeRole, JudgeUsage
+from .postprocess import finalize
 from .progress import Progress
 from .records import GenerationParams, MetricValue, Request, RunManifest, Sample, Usage
 from .store import RunStore, run_directory
-from .task import LoadedData, Task
+from .task import LoadedData, Task, prompt_fingerprint
 
 
 @dataclass(frozen=True)
@@ -101,11 +102,12 @@ def select_samples(task: Task, loaded: LoadedData, limit: int | None) -> list[Sa
 def build_manifest(
     task: Task, spec: ModelSpec, backend_config: dict[str, Any], params: GenerationParams, loaded: LoadedData
 ) -> RunManifest:
+    prompt_sha256 = prompt_fingerprint(loaded.samples, params.stop)
     identity = {
         "task": task.name,
         "task_version": task.version,
         "data_sha256": loaded.sha256,
-        "prompt_sha256": task.prompt_sha256,
+        "prompt_sha256": prompt_sha256,
         "backend": spec.backend,
         "model": spec.model,
         "params": params.to_json(),
@@ -121,7 +123,7 @@ def build_manifest(
         params=params.to_json(),
         data_sha256=loaded.sha256,
         data_source=loaded.source,
-        prompt_sha256=task.prompt_sha256,
+        prompt_sha256=prompt_sha256,
         fingerprint=fingerprint,
         mathusereval_version=__version__,
         started_at=_now(),
@@ -228,6 +230,7 @@ async def run_task(
             if not ((s.id, k) in generations and generations[(s.id, k)].ok)
         ]
         backlog = grading.rule_backlog()
+        think = str(spec.options.get("think") or "strip")
         with Progress(options.progress, f"{spec.slug}/{task.name}") as bars:
             bars.add("generate", len(todo))
             bars.add("grade", len(todo) + len(backlog))
@@ -238,7 +241,8 @@ async def run_task(
                     if stopped:
                         break
                     async with generation_stream(backend, group, group_params) as stream:
-                        async for generation in stream:
+                        async for raw in stream:
+                            generation = finalize(raw, think, group_params.stop)
                             store.add_generation(generation)
                             generations[(generation.sample_id, generation.n_index)] = generation
                             bars.advance("generate")

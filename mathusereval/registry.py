@@ -12,9 +12,14 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
+from .contracts import check_plugin, is_judge
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .contracts import BackendFactory, JudgeGrader, RuleGrader
+    from .task import Task
 
 Kind = Literal["tasks", "graders", "backends"]
 KINDS: tuple[Kind, ...] = ("tasks", "graders", "backends")
@@ -28,8 +33,12 @@ _entry_points_loaded: set[Kind] = set()
 F = TypeVar("F")
 
 
-def register(kind: Kind, name: str, obj: Any) -> None:
-    """Register `obj` under `name`; registering the same name twice is a programming error."""
+def register(kind: Kind, name: str, obj: Any, origin: str | None = None) -> None:
+    """Register `obj` under `name`, checked against its kind's contract (`mathusereval.contracts`);
+    registering another object under a taken name is an error. `origin` names where it came from."""
+    if kind not in KINDS:
+        raise ConfigError(f"unknown plugin kind {kind!r} (one of {', '.join(KINDS)})")
+    check_plugin(kind, name, obj, origin or f"registered by {getattr(obj, '__module__', None) or 'unknown module'}")
     table = _registry[kind]
     if name in table and table[name] is not obj:
         raise ConfigError(f"two {kind} plugins are both named {name!r}")
@@ -57,16 +66,22 @@ def _load_entry_points(kind: Kind) -> None:
     for ep in entry_points(group=f"mathusereval.{kind}"):
         if ep.name in _registry[kind]:
             continue
+        origin = f"entry point {ep.name} = {ep.value} in group mathusereval.{kind}"
         try:
-            register(kind, ep.name, ep.load())
+            obj = ep.load()
         except Exception as exc:  # a broken third-party plugin must not break the built-ins
-            raise ConfigError(
-                f"plugin {ep.name!r} ({ep.value}) in group mathusereval.{kind} failed to load: {exc}"
-            ) from exc
+            raise ConfigError(f"plugin {ep.name!r} ({origin}) failed to load: {exc}") from exc
+        register(kind, ep.name, obj, origin)
 
 
+@overload
+def lookup(kind: Literal["tasks"], name: str) -> Task: ...
+@overload
+def lookup(kind: Literal["graders"], name: str) -> RuleGrader | JudgeGrader: ...
+@overload
+def lookup(kind: Literal["backends"], name: str) -> BackendFactory: ...
 def lookup(kind: Kind, name: str) -> Any:
-    """The plugin registered as `name`; a clear error listing the known names otherwise."""
+    """The plugin registered as `name` (typed per kind); a clear error listing the known names otherwise."""
     _load_builtins(kind)
     if name not in _registry[kind]:
         _load_entry_points(kind)
@@ -82,3 +97,19 @@ def names(kind: Kind) -> list[str]:
     _load_builtins(kind)
     _load_entry_points(kind)
     return sorted(_registry[kind])
+
+
+def rule_grader(name: str) -> RuleGrader:
+    """The rule grader registered as `name`; an LLM judge there is a `ConfigError`."""
+    grader = lookup("graders", name)
+    if is_judge(grader):
+        raise ConfigError(f"grader {name!r} is an LLM judge, not a rule grader")
+    return grader  # type: ignore[return-value]
+
+
+def judge_grader(name: str) -> JudgeGrader:
+    """The LLM judge registered as `name`; a rule grader there is a `ConfigError`."""
+    grader = lookup("graders", name)
+    if not is_judge(grader):
+        raise ConfigError(f"grader {name!r} is a rule grader, not an LLM judge")
+    return grader  # type: ignore[return-value]

@@ -4,7 +4,7 @@ Used when no data directory is given. A file is downloaded to a temporary name, 
 and only then moved into the cache; a cached file is checked again on every load. A mismatch is refused
 with both digests named, and nothing is cached.
 
-Pins and revisions (shared/data/*/PROVENANCE.md, where each digest was checked against upstream):
+Pins and revisions (each digest checked against the upstream file at that revision):
 
 - GSM8K: openai/grade-school-math @ 3101c7d5, the original release (the hub's ``openai/gsm8k`` is a
   parquet conversion of this file).
@@ -17,7 +17,7 @@ Pins and revisions (shared/data/*/PROVENANCE.md, where each digest was checked a
   of 12,500 per-problem JSON files. It has no pinned revision, so the pin is on what we build from it: rows
   sorted by subject directory then problem number, the file's own keys in order plus ``unique_id`` (its
   path, e.g. ``test/algebra/1.json``), one ``json.dumps(ensure_ascii=False)`` line each. Those bytes are
-  the shared copies' sha256 (PROVENANCE.md: byte-identical to two independent copies of the files), so any
+  the sha256 of a build from the original tarball (checked byte-identical against two independent copies), so any
   edit of any problem is refused. The hub's ``EleutherAI/hendrycks_math`` parquet drops the file paths
   that ``unique_id`` (and MATH-500's ids) come from, so it is not used.
 """
@@ -168,6 +168,21 @@ def _download(url: str, target: Path, max_bytes: int = MAX_BYTES) -> str:
     return digest.hexdigest()
 
 
+def pinned_source(relative: str, url: str, sha256: str) -> str:
+    """Declare the official download of a data file (a plugin's too): `url` is fetched once into the cache
+    when no data directory is given, checked against `sha256` on download and on every load, and fetched
+    from ``$MUE_DATA_MIRROR/<relative>`` when that is set. Returns `relative`, for `jsonl_loader`."""
+    if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+        raise DataError(f"pinned source {relative}: sha256 must be 64 lowercase hex digits, got {sha256!r}")
+    if relative.startswith("/") or ".." in Path(relative).parts:
+        raise DataError(f"pinned source {relative!r}: a relative path inside the data directory is required")
+    known = OFFICIAL.get(relative)
+    if known is not None and (known.url, known.sha256) != (url, sha256):
+        raise DataError(f"pinned source {relative} is already declared with another URL or sha256")
+    OFFICIAL[relative] = OfficialFile(relative, url, sha256)
+    return relative
+
+
 def fetch(relative: str, task: str) -> Path:
     """The verified cached copy of the official `relative` file, downloading it on first use."""
     import httpx
@@ -179,7 +194,7 @@ def fetch(relative: str, task: str) -> Path:
     if official is None:
         raise DataError(
             f"task {task!r} needs {relative}, which has no pinned download: pass --data-dir DIR or set "
-            f"${DATA_DIR_ENV} to a directory holding {relative} (upstream file names, as in ../shared/data)"
+            f"${DATA_DIR_ENV} to a directory holding {relative} (with the upstream file names)"
         )
     path = cache_dir() / relative
     if _check_cached(path, official.sha256):

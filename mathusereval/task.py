@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,10 @@ class LoadedData:
     source: str
 
 
+BOXED_COT = "{question}\n\nPlease reason step by step, and put your final answer within \\boxed{{}}."
+"""Zero-shot chain of thought with a boxed final answer: the de-facto chat prompt for GSM8K/MATH/AIME
+(the Qwen2.5-Math and DeepSeek-Math evaluation scripts use this wording)."""
+
 Loader = Callable[[Path | None], LoadedData]
 Aggregator = Callable[[Sequence[Sample], Sequence[Grade]], list[MetricValue]]
 
@@ -30,9 +35,9 @@ class Task:
 
     Attributes:
         name: registry name, also the results sub-directory.
-        version: bump when prompts, data handling or scoring change, so stored runs are not mixed.
+        version: bump when data handling or scoring change, so stored runs are not mixed (a prompt change
+            needs no bump: the prompts actually rendered are fingerprinted, `prompt_fingerprint`).
         load: data directory (or None for the official source) -> samples with provenance.
-        prompt_template: the text that turns a row into messages; hashed into the manifest.
         graders: registered grader names; the first one is primary and feeds `aggregate`.
         aggregate: grades of the primary grader -> metrics; the first metric is the headline number.
         params: default generation settings (the CLI may override them).
@@ -44,16 +49,42 @@ class Task:
     name: str
     version: str
     load: Loader
-    prompt_template: str
     graders: tuple[str, ...]
     aggregate: Aggregator
     params: GenerationParams = GenerationParams()
     description: str = ""
     row_key: Callable[[dict[str, Any]], str] | None = None
 
-    @property
-    def prompt_sha256(self) -> str:
-        return hashlib.sha256(self.prompt_template.encode()).hexdigest()
+
+def prompt_fingerprint(samples: Sequence[Sample], stop: Sequence[str]) -> str:
+    """sha256 of what is sent: every loaded sample's messages (and its own temperature, where a task sets
+    one per item, as AlignBench does) and the stop sequences. Any prompt change changes it, so a stored run
+    with other prompts is refused rather than mixed."""
+    digest = hashlib.sha256(json.dumps(list(stop), ensure_ascii=False).encode())
+    for sample in samples:
+        item = [list(sample.messages), sample.metadata.get("temperature")]
+        digest.update(json.dumps(item, ensure_ascii=False, sort_keys=True).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def jsonl_loader(
+    relative: str,
+    to_sample: Callable[[dict[str, Any]], Sample],
+    required: Sequence[str] = (),
+    numbers: Sequence[str] = (),
+) -> Loader:
+    """A task's loader for one JSONL file: ``<data dir>/<relative>``, or its pinned download
+    (`mathusereval.pinned_source`) when no data directory is given. Rows are checked (`required` fields are
+    text; `numbers` may also be numbers) and each becomes a `Sample` through `to_sample`."""
+
+    def load(data_dir: Path | None) -> LoadedData:
+        from .data import find_data_file, read_jsonl, sha256_file
+
+        path = find_data_file(data_dir, relative, relative.split("/", 1)[0])
+        samples = [to_sample(row) for _, row in read_jsonl(path, required, numbers)]
+        return LoadedData(samples=samples, sha256=sha256_file(path), source=str(path))
+
+    return load
 
 
 def user_turn(text: str) -> tuple[dict[str, str], ...]:

@@ -1,7 +1,8 @@
 """Training sets from judged runs: the data round of ChatGLM-Math's Self-Critique pipeline.
 
 The paper (Xu et al., "ChatGLM-Math: Improving Math Problem-Solving in Large Language Models with a
-Self-Critique Pipeline", arXiv:2404.02893, §2.3) samples many answers per problem, scores them with
+Self-Critique Pipeline", arXiv:2404.02893, the Self-Critique pipeline) samples many answers per problem, scores them
+with
 Math-Critique, keeps the good ones for rejective fine-tuning (RFT) and pairs high- against low-scored
 answers of the same problem for DPO. ``mue-eval export`` does that from stored runs:
 

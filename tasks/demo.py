@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mathusereval.data import read_jsonl, sha256_file
-from mathusereval.metrics import accuracy, mean_with_stderr, per_sample_scores
+from mathusereval.metrics import accuracy, grouped_means
 from mathusereval.records import GenerationParams, Grade, MetricValue, Sample
 from mathusereval.registry import register
 from mathusereval.task import LoadedData, Task, user_turn
@@ -38,19 +38,13 @@ def load(data_dir: Path | None) -> LoadedData:
 
 def aggregate(samples: Sequence[Sample], grades: Sequence[Grade]) -> list[MetricValue]:
     """Accuracy overall, then per kind of problem."""
-    scores = per_sample_scores(grades)
-    metrics = accuracy(samples, grades)
-    for kind in sorted({s.metadata["kind"] for s in samples}):
-        values = [scores[s.id] for s in samples if s.metadata["kind"] == kind and s.id in scores]
-        metrics.append(mean_with_stderr(f"accuracy/{kind}", values))
-    return metrics
+    return accuracy(samples, grades) + grouped_means(samples, grades, "kind", "accuracy/{value}")
 
 
 TASK = Task(
     name="demo",
     version="1",
     load=load,
-    prompt_template=BOXED_COT,
     graders=("answer",),
     aggregate=aggregate,
     params=GenerationParams(temperature=0.0, max_tokens=256),

@@ -2,7 +2,7 @@
 
 Data: openai/grade-school-math ``grade_school_math/data/test.jsonl`` (fields ``question``, ``answer``);
 the gold is the text after ``#### `` with thousands commas removed, as upstream's ``extract_answer`` does
-(shared/docs PROVENANCE for gsm8k).
+(openai/grade-school-math ``grade_school_math/dataset.py``).
 
 Prompts, one task each (so their runs never mix):
 - ``gsm8k``: zero-shot chat prompt, final answer boxed (default).
@@ -31,7 +31,8 @@ from .prompts import BOXED_COT, train_rows
 
 DATA_FILE = "gsm8k/test.jsonl"
 TRAIN_FILE = "gsm8k/train.jsonl"
-TRAIN_SHA256 = "17f347dc51477c50d4efb83959dbb7c56297aba886e5544ee2aaed3024813465"  # PROVENANCE.md
+# openai/grade-school-math @ 3101c7d5, train.jsonl
+TRAIN_SHA256 = "17f347dc51477c50d4efb83959dbb7c56297aba886e5544ee2aaed3024813465"
 _ANNOTATION = re.compile(r"<<[^>]*>>")
 
 
@@ -87,7 +88,6 @@ TASK = Task(
     name="gsm8k",
     version="1",
     load=load,
-    prompt_template=BOXED_COT,
     graders=("answer",),
     aggregate=accuracy,
     params=GenerationParams(temperature=0.0, max_tokens=1024),
@@ -97,7 +97,6 @@ FIVE_SHOT = dataclasses.replace(
     TASK,
     name="gsm8k-5shot",
     load=loader("gsm8k-5shot", five_shot_prefix, "Question: {question}\nAnswer:"),
-    prompt_template=f"5 x Question/Answer, {TRAIN_FILE} rows 1-5 ({TRAIN_SHA256})\nQuestion: {{question}}\nAnswer:",
     params=GenerationParams(temperature=0.0, max_tokens=512, stop=("Question:", "\n\n\n")),
     description="GSM8K test (1319), 5-shot Question/Answer with #### answers",
 )
@@ -105,7 +104,6 @@ COT_8SHOT = dataclasses.replace(
     TASK,
     name="gsm8k-cot-8shot",
     load=loader("gsm8k-cot-8shot", cot_prefix, "Q: {question}\nA:"),
-    prompt_template=f"8 x Q/A chain of thought, {TRAIN_FILE} rows 1-8 ({TRAIN_SHA256})\nQ: {{question}}\nA:",
     params=GenerationParams(temperature=0.0, max_tokens=512, stop=("Q:", "\n\n\n")),
     description="GSM8K test (1319), 8-shot chain of thought (Q/A, 'The answer is n.')",
 )

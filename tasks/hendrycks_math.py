@@ -1,9 +1,10 @@
 """math and math500: the MATH competition test set (5000 items) and its MATH-500 subset.
 
-Data (shared/data/math/PROVENANCE.md): ``math/test.jsonl`` with ``problem, level ("Level 3"), type
+Data (hendrycks/math MATH.tar, built as mathusereval.sources describes): ``math/test.jsonl`` with ``problem, level
+("Level 3"), type
 (subject), solution, unique_id``; the gold is the solution's final boxed answer, read the way the
 answer grader reads a response (`extract_reference`): 90 test solutions box several answers ("the
-answers are \\boxed{-2} and \\boxed{1}", graders.md §1), which are kept together as "-2, 1" instead of
+answers are \\boxed{-2} and \\boxed{1}", docs/design-notes.md §4), which are kept together as "-2, 1" instead of
 keeping only the last box as hendrycks and lm-eval do.
 ``math/math500_test.jsonl`` (PRM800K's split, "Let's Verify Step by Step") has the curated ``answer``,
 ``subject`` and an integer ``level``. Accuracy is reported overall, per subject and per level.
@@ -24,7 +25,7 @@ from pathlib import Path
 from mathusereval.data import find_data_file, read_jsonl, sha256_file
 from mathusereval.errors import DataError
 from mathusereval.graders.extract import last_box_group
-from mathusereval.metrics import accuracy, mean_with_stderr, per_sample_scores
+from mathusereval.metrics import accuracy, grouped_means
 from mathusereval.records import GenerationParams, Grade, MetricValue, Sample
 from mathusereval.registry import register
 from mathusereval.task import LoadedData, Task, user_turn
@@ -32,7 +33,8 @@ from mathusereval.task import LoadedData, Task, user_turn
 from .prompts import BOXED_COT, train_rows
 
 TRAIN_FILE = "math/train.jsonl"
-TRAIN_SHA256 = "00aa30008a611172529ab775ed6f3af9efd32974625b19181c3ebfc724134e52"  # PROVENANCE.md
+# the build of MATH.tar's train files (mathusereval.sources)
+TRAIN_SHA256 = "00aa30008a611172529ab775ed6f3af9efd32974625b19181c3ebfc724134e52"
 MINERVA_SUBJECTS = ("Algebra", "Counting & Probability", "Number Theory", "Precalculus")
 MINERVA_QUERY = "Problem:\n{question}\n\nSolution:"
 MINERVA_FINAL = "Final Answer: The final answer is ${answer}$. I hope it is correct."
@@ -84,7 +86,7 @@ def math_loader(task: str, minerva: bool, data_file: str = "math/test.jsonl") ->
         head = minerva_prefix(data_dir, task) if minerva else None
         samples: list[Sample] = []
         for lineno, row in read_jsonl(
-            path, required=("problem", "level", "type", "solution", "unique_id"), int_or_str=("level",)
+            path, required=("problem", "level", "type", "solution", "unique_id"), numbers=("level",)
         ):
             boxed = last_box_group(row["solution"])
             if boxed is None and train:
@@ -104,7 +106,7 @@ def math500_loader(task: str, minerva: bool) -> Callable[[Path | None], LoadedDa
         samples = [
             _sample(task, row, row["answer"], row["subject"], _level(row["level"]), head)
             for _, row in read_jsonl(
-                path, required=("problem", "answer", "subject", "level", "unique_id"), int_or_str=("level",)
+                path, required=("problem", "answer", "subject", "level", "unique_id"), numbers=("level",)
             )
         ]
         return LoadedData(samples=samples, sha256=sha256_file(path), source=str(path))
@@ -114,20 +116,14 @@ def math500_loader(task: str, minerva: bool) -> Callable[[Path | None], LoadedDa
 
 def aggregate(samples: Sequence[Sample], grades: Sequence[Grade]) -> list[MetricValue]:
     """Accuracy overall, per subject and per level."""
-    scores = per_sample_scores(grades)
-    metrics = accuracy(samples, grades)
-    for key in ("subject", "level"):
-        for value in sorted({s.metadata[key] for s in samples}, key=str):
-            group = [scores[s.id] for s in samples if s.metadata[key] == value and s.id in scores]
-            metrics.append(mean_with_stderr(f"accuracy/{key}={value}", group))
-    return metrics
+    by_group = [grouped_means(samples, grades, key) for key in ("subject", "level")]
+    return accuracy(samples, grades) + by_group[0] + by_group[1]
 
 
 MATH = Task(
     name="math",
     version="2",  # 2: several boxed answers in a solution form the gold together
     load=math_loader("math", minerva=False),
-    prompt_template=BOXED_COT,
     graders=("answer",),
     aggregate=aggregate,
     params=GenerationParams(temperature=0.0, max_tokens=2048),
@@ -139,13 +135,11 @@ MATH500 = dataclasses.replace(
     load=math500_loader("math500", minerva=False),
     description="MATH-500 (PRM800K split), zero-shot boxed answer",
 )
-_MINERVA_TEMPLATE = f"4 x Minerva exemplars, {TRAIN_FILE} ({TRAIN_SHA256})\n{MINERVA_QUERY}\n{MINERVA_FINAL}"
 _MINERVA_PARAMS = GenerationParams(temperature=0.0, max_tokens=2048, stop=("Problem:",))
 MATH_MINERVA = dataclasses.replace(
     MATH,
     name="math-minerva-4shot",
     load=math_loader("math-minerva-4shot", minerva=True),
-    prompt_template=_MINERVA_TEMPLATE,
     params=_MINERVA_PARAMS,
     description="MATH test (5000), Minerva 4-shot format",
 )
@@ -153,7 +147,6 @@ MATH500_MINERVA = dataclasses.replace(
     MATH500,
     name="math500-minerva-4shot",
     load=math500_loader("math500-minerva-4shot", minerva=True),
-    prompt_template=_MINERVA_TEMPLATE,
     params=_MINERVA_PARAMS,
     description="MATH-500, Minerva 4-shot format",
 )

@@ -5,9 +5,11 @@ Data: THUDM/ChatGLM-Math ``data/math-user-eval.jsonl`` (MIT), saved as
 545 scored items in 初等数学 (Elementary: calculate, algebra, geometry, trigonometry) and 高等数学
 (Advanced: discrete, Probability, linear_algebra, calculus), plus 22 supplementary 交叉学科 items.
 
-Protocol (shared/docs/benchmarks.md §1.2–1.5): the raw question as one user turn, temperature 0; judged
+Protocol (upstream get_answers.py, judge.py, show_result.py; docs/design-notes.md §1): the raw question as one user
+turn, temperature 0; judged
 with the AlignBench prompt (logic-reasoning dimensions). Aggregation as published (verified on all 12
-README rows, §1.3): Elementary and Advanced are per-item (count-weighted) means of their subcategories;
+README rows; docs/design-notes.md §1): Elementary and Advanced are per-item (count-weighted) means of their
+subcategories;
 the headline Overall is the per-item mean over every judged row, as upstream show_result.py computes it
 (the 22 supplementary items included); hard-split is the share of scores >= 7. Macro variants are
 reported alongside under ``macro/`` names.
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mathusereval.data import find_data_file, read_jsonl, sha256_file
-from mathusereval.metrics import mean_with_stderr, per_sample_scores
+from mathusereval.metrics import grouped_means, mean_with_stderr, per_sample_scores
 from mathusereval.records import GenerationParams, Grade, MetricValue, Sample
 from mathusereval.registry import register
 from mathusereval.task import LoadedData, Task, user_turn
@@ -31,7 +33,6 @@ SUBCATEGORIES = {
     ADVANCED: ("calculus", "discrete", "linear_algebra", "Probability"),
 }
 HARD_SPLIT_THRESHOLD = 7  # upstream show_result.py: score >= 7 counts as solved
-PROMPT = "{question}"
 
 
 def row_key(row: dict[str, Any]) -> str:
@@ -56,7 +57,7 @@ def load(data_dir: Path | None) -> LoadedData:
                 "math": True,
             },
         )
-        for _, row in read_jsonl(path, required=fields, int_or_str=("question_id",))
+        for _, row in read_jsonl(path, required=fields, numbers=("question_id",))
     ]
     return LoadedData(samples=samples, sha256=sha256_file(path), source=str(path))
 
@@ -72,25 +73,30 @@ def combine(sub_means: dict[str, float], sub_counts: dict[str, int]) -> dict[str
 
 def aggregate(samples: Sequence[Sample], grades: Sequence[Grade]) -> list[MetricValue]:
     scores = per_sample_scores(grades)
-    judged = [s for s in samples if s.id in scores]
-
-    def mean(name: str, group: Sequence[Sample]) -> MetricValue:
-        return mean_with_stderr(name, [scores[s.id] for s in group])
-
+    judged = [scores[s.id] for s in samples if s.id in scores]
+    names = {ELEMENTARY: "elementary", ADVANCED: "advanced"}
+    subs = [(category, sub) for category, group in SUBCATEGORIES.items() for sub in group]
     metrics = [
-        mean("overall", judged),
-        mean("elementary", [s for s in judged if s.metadata["category"] == ELEMENTARY]),
-        mean("advanced", [s for s in judged if s.metadata["category"] == ADVANCED]),
+        mean_with_stderr("overall", judged),
+        *grouped_means(samples, grades, "category", names.__getitem__, list(names)),
     ]
-    per_sub = {}
-    for category, subs in SUBCATEGORIES.items():
-        for sub in subs:
-            group = [s for s in judged if s.metadata["category"] == category and s.metadata["subcategory"] == sub]
-            per_sub[sub] = mean(f"subcategory/{sub}", group)
+    per_sub = dict(
+        zip(
+            subs,
+            grouped_means(
+                samples,
+                grades,
+                lambda s: (s.metadata["category"], s.metadata["subcategory"]),
+                lambda group: f"subcategory/{group[1]}",
+                subs,
+            ),
+            strict=True,
+        )
+    )
     metrics += per_sub.values()
-    metrics.append(mean("supplementary", [s for s in judged if s.metadata["supplementary"]]))
-    metrics.append(mean("overall_scored", [s for s in judged if not s.metadata["supplementary"]]))
-    metrics.append(mean_with_stderr("hard_split", [float(scores[s.id] >= HARD_SPLIT_THRESHOLD) for s in judged]))
+    split = {True: "supplementary", False: "overall_scored"}
+    metrics += grouped_means(samples, grades, "supplementary", split.__getitem__, [True, False])
+    metrics.append(mean_with_stderr("hard_split", [float(v >= HARD_SPLIT_THRESHOLD) for v in judged]))
     if all(m.n for m in per_sub.values()):
         macro_sub = sum(m.value for m in per_sub.values()) / len(per_sub)
         metrics.append(MetricValue("macro/subcategories", macro_sub, len(judged)))
@@ -106,7 +112,6 @@ TASK = Task(
     name="mathusereval",
     version="1",
     load=load,
-    prompt_template=PROMPT,
     graders=("alignbench-judge",),
     aggregate=aggregate,
     params=GenerationParams(temperature=0.0, max_tokens=4096),  # paper App. C.1: temperature 0, 4096 tokens

@@ -15,10 +15,9 @@ from typing import Any
 
 from mathusereval.data import find_data_file, read_jsonl, sha256_file
 from mathusereval.errors import DataError
+from mathusereval.task import BOXED_COT
 
-BOXED_COT = "{question}\n\nPlease reason step by step, and put your final answer within \\boxed{{}}."
-"""Zero-shot chain of thought with a boxed final answer: the de-facto chat prompt for GSM8K/MATH
-(Qwen2.5-Math and DeepSeek-Math evaluations use this wording)."""
+__all__ = ["BOXED_COT", "train_rows"]
 
 
 def train_rows(data_dir: Path | None, relative: str, sha256: str, task: str, fields: tuple[str, ...]) -> list[Any]:

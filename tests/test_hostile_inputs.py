@@ -464,7 +464,7 @@ def test_no_data_file_raises_anything_but_a_data_error(
     path = tmp_path_factory.mktemp("fuzz") / "rows.jsonl"
     path.write_bytes(b"\n".join(lines))
     try:
-        for _, row in read_jsonl(path, required=("question", "answer"), int_or_str=("answer",)):
+        for _, row in read_jsonl(path, required=("question", "answer"), numbers=("answer",)):
             assert isinstance(row["question"], str)
             row["question"].encode()
     except DataError as exc:

@@ -1,6 +1,6 @@
 """Judge replies as judges really write them, prompts as the judge sees them, and upstream parity.
 
-Formats from shared/docs/benchmarks.md §2.4 (AlignBench/MathUserEval dict, upstream regexes) and §3.2
+Formats from AlignBench judge.py (the dict, upstream regexes) and the ChatGLM-Math paper's App. B
 (Math-Critique ``[[n]]``, the paper's one-bracket ``[[9]``), plus the breakage users reported (#10, #21).
 """
 
@@ -190,7 +190,7 @@ def test_every_alignbench_item_gets_its_dimensions(shared_data: Path) -> None:
 
     samples = alignbench.ALIGNBENCH.load(shared_data).samples
     kinds = Counter(judge_prompts.answer_type(s.metadata["category"], s.metadata["subcategory"]) for s in samples)
-    # benchmarks.md §2.2 totals by answer type
+    # totals by answer type in AlignBench v1.1
     assert kinds == {"事实与解释型回答": 241, "逻辑推理型回答": 204, "生成型回答": 200, "建议型回答": 38}
 
 

@@ -154,7 +154,7 @@ def test_all_567_judged_aggregate_like_the_published_tables(
         by_sub.setdefault(r["subcategory"], []).append(score[(r["source"], r["question_id"])])
         by_cat.setdefault(r["category"], []).append(score[(r["source"], r["question_id"])])
     m = summary(cwd)["by_name"]
-    # upstream show_result.py: per-item means; Overall over every row, the 22 交叉学科 included (§1.2)
+    # upstream show_result.py: per-item means; Overall over every row, the 22 交叉学科 included (design-notes §1)
     assert m["overall"]["value"] == pytest.approx(sum(score.values()) / 567) and m["overall"]["n"] == 567
     assert m["elementary"]["value"] == pytest.approx(sum(by_cat["初等数学"]) / 342)
     assert m["advanced"]["value"] == pytest.approx(sum(by_cat["高等数学"]) / 203)

@@ -59,7 +59,8 @@ def test_rendering_matches_snapshot(board: Path, name: str) -> None:
 
 
 def test_breakdowns_follow_the_published_layout_and_precision(board: Path) -> None:
-    """Column order and headers as in benchmarks.md §1.4 / §2.6; judge scores 2 dp, accuracies 1 dp in %."""
+    """Column order and headers as in the MathUserEval and AlignBench README leaderboards; judge scores 2 dp,
+    accuracies 1 dp in %."""
     mue = (board / "board/tasks/mathusereval.md").read_text(encoding="utf-8").splitlines()[2]
     assert mue.startswith(
         "| model | Overall | Elem Avg | algebra | calculate | geo. | tri. | Adv Avg | calculus | discrete | linear. "

@@ -12,22 +12,25 @@ import pytest
 from mathusereval import registry
 from mathusereval.errors import DataError
 from mathusereval.graders import grade_answer
+from mathusereval.task import prompt_fingerprint
 
-# task, items, sha256[:16] of the first and last prompts, sha256[:16] of the task's prompt template
+# task, items, sha256[:16] of the first and last prompts, the prompt fingerprint of all rendered prompts [:16]
 SNAPSHOTS = [
-    ("alignbench", 683, "544ed2d1841c8bae", "de515c93c565ec1d", "c7f23806fe4459a7"),
-    ("alignbench-v1.0", 683, "544ed2d1841c8bae", "de515c93c565ec1d", "c7f23806fe4459a7"),
-    ("demo", 25, "8345a49fc83d3ef8", "73cc813654defae8", "22ef13b0243017e7"),
-    ("gsm8k", 1319, "ae94e72dffe34ce5", "2da7c8019f9c07f6", "22ef13b0243017e7"),
-    ("gsm8k-5shot", 1319, "ea821015b5b035b5", "25b75107f45f3bc1", "182843ff5a51456a"),
-    ("gsm8k-cot-8shot", 1319, "6734f50b107e3f71", "b63368b7f1c526d4", "ac68ff278f77711f"),
-    ("gsm8k-train", 7473, "382c6d317ac1d307", "2187f1651b93e7d6", "22ef13b0243017e7"),
-    ("math", 5000, "437800cf430e119c", "b7e79658f647136c", "22ef13b0243017e7"),
-    ("math-minerva-4shot", 5000, "fe779708fdd63f76", "eba5294c3f428243", "3f4d568965851734"),
-    ("math-train", 7496, "7e8a7f9a0f729487", "2191e08f0ca9c0c2", "22ef13b0243017e7"),
-    ("math500", 500, "53f3535109000111", "a2e821fd810e55cd", "22ef13b0243017e7"),
-    ("math500-minerva-4shot", 500, "5fd8e64c89e27789", "9b3ecf63e5a7d073", "3f4d568965851734"),
-    ("mathusereval", 567, "f15144a4a775f078", "06e8fab1cd502839", "bf085a6e12c9d0e2"),
+    ("aime24", 30, "b634d835306c8786", "ae4513aa67350206", "4e2d44cc58537aec"),
+    ("alignbench", 683, "544ed2d1841c8bae", "de515c93c565ec1d", "de1f375395873e3c"),
+    ("alignbench-v1.0", 683, "544ed2d1841c8bae", "de515c93c565ec1d", "96c93db92a72eac7"),
+    ("amc23", 40, "63a2cd3290166a75", "e3589ee05be7ca87", "443b86447e674671"),
+    ("demo", 25, "8345a49fc83d3ef8", "73cc813654defae8", "9b7aff80ee8dc5e6"),
+    ("gsm8k", 1319, "ae94e72dffe34ce5", "2da7c8019f9c07f6", "f23e5f13fccfbc0a"),
+    ("gsm8k-5shot", 1319, "ea821015b5b035b5", "25b75107f45f3bc1", "da8d0e408f15c3f1"),
+    ("gsm8k-cot-8shot", 1319, "6734f50b107e3f71", "b63368b7f1c526d4", "f60c3ae6909f5765"),
+    ("gsm8k-train", 7473, "382c6d317ac1d307", "2187f1651b93e7d6", "73dcdff92dd12a30"),
+    ("math", 5000, "437800cf430e119c", "b7e79658f647136c", "454e9d0ec926838e"),
+    ("math-minerva-4shot", 5000, "fe779708fdd63f76", "eba5294c3f428243", "78bcde6b1062e656"),
+    ("math-train", 7496, "7e8a7f9a0f729487", "2191e08f0ca9c0c2", "885f9c4c4eeada02"),
+    ("math500", 500, "53f3535109000111", "a2e821fd810e55cd", "3b13ee937946323d"),
+    ("math500-minerva-4shot", 500, "5fd8e64c89e27789", "9b3ecf63e5a7d073", "dc8e1ccc81a5e9fa"),
+    ("mathusereval", 567, "f15144a4a775f078", "06e8fab1cd502839", "9b355e2a1f1613c1"),
 ]
 
 
@@ -46,7 +49,7 @@ def test_prompt_snapshot(shared_data: Path, name: str, count: int, first: str, l
     assert len(samples) == count
     assert all(len(s.messages) == 1 and s.messages[0]["role"] == "user" for s in samples)
     assert (_digest(samples[0].messages[0]["content"]), _digest(samples[-1].messages[0]["content"])) == (first, last)
-    assert task.prompt_sha256[:16] == template
+    assert prompt_fingerprint(samples, task.params.stop)[:16] == template
 
 
 def test_few_shot_structure(shared_data: Path) -> None:

@@ -1,7 +1,7 @@
 """MathUserEval and AlignBench: data loading and the official aggregation against published rows.
 
-Published rows are copied from shared/docs/benchmarks.md §1.4 (MathUserEval README leaderboard) and
-§2.6 (AlignBench README tables, v1.1 and v1.0, judge gpt-4-0613).
+Published rows are copied from the MathUserEval README leaderboard (= paper Table 15) and
+the AlignBench README tables (v1.1 and v1.0, judge gpt-4-0613).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from .recording_proxy import RecordingProxy
 
 pytestmark = pytest.mark.slow
 SERVED = "smollm2-135m-instruct"
-ENGINE_FLAGS = ("--enforce-eager", "--max-model-len", "2048")  # eager: 36 s start instead of 127 s (§3.3)
+ENGINE_FLAGS = ("--enforce-eager", "--max-model-len", "2048")  # eager: 36 s start instead of 127 s here
 
 
 def _engine_cli(engine: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -35,7 +35,7 @@ def _rows(path: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def vllm_server(engine: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """vLLM's OpenAI server from the engine venv on 127.0.0.1, as offline-engines.md §3.4 runs it."""
+    """vLLM's OpenAI server from the engine venv on 127.0.0.1, on loopback only."""
     port = free_port()
     log = tmp_path_factory.mktemp("vllm") / "server.log"
     cmd = [

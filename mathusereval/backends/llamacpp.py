@@ -16,7 +16,7 @@ from .base import EMBEDDED_MODEL, ModelSpec, embedded_gguf_path
 
 def default_threads() -> int:
     """Half the cores. Measured here on 2 cores: the 25-item demo took 115 s with one thread and 186 s with
-    two (OpenMP spin-waiting against the event loop and grader); shared/docs/offline-engines.md §2.4 saw the
+    two (OpenMP spin-waiting against the event loop and grader); docs/design-notes.md §5 has the
     same collapse whenever another process holds a core."""
     return max(1, (os.cpu_count() or 2) // 2)
 

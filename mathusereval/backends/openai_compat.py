@@ -27,7 +27,7 @@ import aiohttp
 
 from ..errors import BackendUnavailable, ConfigError
 from ..records import Generation, GenerationParams, Request, Usage
-from .base import ModelSpec, Secret, completion_prompt, split_reasoning
+from .base import ModelSpec, Secret, completion_prompt
 from .endpoints import AuthFailure, Endpoint, EndpointPool, FatalError, RetryableError, backoff_s, check_status
 from .replies import UrlCredentials, parse_json, parse_reply, read_body
 
@@ -218,8 +218,7 @@ class OpenAIBackend:
             except Exception as exc:  # noqa: BLE001 - a reply nobody foresaw fails its item, never the run
                 error = f"unreadable reply ({exc.__class__.__name__}: {str(exc)[:200]})"
                 break
-            if self.think == "strip" and reasoning is None:
-                text, reasoning = split_reasoning(text)
+            # raw text: mathusereval.postprocess applies --think, stop sequences and finish reasons
             return self._generation(request, start, text=text, reasoning=reasoning, finish_reason=finish, usage=usage)
         return self._generation(request, start, error=error)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import BackendUnavailable
 from ..records import Generation, GenerationParams, Request, Usage
-from .base import ModelSpec, completion_prompt, split_reasoning
+from .base import ModelSpec, completion_prompt
 
 ENGINE_KWARGS = (
     "tensor_parallel_size",
@@ -97,15 +97,11 @@ class VLLMBackend:
 
     def _generation(self, request: Request, output: Any, start: float) -> Generation:
         completion = output.outputs[0]
-        text, reasoning = completion.text, None
-        if self.think == "strip":
-            text, reasoning = split_reasoning(text)
         return Generation(
             sample_id=request.sample.id,
             n_index=request.n_index,
             model=self.model,
-            text=text,
-            reasoning=reasoning,
+            text=completion.text,  # raw: mathusereval.postprocess applies --think for every backend
             finish_reason=completion.finish_reason,
             usage=Usage(len(output.prompt_token_ids or ()), len(completion.token_ids)),
             latency_s=time.perf_counter() - start,

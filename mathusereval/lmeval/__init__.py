@@ -1,7 +1,7 @@
 """mathusereval inside lm-evaluation-harness: task YAMLs whose hooks call back into this package.
 
 lm-eval 0.4.x finds plugin tasks only through directories (``--include_path``; no entry points,
-shared/docs/harnesses.md §1.1), so the YAMLs ship as package data and `task_dir` says where they are.
+docs/design-notes.md §6), so the YAMLs ship as package data and `task_dir` says where they are.
 Every hook is a ``!function`` reference into `mathusereval.lmeval.hooks`: the data loaders, prompts,
 graders and aggregations are ours, not copies. ``mue-eval lm-eval ARGS`` runs lm-eval's CLI with the
 directory added.

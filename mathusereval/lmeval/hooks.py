@@ -6,7 +6,7 @@ from lm-eval and one from ``mue-eval`` mean the same thing.
 
 - rule-graded tasks: `process_results` grades each response with the task's own grader (``accuracy``).
 - judge-scored tasks: `JudgeFilter` judges every response of the task at once, concurrently, through our
-  judge role (the only lm-eval hook that sees all responses together; harnesses.md §0.4), with the judge
+  judge role (the only lm-eval hook that sees all responses together; docs/design-notes.md §6), with the judge
   named by ``mue-eval lm-eval --judge MODEL [--judge-base-url URL]`` (or ``$MUE_JUDGE*``) and its replies
   cached in ``$MUE_JUDGE_CACHE`` (default ``~/.cache/mathusereval/lm-eval-judge``); `official_score`
   aggregates them the task's official way.
@@ -24,13 +24,13 @@ from typing import Any
 from lm_eval.api.filter import Filter
 
 from .. import registry
-from ..backends import resolve_model
+from ..backends import make_backend, resolve_model
 from ..backends.base import completion_prompt
-from ..commands import make_backend
 from ..data import resolve_data_dir
 from ..errors import ConfigError
 from ..grading import safe_grade
 from ..judging import JudgeRole, JudgeSettings
+from ..postprocess import finalize
 from ..records import Generation, Grade, Sample
 from ..store import RunStore
 from ..task import Task
@@ -64,7 +64,8 @@ def to_sample(doc: dict[str, Any]) -> Sample:
 
 
 def _answer(sample: Sample, text: str) -> Generation:
-    return Generation(sample_id=sample.id, n_index=0, model=MODEL, text=text, finish_reason="stop")
+    """lm-eval's response as a generation, post-processed as every backend's is (``</think>`` stripped)."""
+    return finalize(Generation(sample_id=sample.id, n_index=0, model=MODEL, text=text, finish_reason="stop"))
 
 
 def process_results(doc: dict[str, Any], results: Sequence[str]) -> dict[str, float]:
@@ -73,7 +74,7 @@ def process_results(doc: dict[str, Any], results: Sequence[str]) -> dict[str, fl
     sample = to_sample(doc)
     task: Task = registry.lookup("tasks", sample.task)
     name = task.graders[0]
-    grade = safe_grade(name, registry.lookup("graders", name), sample, _answer(sample, results[0]))
+    grade = safe_grade(name, registry.rule_grader(name), sample, _answer(sample, results[0]))
     return {"accuracy": grade.score if grade.score is not None else 0.0}
 
 
@@ -92,7 +93,7 @@ def _judge_settings() -> JudgeSettings:
 
 async def _judge_all(task: Task, items: list[tuple[Sample, Generation]]) -> dict[str, Grade]:
     settings = _judge_settings()
-    judge = registry.lookup("graders", task.graders[0])
+    judge = registry.judge_grader(task.graders[0])
     role = JudgeRole(settings, make_backend(settings.spec))
     cache = Path(os.environ.get("MUE_JUDGE_CACHE") or Path.home() / ".cache" / "mathusereval" / "lm-eval-judge")
     store = RunStore(cache / task.name)
