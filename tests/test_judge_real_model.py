@@ -8,6 +8,7 @@ model is not a competent judge; this checks the plumbing with a real engine, not
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,16 @@ def _check_judged_run(run: Path, expected_items: int, attempts: int) -> None:
     assert summary["counts"]["graded"] + summary["counts"]["parse_failures"] == expected_items
 
 
+def _exit_says_whether_anything_was_scored(result: subprocess.CompletedProcess[str], run: Path) -> None:
+    """A 135M judge rarely writes a parseable score: with none, the run says so and exits 1, never 0."""
+    summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+    headline = summary["metrics"][0]
+    if headline["n"] == 0:
+        assert result.returncode == 1 and "no gradeable result" in result.stderr, result.stderr
+    else:
+        assert result.returncode == 0, result.stderr
+
+
 def test_mathusereval_answers_judged_by_a_real_local_model(tmp_path: Path, shared_data: Path) -> None:
     rows = _lines(shared_data / "mathusereval/model_answer/gpt-4-1106-preview.jsonl")
     shortest = sorted(rows, key=lambda r: len(r["question"]) + len(r["reference"]) + len(r["answer"]))[:2]
@@ -65,7 +76,7 @@ def test_mathusereval_answers_judged_by_a_real_local_model(tmp_path: Path, share
     assert imported.returncode == 0, imported.stderr
     run = tmp_path / "results/gpt-4-1106-preview/mathusereval"
     result = run_cli("grade", str(run), *JUDGE, "--judge-retries", "1", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    _exit_says_whether_anything_was_scored(result, run)
     assert "judge alignbench-judge: 2 to judge" in result.stderr
     _check_judged_run(run, expected_items=2, attempts=2)
     manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
@@ -77,7 +88,7 @@ def test_alignbench_generated_and_judged_by_real_local_models(tmp_path: Path, sh
         "--tasks", "alignbench", "--limit", "2", "--max-tokens", "24", "--threads", "1",
         "--data-dir", str(shared_data), *JUDGE, "--judge-retries", "0", cwd=tmp_path,
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr
     run = tmp_path / "results/smollm2-135m-instruct/alignbench"
+    _exit_says_whether_anything_was_scored(result, run)
     assert len(_lines(run / "generations.jsonl")) == 2
     _check_judged_run(run, expected_items=2, attempts=1)
