@@ -68,20 +68,39 @@ def prompt_fingerprint(samples: Sequence[Sample], stop: Sequence[str]) -> str:
 
 
 def jsonl_loader(
-    relative: str,
-    to_sample: Callable[[dict[str, Any]], Sample],
+    relative: str | Path,
+    to_sample: Callable[[dict[str, Any]], Sample | None] | None = None,
     required: Sequence[str] = (),
     numbers: Sequence[str] = (),
+    *,
+    prepare: Callable[[Path | None], Callable[[dict[str, Any]], Sample | None]] | None = None,
+    task: str | None = None,
 ) -> Loader:
-    """A task's loader for one JSONL file: ``<data dir>/<relative>``, or its pinned download
-    (`mathusereval.pinned_source`) when no data directory is given. Rows are checked (`required` fields are
-    text; `numbers` may also be numbers) and each becomes a `Sample` through `to_sample`."""
+    """A task's loader for one JSONL file: ``<data dir>/<relative>``, its pinned download
+    (`mathusereval.pinned_source`) when no data directory is given, or a fixed `Path` (data shipped with
+    the task). Rows are checked (`required` fields are text; `numbers` may also be numbers) and each
+    becomes a `Sample` through `to_sample` (None leaves the row out). `prepare(data_dir)` returns that
+    function instead, for tasks that need the data directory first (few-shot exemplars). A ``ValueError``
+    or ``KeyError`` from it becomes a `DataError` naming file:line."""
+    if (to_sample is None) == (prepare is None):
+        raise TypeError("jsonl_loader takes one of to_sample and prepare")
+    name = task or str(relative).split("/", 1)[0]
 
     def load(data_dir: Path | None) -> LoadedData:
         from .data import find_data_file, read_jsonl, sha256_file
+        from .errors import DataError
 
-        path = find_data_file(data_dir, relative, relative.split("/", 1)[0])
-        samples = [to_sample(row) for _, row in read_jsonl(path, required, numbers)]
+        path = relative if isinstance(relative, Path) else find_data_file(data_dir, relative, name)
+        convert = prepare(data_dir) if prepare is not None else to_sample
+        assert convert is not None
+        samples = []
+        for lineno, row in read_jsonl(path, required, numbers):
+            try:
+                sample = convert(row)
+            except (DataError, ValueError, KeyError) as exc:
+                raise DataError(f"{path}:{lineno}: {exc}") from exc
+            if sample is not None:
+                samples.append(sample)
         return LoadedData(samples=samples, sha256=sha256_file(path), source=str(path))
 
     return load

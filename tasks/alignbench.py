@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-from mathusereval.data import find_data_file, read_jsonl, sha256_file
-from mathusereval.errors import DataError
 from mathusereval.metrics import grouped_means
 from mathusereval.records import GenerationParams, Grade, MetricValue, Sample
 from mathusereval.registry import register
-from mathusereval.task import LoadedData, Task, user_turn
+from mathusereval.task import Loader, Task, jsonl_loader, user_turn
 
 REASONING = ("数学计算", "逻辑推理")
 LANGUAGE = ("基本任务", "中文理解", "综合问答", "文本写作", "角色扮演", "专业能力")
@@ -47,34 +44,20 @@ def row_key(row: dict[str, Any]) -> str:
     return str(row["question_id"])
 
 
-def loader(relative: str, task: str) -> Callable[[Path | None], LoadedData]:
-    def load(data_dir: Path | None) -> LoadedData:
-        path = find_data_file(data_dir, relative, task)
-        samples = []
-        for lineno, row in read_jsonl(
-            path,
-            required=("question_id", "category", "subcategory", "question", "reference"),
-            numbers=("question_id",),
-        ):
-            if row["category"] not in TEMPERATURE:
-                raise DataError(f"{path}:{lineno}: field 'category' has unknown value {row['category']!r}")
-            samples.append(
-                Sample(
-                    task=task,
-                    id=row_key(row),
-                    messages=user_turn(row["question"]),
-                    reference=row["reference"],
-                    metadata={
-                        "category": row["category"],
-                        "subcategory": row["subcategory"],
-                        "temperature": TEMPERATURE.get(row["category"], DEFAULT_TEMPERATURE),
-                        "math": row["category"] == "数学计算",  # the judge cascade settles only math items
-                    },
-                )
-            )
-        return LoadedData(samples=samples, sha256=sha256_file(path), source=str(path))
+def loader(relative: str, task: str) -> Loader:
+    def to_sample(row: dict[str, Any]) -> Sample:
+        if row["category"] not in TEMPERATURE:
+            raise ValueError(f"field 'category' has unknown value {row['category']!r}")
+        metadata = {
+            "category": row["category"],
+            "subcategory": row["subcategory"],
+            "temperature": TEMPERATURE.get(row["category"], DEFAULT_TEMPERATURE),
+            "math": row["category"] == "数学计算",  # the judge cascade settles only math items
+        }
+        return Sample(task, row_key(row), user_turn(row["question"]), row["reference"], metadata)
 
-    return load
+    fields = ("question_id", "category", "subcategory", "question", "reference")
+    return jsonl_loader(relative, to_sample, fields, ("question_id",), task=task)
 
 
 def combine(category_means: dict[str, float]) -> dict[str, float]:

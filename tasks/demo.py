@@ -9,31 +9,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from mathusereval.data import read_jsonl, sha256_file
 from mathusereval.metrics import accuracy, grouped_means
 from mathusereval.records import GenerationParams, Grade, MetricValue, Sample
 from mathusereval.registry import register
-from mathusereval.task import LoadedData, Task, user_turn
+from mathusereval.task import Task, jsonl_loader, user_turn
 
 from .prompts import BOXED_COT
 
 DATA_FILE = Path(__file__).with_name("data") / "demo.jsonl"
 
 
-def load(data_dir: Path | None) -> LoadedData:
-    """The embedded file; `data_dir` is not used."""
-    samples = [
-        Sample(
-            task="demo",
-            id=row["id"],
-            messages=user_turn(BOXED_COT.format(question=row["question"])),
-            reference=row["answer"],
-            metadata={"kind": row["kind"]},
-        )
-        for _, row in read_jsonl(DATA_FILE, required=("id", "kind", "question", "answer"))
-    ]
-    return LoadedData(samples=samples, sha256=sha256_file(DATA_FILE), source="embedded:demo.jsonl")
+def to_sample(row: dict[str, Any]) -> Sample:
+    prompt = user_turn(BOXED_COT.format(question=row["question"]))
+    return Sample("demo", row["id"], prompt, row["answer"], {"kind": row["kind"]})
+
+
+# the embedded file; the data directory is not used
+load = jsonl_loader(DATA_FILE, to_sample, required=("id", "kind", "question", "answer"), task="demo")
 
 
 def aggregate(samples: Sequence[Sample], grades: Sequence[Grade]) -> list[MetricValue]:

@@ -15,17 +15,16 @@ Prompts, one task each (so their runs never mix):
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mathusereval.data import find_data_file, read_jsonl, sha256_file
-from mathusereval.errors import DataError
 from mathusereval.metrics import accuracy
 from mathusereval.records import GenerationParams, Sample
 from mathusereval.registry import register
-from mathusereval.task import LoadedData, Task, user_turn
+from mathusereval.task import Loader, Task, jsonl_loader, user_turn
 
 from .prompts import BOXED_COT, train_rows
 
@@ -54,31 +53,24 @@ def cot_prefix(data_dir: Path | None) -> str:
     return "".join(parts)
 
 
-def loader(
-    task: str, prefix: Callable[[Path | None], str] | None, template: str, data_file: str = DATA_FILE
-) -> Callable[[Path | None], LoadedData]:
+def loader(task: str, prefix: Callable[[Path | None], str] | None, template: str, data_file: str = DATA_FILE) -> Loader:
     split = "train" if data_file == TRAIN_FILE else "test"
 
-    def load(data_dir: Path | None) -> LoadedData:
-        path = find_data_file(data_dir, data_file, task)
+    def prepare(data_dir: Path | None) -> Callable[[dict[str, Any]], Sample]:
         head = prefix(data_dir) if prefix is not None else ""
-        samples: list[Sample] = []
-        for lineno, row in read_jsonl(path, required=("question", "answer")):
-            if "####" not in row["answer"]:
-                raise DataError(f"{path}:{lineno}: field 'answer' has no '#### <number>' final line")
-            gold = row["answer"].rsplit("####", 1)[1].strip().replace(",", "")
-            samples.append(
-                Sample(
-                    task=task,
-                    id=f"{split}-{len(samples):04d}",
-                    messages=user_turn(head + template.format(question=row["question"])),
-                    reference=gold,
-                    metadata={"question": row["question"]},  # what an LLM judge is shown
-                )
-            )
-        return LoadedData(samples=samples, sha256=sha256_file(path), source=str(path))
+        index = itertools.count()
 
-    return load
+        def to_sample(row: dict[str, Any]) -> Sample:
+            if "####" not in row["answer"]:
+                raise ValueError("field 'answer' has no '#### <number>' final line")
+            gold = row["answer"].rsplit("####", 1)[1].strip().replace(",", "")
+            prompt = user_turn(head + template.format(question=row["question"]))
+            # metadata: what an LLM judge is shown
+            return Sample(task, f"{split}-{next(index):04d}", prompt, gold, {"question": row["question"]})
+
+        return to_sample
+
+    return jsonl_loader(data_file, prepare=prepare, required=("question", "answer"), task=task)
 
 
 load = loader("gsm8k", None, BOXED_COT)

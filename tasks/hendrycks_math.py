@@ -21,14 +21,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from mathusereval.data import find_data_file, read_jsonl, sha256_file
-from mathusereval.errors import DataError
 from mathusereval.graders.extract import last_box_group
 from mathusereval.metrics import accuracy, grouped_means
 from mathusereval.records import GenerationParams, Grade, MetricValue, Sample
 from mathusereval.registry import register
-from mathusereval.task import LoadedData, Task, user_turn
+from mathusereval.task import Loader, Task, jsonl_loader, user_turn
 
 from .prompts import BOXED_COT, train_rows
 
@@ -77,41 +76,32 @@ def _level(raw: object) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def math_loader(task: str, minerva: bool, data_file: str = "math/test.jsonl") -> Callable[[Path | None], LoadedData]:
+def math_loader(task: str, minerva: bool, data_file: str = "math/test.jsonl") -> Loader:
     # 4 train solutions write "\boxed 2" without braces; a train task leaves them out rather than guess a gold
     train = data_file == TRAIN_FILE
 
-    def load(data_dir: Path | None) -> LoadedData:
-        path = find_data_file(data_dir, data_file, task)
+    def prepare(data_dir: Path | None) -> Callable[[dict[str, Any]], Sample | None]:
         head = minerva_prefix(data_dir, task) if minerva else None
-        samples: list[Sample] = []
-        for lineno, row in read_jsonl(
-            path, required=("problem", "level", "type", "solution", "unique_id"), numbers=("level",)
-        ):
+
+        def to_sample(row: dict[str, Any]) -> Sample | None:
             boxed = last_box_group(row["solution"])
-            if boxed is None and train:
-                continue
-            if boxed is None:
-                raise DataError(f"{path}:{lineno}: field 'solution' has no \\boxed{{}} answer")
-            samples.append(_sample(task, row, boxed[1], row["type"], _level(row["level"]), head))
-        return LoadedData(samples=samples, sha256=sha256_file(path), source=str(path))
+            if boxed is None and not train:
+                raise ValueError("field 'solution' has no \\boxed{} answer")
+            return None if boxed is None else _sample(task, row, boxed[1], row["type"], _level(row["level"]), head)
 
-    return load
+        return to_sample
+
+    fields = ("problem", "level", "type", "solution", "unique_id")
+    return jsonl_loader(data_file, prepare=prepare, required=fields, numbers=("level",), task=task)
 
 
-def math500_loader(task: str, minerva: bool) -> Callable[[Path | None], LoadedData]:
-    def load(data_dir: Path | None) -> LoadedData:
-        path = find_data_file(data_dir, "math/math500_test.jsonl", task)
+def math500_loader(task: str, minerva: bool) -> Loader:
+    def prepare(data_dir: Path | None) -> Callable[[dict[str, Any]], Sample]:
         head = minerva_prefix(data_dir, task) if minerva else None
-        samples = [
-            _sample(task, row, row["answer"], row["subject"], _level(row["level"]), head)
-            for _, row in read_jsonl(
-                path, required=("problem", "answer", "subject", "level", "unique_id"), numbers=("level",)
-            )
-        ]
-        return LoadedData(samples=samples, sha256=sha256_file(path), source=str(path))
+        return lambda row: _sample(task, row, row["answer"], row["subject"], _level(row["level"]), head)
 
-    return load
+    fields = ("problem", "answer", "subject", "level", "unique_id")
+    return jsonl_loader("math/math500_test.jsonl", prepare=prepare, required=fields, numbers=("level",), task=task)
 
 
 def aggregate(samples: Sequence[Sample], grades: Sequence[Grade]) -> list[MetricValue]:

@@ -18,14 +18,12 @@ reported alongside under ``macro/`` names.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from mathusereval.data import find_data_file, read_jsonl, sha256_file
 from mathusereval.metrics import grouped_means, mean_with_stderr, per_sample_scores
 from mathusereval.records import GenerationParams, Grade, MetricValue, Sample
 from mathusereval.registry import register
-from mathusereval.task import LoadedData, Task, user_turn
+from mathusereval.task import Task, jsonl_loader, user_turn
 
 ELEMENTARY, ADVANCED, SUPPLEMENTARY = "初等数学", "高等数学", "交叉学科"
 SUBCATEGORIES = {
@@ -40,26 +38,23 @@ def row_key(row: dict[str, Any]) -> str:
     return f"{row['source']}-{row['question_id']}"
 
 
-def load(data_dir: Path | None) -> LoadedData:
-    path = find_data_file(data_dir, "mathusereval/math-user-eval.jsonl", "mathusereval")
-    fields = ("question_id", "source", "question", "reference", "category", "subcategory")
-    samples = [
-        Sample(
-            task="mathusereval",
-            id=row_key(row),
-            messages=user_turn(row["question"]),
-            reference=row["reference"],
-            metadata={
-                "category": row["category"],
-                "subcategory": row["subcategory"],
-                "source": row["source"],
-                "supplementary": row["category"] == SUPPLEMENTARY,
-                "math": True,
-            },
-        )
-        for _, row in read_jsonl(path, required=fields, numbers=("question_id",))
-    ]
-    return LoadedData(samples=samples, sha256=sha256_file(path), source=str(path))
+def to_sample(row: dict[str, Any]) -> Sample:
+    metadata = {
+        "category": row["category"],
+        "subcategory": row["subcategory"],
+        "source": row["source"],
+        "supplementary": row["category"] == SUPPLEMENTARY,
+        "math": True,
+    }
+    return Sample("mathusereval", row_key(row), user_turn(row["question"]), row["reference"], metadata)
+
+
+load = jsonl_loader(
+    "mathusereval/math-user-eval.jsonl",
+    to_sample,
+    ("question_id", "source", "question", "reference", "category", "subcategory"),
+    ("question_id",),
+)
 
 
 def combine(sub_means: dict[str, float], sub_counts: dict[str, int]) -> dict[str, float]:
