@@ -216,10 +216,15 @@ def import_answers(
     source = ImportedAnswers(model, str(answers), sha256_file(answers))
     manifest = build_manifest(task, spec, source.describe(), task.params, loaded)
     store = RunStore(run_directory(out, spec.slug, task.name))
-    store.check_compatible(manifest)
-    stored = store.generations()
-    store.write_manifest(manifest)
-    store.open()
+    store.lock()
+    try:
+        store.check_compatible(manifest)
+        stored = store.generations()
+        store.write_manifest(manifest)
+        store.open()
+    except BaseException:
+        store.unlock()
+        raise
     try:
         known = set(store.samples())
         for sample in loaded.samples:

@@ -210,14 +210,19 @@ async def run_task(
     graders = resolve_graders(task, options.graders)
     manifest = build_manifest(task, spec, backend.describe(), params, loaded)
     store = RunStore(run_directory(options.out, spec.slug, task.name))
-    previous = store.check_compatible(manifest)
-    if previous is not None:
-        manifest = dataclasses.replace(manifest, started_at=previous.started_at)
-    generations = store.generations()
-    grading = Grading(graders, store, samples, generations, params.n, judge_role)
-    manifest = dataclasses.replace(manifest, graders=tuple(graders), judges=grading.manifest_judges())
-    store.write_manifest(manifest)
-    store.open()
+    store.lock()  # one writer per run directory; released by close(), or by the kernel on any exit
+    try:
+        previous = store.check_compatible(manifest)
+        if previous is not None:
+            manifest = dataclasses.replace(manifest, started_at=previous.started_at)
+        generations = store.generations()
+        grading = Grading(graders, store, samples, generations, params.n, judge_role)
+        manifest = dataclasses.replace(manifest, graders=tuple(graders), judges=grading.manifest_judges())
+        store.write_manifest(manifest)
+        store.open()
+    except BaseException:
+        store.unlock()
+        raise
     try:
         stored_ids = set(store.samples())
         for sample in samples:
@@ -272,18 +277,23 @@ async def regrade(directory: Path, options: RunOptions, judge_role: JudgeRole | 
     if manifest is None:
         raise ConfigError(f"{directory} is not a run directory (no manifest.json)")
     task: Task = registry.lookup("tasks", manifest.task)
-    samples = list(store.samples().values())
-    if not samples:
-        raise DataError(f"{directory}/samples.jsonl holds no samples")
-    samples = samples[: options.limit] if options.limit is not None else samples
-    n = int(manifest.params.get("n", 1))
-    graders = resolve_graders(task, options.graders or manifest.graders or None)
-    grading = Grading(graders, store, samples, store.generations(), n, judge_role)
-    manifest = dataclasses.replace(
-        manifest, graders=tuple(graders), judges={**manifest.judges, **grading.manifest_judges()}
-    )
-    store.write_manifest(manifest)
-    store.open()
+    store.lock()
+    try:
+        samples = list(store.samples().values())
+        if not samples:
+            raise DataError(f"{directory}/samples.jsonl holds no samples")
+        samples = samples[: options.limit] if options.limit is not None else samples
+        n = int(manifest.params.get("n", 1))
+        graders = resolve_graders(task, options.graders or manifest.graders or None)
+        grading = Grading(graders, store, samples, store.generations(), n, judge_role)
+        manifest = dataclasses.replace(
+            manifest, graders=tuple(graders), judges={**manifest.judges, **grading.manifest_judges()}
+        )
+        store.write_manifest(manifest)
+        store.open()
+    except BaseException:
+        store.unlock()
+        raise
     try:
         backlog = grading.rule_backlog()
         with Progress(options.progress, f"{directory.name}") as bars:

@@ -194,11 +194,48 @@ class JsonlAppender:
             self._fd = -1
 
 
+LOCK = ".lock"
+
+
 class RunStore:
-    """The files of one (model, task) run; see the module docstring for the layout."""
+    """The files of one (model, task) run; see the module docstring for the layout.
+
+    One writer per run: `lock` takes an exclusive kernel advisory lock (``flock``) on ``<run>/.lock``,
+    which the kernel releases when the process ends in any way, ``kill -9`` included. A second process
+    gets a `ConfigError` naming the holder (pid, host, since when) before it writes anything.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.dir = directory
+        self._lock_fd = -1
+
+    def lock(self) -> None:
+        import fcntl
+        import socket
+        import time
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path = self.dir / LOCK
+        _no_link(path)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise ConfigError(
+                f"{self.dir} is being written by another mue-eval ({holder}); nothing was written: wait for it "
+                "to finish (it resumes where it stops), or choose another --out"
+            ) from None
+        since = time.strftime("%Y-%m-%dT%H:%M:%S")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}, since {since}\n".encode(), 0)
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = -1
 
     @property
     def manifest_path(self) -> Path:
@@ -236,8 +273,11 @@ class RunStore:
         self._judgments = JsonlAppender(self.dir / "judgments.jsonl")
 
     def close(self) -> None:
-        for appender in (self._samples, self._generations, self._grades, self._judgments):
-            appender.close()
+        try:
+            for appender in (self._samples, self._generations, self._grades, self._judgments):
+                appender.close()
+        finally:
+            self.unlock()
 
     def write_manifest(self, manifest: RunManifest) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -69,6 +69,12 @@ class HostileServer(LoopbackServer):
                 self.send_json(server.models_status, b'{"data": [{"id": "hostile"}], "error": "models says no"}')
 
             def do_POST(self) -> None:
+                try:
+                    self._post()
+                except (BrokenPipeError, ConnectionResetError):  # a client killed mid-request (kill -9 tests)
+                    self.close_connection = True
+
+            def _post(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 prompt = body["messages"][-1]["content"]
                 with server._lock:

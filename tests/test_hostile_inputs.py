@@ -495,3 +495,31 @@ def test_verify_and_the_leaderboard_say_when_a_run_was_edited(tmp_path: Path) ->
     assert board.returncode == 0, board.stderr
     assert "edited after it was written: results/v1/demo/grades.jsonl:3" in board.stderr
     assert "results/v3/demo: answers but no manifest.json" in board.stderr
+
+
+def test_one_writer_per_run_directory(tmp_path: Path) -> None:
+    """Two mue-eval processes on the same model/task/out: the second stops at once naming the holder, sends
+    nothing and writes nothing; after the first ends (even by kill -9) the run can be resumed."""
+    with HostileServer(["slow"]) as first_server, HostileServer(["ok"]) as second_server:
+        first = _slow_run(tmp_path, first_server)
+        lock = tmp_path / "results" / "slow" / "demo" / ".lock"
+        gens = lock.parent / "generations.jsonl"
+        deadline = time.monotonic() + 60
+        while not (gens.exists() and gens.read_text().count("\n") >= 2):
+            assert time.monotonic() < deadline and first.poll() is None
+            time.sleep(0.05)
+        before = _files(lock.parent)
+        second = run_cli("--base-url", second_server.url, "--model", "slow", "--tasks", "demo", "--quiet", cwd=tmp_path)
+        assert second.returncode == 2 and second_server.posts == 0
+        line = second.stderr.strip()
+        assert len(line.splitlines()) == 1 and f"pid {first.pid} on host" in line and "being written" in line
+        after = _files(lock.parent)
+        assert {k: v for k, v in after.items() if k != "generations.jsonl" and k != "grades.jsonl"} == {
+            k: v for k, v in before.items() if k != "generations.jsonl" and k != "grades.jsonl"
+        }  # the first run keeps appending; the second wrote nothing
+        first.kill()  # kill -9: the kernel drops the lock
+        first.communicate(timeout=30)  # reaps it and closes its pipes
+        again = run_cli("--base-url", second_server.url, "--model", "slow", "--tasks", "demo", "--quiet", cwd=tmp_path)
+        assert again.returncode == 0, again.stderr
+        lines = gens.read_text().splitlines()
+        assert len({(json.loads(x)["sample_id"], json.loads(x)["n_index"]) for x in lines}) == 25 == len(lines)
