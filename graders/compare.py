@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
 
-from .normalize import Number, choice_letter, normalize, to_number
+from .normalize import Number, choice_letter, normalize, states_empty_set, to_number
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +29,11 @@ class GradingPolicy:
     - ``percent``: a ``%`` on one side only. ``"either"`` (default) accepts ``25%`` = ``25`` = ``0.25``
       (Math-Verify's reading); ``"strip"`` accepts only ``25``; ``"value"`` only ``0.25``. No side is ever
       multiplied by 100 when neither has a percent sign (Qwen2.5-Math's ``0.5`` = ``50`` is not followed).
+    - ``units``: when both sides name a known unit (`normalize.UNITS`), different dimensions never match
+      (``12 kg`` ≠ ``12 s``); ``"convert"`` (default) compares two units of one dimension exactly after
+      conversion (``500 cm`` = ``5 m``, ``2 weeks`` = ``14 days``), ``"strict"`` requires the same unit.
+      A unit on one side only (or a unit word we do not know) is tolerated: the reference is often a bare
+      number. Degrees and radians never convert (π is not rational), so ``30°`` ≠ ``30 rad``.
     - ``approximation``: ``"rounded"`` (default) accepts a decimal for an exact value that it correctly
       rounds at its own number of decimals (``0.33`` for ``\\frac13``, ``2.6667`` for ``\\frac83``) when it
       shows at least ``min_significant_digits`` significant digits. Two decimals are compared exactly
@@ -39,6 +44,7 @@ class GradingPolicy:
     percent: Literal["either", "strip", "value"] = "either"
     approximation: Literal["rounded", "exact"] = "rounded"
     min_significant_digits: int = 2
+    units: Literal["convert", "strict"] = "convert"
 
 
 Outcome = tuple[bool, str]
@@ -149,14 +155,40 @@ def _name_equation(s: str) -> tuple[str, str] | None:
     return None
 
 
+_FUNCTION_VALUE = re.compile(r"^[A-Za-z]\([A-Za-z]\)$")
+
+
+def _same_name(a: str, b: str) -> bool:
+    """Do two left-hand sides name the same unknown? Equal names do, and so do ``y`` and a function value
+    such as ``f(x)`` (y = f(x) is the usual convention for a function's rule)."""
+    a, b = _SPACES.sub("", a), _SPACES.sub("", b)
+    if a == b:
+        return True
+    return {a, b} & {"y"} != set() and any(_FUNCTION_VALUE.match(n) for n in (a, b))
+
+
 def _significant_digits(n: Number) -> int:
     assert n.decimals is not None
     digits = str(abs(n.value.numerator * 10**n.decimals // n.value.denominator))
     return len(digits.lstrip("0"))
 
 
+def _same_quantity(ref: Number, pred: Number, policy: GradingPolicy) -> bool | None:
+    """Units on both sides: False when they cannot be the same quantity, True when equal after an exact
+    conversion, None when units do not decide (one side has none, or both the same unit)."""
+    a, b = ref.unit, pred.unit
+    if a is None or b is None or a.name == b.name:
+        return None
+    if a.dimension != b.dimension or policy.units == "strict" or not a.factor or not b.factor:
+        return False
+    return ref.value * a.factor == pred.value * b.factor
+
+
 def numbers_equal(ref: Number, pred: Number, policy: GradingPolicy) -> bool:
-    """Exact comparison, percent policy, and the one rounding rule (see `GradingPolicy`)."""
+    """Units, exact comparison, percent policy, and the one rounding rule (see `GradingPolicy`)."""
+    by_unit = _same_quantity(ref, pred, policy)
+    if by_unit is not None:
+        return by_unit
     if ref.percent == pred.percent:
         pairs = [(ref.value, pred.value)]
     else:
@@ -272,6 +304,8 @@ def compare(ref: str, pred: str, policy: GradingPolicy, symbolic: SymbolicCompar
         return True, "string match"
     if not p:
         return False, "no answer found"
+    if r == "\\emptyset" or p == "\\emptyset":
+        return states_empty_set(r) and states_empty_set(p), "set/interval/tuple rule"
     rn, pn = to_number(r), to_number(p)
     if rn is not None and pn is not None:
         return numbers_equal(rn, pn, policy), "numeric"
@@ -284,6 +318,9 @@ def compare(ref: str, pred: str, policy: GradingPolicy, symbolic: SymbolicCompar
         return rc == pc, "choice letter"
     r_eq, p_eq = _name_equation(r), _name_equation(p)
     if r_eq and p_eq:
+        # a named answer on both sides must name the same thing: "a = 7" is not "b = 7"
+        if not _same_name(r_eq[0], p_eq[0]):
+            return False, "equation rule"
         return compare(r_eq[1], p_eq[1], policy, symbolic)[0], "equation rule"
     if r_eq and not p_eq and "=" not in p:
         return compare(r_eq[1], p, policy, symbolic)[0], "equation rule"

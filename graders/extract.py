@@ -25,13 +25,30 @@ MAX_ANSWER_CHARS = 2_000
 
 _BOX_OPENERS = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _MINERVA = re.compile(r"final answer is\s*(?P<ans>.{1,500}?)\.?\s*I hope it is correct", re.IGNORECASE | re.DOTALL)
-_ANCHOR = re.compile(
+_ANCHOR_WORDS = (
     r"(?:(?:final\s+)?answer\s+(?:is|would be|should be)|final answer\s*[:：]|(?<![a-z])answer\s*[:：]"
     r"|(?<![a-z])answer\s+(?=\$|\\\(|\\\[)|答案\s*(?:应该|应)?\s*(?:是|为|[:：])|故选|所以\s*选|因此\s*选|(?:所以|因此|故|综上所述?)[^。\n=$]{0,20}?(?:=|(?<!不)为|(?<!不)是))"
-    r"\s*[:：]?\s*(?P<ans>.{1,300})",
-    re.IGNORECASE | re.DOTALL,
+    r"\s*[:：]?\s*"
 )
-_HASHES = re.compile(r"####\s*(?P<ans>[^\n]{1,200})")
+_ANCHOR = re.compile(_ANCHOR_WORDS + r"(?P<ans>.{1,300})", re.IGNORECASE | re.DOTALL)
+_ANCHOR_HEAD = re.compile(_ANCHOR_WORDS, re.IGNORECASE | re.DOTALL)
+"""The anchor alone: the last one is found even when an earlier anchor's 300-character answer window
+would swallow it ("the answer is 41 ... actually the answer is 42")."""
+_HASHES = re.compile(r"####\s*(?P<ans>[^\n#]{1,200})")  # "######" noise is not an anchor
+_CHOICE_STATEMENT = re.compile(
+    r"(?:(?i:correct\s+(?:answer|choice|option)|(?:choice|option))\s+(?i:is)|正确选项\s*(?:是|为)|选项\s*(?:是|为))"
+    r"\s*[:：]?\s*\(?(?P<ans>[A-E])\)?(?![A-Za-z])"
+    r"|(?<![A-Za-z])(?:(?i:option|choice)\s*)?\(?(?P<ans2>[A-E])\)?\s+(?i:is\s+(?:the\s+)?correct)"
+)
+_ASIDE = re.compile(
+    r"\s*[(（][^()（）]*?(?:\b(?i:not|reject\w*|discard\w*|extraneous|invalid|exclud\w*|ignor\w*|impossible)\b"
+    r"|舍|不合|不符|不满足)[^()（）]*[)）]"
+)
+_TRAILING_PROSE = re.compile(r"(?<=\S)\s*[(（](?=[^()（）]*(?:[A-Za-z]{2,}|[\u4e00-\u9fff]))[^()（）]*[)）]\s*$")
+_ANSWER_SHAPED = re.compile(r"[0-9\\∅\u4e00-\u9fff]|^\(?[A-E]\)?$|^[A-Za-z]+$")
+_BOLD_PREFIX = re.compile(r"^(?i:final\s+answer|answer)\s*[:：]\s*|^(?:最终)?答案\s*[:：是为]\s*")
+_BOLD_TAIL_CHARS = 300
+"""A bold answer this close to the end of a response is a final statement, beating earlier anchors."""
 _A_LINE = re.compile(r"(?m)^\s*A\s*:\s*(?P<ans>[^\n]{1,200})$")
 _BOLD = re.compile(r"\*\*(?P<ans>[^*\n]{1,200})\*\*")
 _LATEX_SPAN = re.compile(
@@ -134,7 +151,9 @@ def _clip_statement(ans: str) -> str:
             break
     else:
         cut = None
-    sentence = (ans[: cut.start()] if cut else ans).strip().rstrip(".。,，")
+    sentence = (ans[: cut.start()] if cut else ans).strip().rstrip(".。,，").strip("*").strip()
+    # asides after the answer: "5 (x = -3 is rejected)", "5 (not 7)", "5 （舍去负根）"
+    sentence = _TRAILING_PROSE.sub("", _ASIDE.sub("", sentence)).strip().rstrip(".。,，")
     box = last_box_group(sentence)
     if box is not None:
         return box[1]
@@ -159,14 +178,57 @@ def _strong_candidates(text: str) -> list[tuple[int, str]]:
     minerva = _last_match(_MINERVA, text)
     if minerva is not None:
         candidates.append((minerva.start(), _clip_statement(minerva.group("ans") + "\n")))
-    for pattern in (_ANCHOR, _HASHES, _A_LINE):
+    anchored = _last_stated(text, box is not None)
+    if anchored is not None:
+        candidates.append(anchored)
+    for pattern in (_HASHES, _A_LINE):
         last = _last_match(pattern, text)
         if last is not None:
             ans = _clip_statement(last.group("ans"))
-            if ans and not (box is not None and _is_prose(ans)):
-                # "so our answer is correct" after a box is a remark, not a new answer
+            # "so our answer is correct" after a box is a remark, not a new answer; noise ("answer is ##")
+            # after a committed answer never replaces it
+            if ans and not (box is not None and (_is_prose(ans) or not _ANSWER_SHAPED.search(ans))):
                 candidates.append((last.start(), ans))
+    lowered = text.lower()
+    has_choice_words = "correct" in lowered or "option" in lowered or "choice" in lowered or "选项" in text
+    choice = _last_match(_CHOICE_STATEMENT, text) if has_choice_words else None
+    if choice is not None:
+        candidates.append((choice.start(), choice.group("ans") or choice.group("ans2")))
     return candidates
+
+
+def _last_stated(text: str, boxed: bool) -> tuple[int, str] | None:
+    """The last answer phrase ("the answer is X", 答案是 X) that states an answer: a later "the answer is
+    correct" or noise does not replace an earlier "the answer is 41". With nothing answer-shaped, the last
+    phrase stands (a text answer: "the answer is yes"), unless the response boxed its answer."""
+    heads: list[tuple[int, int]] = []  # (where the phrase starts, where its answer starts)
+    for match in _ANCHOR.finditer(text):
+        heads.append((match.start(), match.start("ans")))
+        # a later phrase inside this one's 300-character answer window
+        heads += [(h.start(), h.end()) for h in _ANCHOR_HEAD.finditer(text, match.start("ans"), match.end("ans"))]
+    heads = heads[-_MAX_ANCHORS:]
+    for start, ans_start in reversed(heads):
+        ans = _clip_statement(text[ans_start : ans_start + 300])
+        if ans and _ANSWER_SHAPED.search(ans) and not _is_prose(ans):
+            return start, ans
+    if heads and not boxed:
+        ans = _clip_statement(text[heads[-1][1] : heads[-1][1] + 300])
+        return (heads[-1][0], ans) if ans else None
+    return None
+
+
+_MAX_ANCHORS = 20
+
+
+def _final_bold(text: str, after: int) -> tuple[int, str] | None:
+    """A bold answer at the very end ("**25%**", "**答案：5**") that comes after every other candidate."""
+    bold = _last_match(_BOLD, text, max(after, len(text) - _BOLD_TAIL_CHARS))
+    if bold is None:
+        return None
+    ans = _clip_statement(_BOLD_PREFIX.sub("", bold.group("ans").strip()))
+    if not ans or not re.search(r"[0-9\\]|^\(?[A-E]\)?$", ans) or len(re.findall(r"[A-Za-z]{3,}", ans)) > 1:
+        return None
+    return bold.start(), ans
 
 
 def _is_prose(ans: str) -> bool:
@@ -191,9 +253,14 @@ def states_answer(text: str) -> bool:
 def extract_answer(response: str) -> str | None:
     """The final answer stated in a response, or None when it states none."""
     text = response[-MAX_INPUT_CHARS:]
+    if len(response) > MAX_INPUT_CHARS and _window_inside_a_box(response):
+        return None  # the final box is longer than the window: never grade a fragment of it
     candidates = _strong_candidates(text)
     if candidates:
-        return max(candidates, key=lambda c: c[0])[1].strip()[:MAX_ANSWER_CHARS] or None
+        last = max(candidates, key=lambda c: c[0])
+        bold = _final_bold(text, last[0] + 1)
+        answer = (bold or last)[1].strip()
+        return answer if answer and len(answer) <= MAX_ANSWER_CHARS else None
     bold = _last_match(_BOLD, text)
     if bold is not None and re.search(r"\d", bold.group("ans")):
         return _clip_statement(bold.group("ans"))[:MAX_ANSWER_CHARS]
@@ -206,7 +273,9 @@ def extract_answer(response: str) -> str | None:
     ):
         # the response is a bare answer: "\frac{10}{9}", "(1, 2)"
         return _last_equation_side(stripped, computation=True)
-    # Fallback: whichever comes last, the last LaTeX span or the last number outside any span.
+    # Fallback: whichever comes last, the last LaTeX span or the last number outside any span, asides
+    # ("(x = -3 is rejected)") left out
+    text = _ASIDE.sub("", text)
     span = _last_match(_LATEX_SPAN, text)
     number = _last_match(_NUMBER, text, span.end() + 1 if span else 0)
     if number is not None:
@@ -214,6 +283,16 @@ def extract_answer(response: str) -> str | None:
     if span is not None:
         return _last_equation_side(_span_content(span), computation=True)[:MAX_ANSWER_CHARS] or None
     return None
+
+
+def _window_inside_a_box(response: str) -> bool:
+    """Does the searched tail start inside a box opened before it (a boxed answer of hundreds of KB)?"""
+    start = len(response) - MAX_INPUT_CHARS
+    opener = max(response.rfind("\\boxed", 0, start), response.rfind("\\fbox", 0, start))
+    if opener < 0:
+        return False
+    brace = response.find("{", opener)
+    return brace >= 0 and (brace >= start or not 0 <= _balanced_end(response, brace) < start)
 
 
 def _last_equation_side(latex: str, *, computation: bool = False) -> str:

@@ -45,6 +45,24 @@ _UNIT_TAIL = re.compile(
 _UNIT_AFTER_MATH = re.compile(
     r"^(?P<num>.*?\d\}?)\s*(?P<unit>(?:[a-zA-Z]{2,})(?:\s+[a-zA-Z]{2,})*)(?:\s*\^\s*\{?[23]\}?)?$"
 )
+_SHORT_UNIT_TAIL = re.compile(r"^(?P<num>-?[\d.,/]*\d)\s+(?P<unit>[a-zA-Z](?:\s*\^\s*\{?[23]\}?)?)$")
+"""One-letter units after a space ("5 m", "3 s", "2 g", "4 L"), only when `UNITS` knows them: "5t" stays
+an expression."""
+_MEMBERSHIP = re.compile(r"^[A-Za-z]\s*(?:\\in|∈)\s*(?=\S)")
+_EMPTY_SET = re.compile(r"^(?:\\varnothing|\\emptyset|∅|\\\{\s*\\\}|\{\s*\}|\\O)$")
+_NO_SOLUTION = re.compile(
+    r"^(?:there\s+(?:is|are)\s+)?no\s+(?:real\s+|such\s+)?(?:solutions?|roots?|values?|numbers?)(?:\s+exists?)?$"
+    r"|^(?:none|empty\s+set|the\s+empty\s+set|无解|无实数解|不存在|空集)$",
+    re.IGNORECASE,
+)
+
+
+def states_empty_set(answer: str) -> bool:
+    """The empty set in any spelling, or "no solution" in words (for a reference that is the empty set)."""
+    s = normalize(answer)
+    return s == "\\emptyset" or bool(_NO_SOLUTION.match(s))
+
+
 _MIXED_NUMBER = re.compile(r"^(-?)(\d+)\s*\\frac\{(\d+)\}\{(\d+)\}$|^(-?)(\d+)\s+(\d+)/(\d+)$")
 _PLAIN = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
 _SCIENTIFIC = re.compile(
@@ -86,6 +104,9 @@ def normalize(answer: str) -> str:
     s = s.replace("√", "\\sqrt").replace("∞", "\\infty ").replace("∪", "\\cup ")
     s = " ".join(s.split()).strip().rstrip(".,;: ").strip()
     s = re.sub(r"^\((\s*[A-Ea-e])\s*\)$", r"\1", s)  # "(C)" as a choice
+    s = _MEMBERSHIP.sub("", s)  # "x \in \{1, 2\}" is the set itself
+    if _EMPTY_SET.match(s):
+        return "\\emptyset"
     return s
 
 
@@ -97,31 +118,91 @@ class Number:
     decimals: int | None  # digits after the point when written as a decimal (None: exact form)
     percent: bool = False
     degrees: bool = False
+    unit: Unit | None = None
+    """A unit the text named and `UNITS` knows; an unknown unit word ("apples") is dropped and leaves None."""
 
 
-def _strip_units(s: str) -> tuple[str, int]:
-    """Drop a trailing unit word ("10 cm^2", "5 apples"); returns the rest and a magnitude multiplier.
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """A unit of measure: its dimension and its size in the dimension's base unit (exact)."""
+
+    name: str
+    dimension: str
+    factor: Fraction
+
+
+def _units() -> dict[str, Unit]:
+    table: dict[str, Unit] = {}
+    spec = {
+        "length": {"mm millimeter millimetre 毫米": "1/1000", "cm centimeter centimetre 厘米": "1/100",
+                   "dm decimeter 分米": "1/10", "m meter metre 米": "1", "km kilometer kilometre 千米 公里": "1000",
+                   "in inch": "127/5000", "ft foot feet": "381/1250", "yd yard": "1143/1250", "mi mile": "201168/125"},
+        "mass": {"mg milligram 毫克": "1/1000000", "g gram gramme 克": "1/1000", "kg kilogram 千克 公斤": "1",
+                 "tonne 吨": "1000", "lb pound": "45359237/100000000", "oz ounce": "45359237/1600000000"},
+        "time": {"s sec second 秒": "1", "min minute 分钟": "60", "h hr hour 小时": "3600", "day 天": "86400",
+                 "week 周 星期": "604800", "year yr 年": "31536000"},
+        "volume": {"ml milliliter millilitre 毫升": "1/1000", "l liter litre 升": "1"},
+        "angle": {"degree": "1", "rad radian 弧度": "0"},  # 0: radians never convert exactly to degrees
+        "area": {"mm^2": "1/1000000", "cm^2": "1/10000", "m^2": "1", "km^2": "1000000", "hectare ha": "10000",
+                 "acre": "316160658/78125"},
+    }  # fmt: skip
+    for dimension, rows in spec.items():
+        for names, factor in rows.items():
+            words = names.split()
+            for word in words:
+                table[word] = Unit(words[0], dimension, Fraction(factor))
+    return table
+
+
+UNITS = _units()
+_SQUARE = re.compile(r"^(?:square|sq\.?)\s+(\w+)$|^(\w+)\s*\^\s*\{?2\}?$|^平方(\w+)$")
+
+
+def unit_named(word: str) -> Unit | None:
+    """The unit a trailing word names ("cm", "kilograms", "cm^2", "square meters", "小时"), if known."""
+    text = word.strip().lower().replace("²", "^2")
+    square = _SQUARE.match(text)
+    if square:
+        base = unit_named(next(g for g in square.groups() if g))
+        return UNITS.get(f"{base.name}^2") if base is not None and base.dimension == "length" else None
+    if text in UNITS:
+        return UNITS[text]
+    for plural in ("es", "s"):  # "inches", "hours"
+        if text.endswith(plural) and text[: -len(plural)] in UNITS and len(text) > 3:
+            return UNITS[text[: -len(plural)]]
+    return None
+
+
+def _strip_units(s: str) -> tuple[str, int, Unit | None]:
+    """Drop a trailing unit word ("10 cm^2", "5 apples"); returns the rest, a magnitude multiplier and the
+    unit when it is a known one.
 
     A unit that changes the magnitude ("3 million") is applied, never dropped into a match.
     """
     mag = _MAGNITUDE_TAIL.match(s)
     if mag:
-        return mag.group(1).strip(), _MAGNITUDES[mag.group(2)]
-    unit = _UNIT_TAIL.match(s) or _UNIT_AFTER_MATH.match(s)
-    if unit and not any(w.lower() in _MATH_WORDS for w in unit.group("unit").split()):
-        return unit.group("num").strip(), 1
-    return s, 1
+        return mag.group(1).strip(), _MAGNITUDES[mag.group(2)], None
+    unit = _UNIT_TAIL.match(s) or _UNIT_AFTER_MATH.match(s) or _SHORT_UNIT_TAIL.match(s)
+    if unit is None:
+        return s, 1, None
+    named = unit_named(s[unit.start("unit") :])
+    # "5 min" and "3 sec" are units although min and sec are also functions; "5 x" is not a unit
+    if named is None and (
+        unit.re is _SHORT_UNIT_TAIL or any(w.lower() in _MATH_WORDS for w in unit.group("unit").split())
+    ):
+        return s, 1, None
+    return unit.group("num").strip(), 1, named
 
 
-def strip_decorations(s: str) -> tuple[str, bool, bool, int]:
-    """Remove %, degrees, money and unit words around a value: (rest, percent, degrees, magnitude)."""
+def strip_decorations(s: str) -> tuple[str, bool, bool, int, Unit | None]:
+    """Remove %, degrees, money and unit words around a value: (rest, percent, degrees, magnitude, unit)."""
     percent = bool(_PERCENT.search(s))
     s = _PERCENT.sub("", s)
     degrees = bool(_DEGREES.search(s))
     s = _DEGREES.sub("", s)
     s = _MONEY.sub("", s).strip()
-    s, magnitude = _strip_units(s)
-    return s.strip(), percent, degrees, magnitude
+    s, magnitude, unit = _strip_units(s)
+    return s.strip(), percent, degrees, magnitude, unit
 
 
 def _decimal(text: str) -> tuple[Fraction, int | None] | None:
@@ -142,7 +223,7 @@ def _decimal(text: str) -> tuple[Fraction, int | None] | None:
 def to_number(answer: str, *, decimal_comma: bool = False) -> Number | None:
     """An exact rational for integers, decimals, ``a/b``, ``\\frac{a}{b}``, mixed numbers and scientific
     notation, with %, degrees, money and units stripped; None for anything else."""
-    s, percent, degrees, magnitude = strip_decorations(answer)
+    s, percent, degrees, magnitude, unit = strip_decorations(answer)
     if _THOUSANDS.match(s):
         s = s.replace(",", "").replace(" ", "")
     elif decimal_comma and _DECIMAL_COMMA.match(s):
@@ -169,7 +250,9 @@ def to_number(answer: str, *, decimal_comma: bool = False) -> Number | None:
         value = n[0] / d[0] * (-1 if sign == "-" else 1)
     if value is None:
         return None
-    return Number(value * magnitude, decimals if magnitude == 1 else None, percent, degrees)
+    if degrees and unit is None:
+        unit = UNITS["degree"]
+    return Number(value * magnitude, decimals if magnitude == 1 else None, percent, degrees, unit)
 
 
 _CHOICE = re.compile(r"^\(?([A-E])\)?(?:[.:)]\s.*)?$")

@@ -90,6 +90,58 @@ def _degrees_to_radians(
     return False
 
 
+def _constant(parsed: list[Any]) -> Any:
+    """The parsed value as an evaluated exact constant (``2^{200}``, ``1/99!`` become integers and
+    rationals), or None when it has symbols or floats, or is not a plain expression."""
+    import sympy
+
+    obj = parsed[0]
+    if not isinstance(obj, sympy.Expr) or obj.free_symbols or obj.has(sympy.Float):
+        return None
+    return obj.doit()
+
+
+def _exact_constants(ref_parsed: list[Any], pred_parsed: list[Any]) -> bool | None:
+    """Two exact constants: rationals compare exactly (Math-Verify rounds to a few decimals, so 1/99! and
+    1/100! would pass); other constants differ for sure when their difference, at 100 digits, is far
+    outside the evaluation error. None: not decided here."""
+    a, b = _constant(ref_parsed), _constant(pred_parsed)
+    if a is None or b is None:
+        return None
+    if a.is_Rational and b.is_Rational:
+        return bool(a == b)
+    return False if _clearly_different(a, b) else None
+
+
+def _clearly_different(a: Any, b: Any) -> bool:
+    import sympy
+
+    diff = sympy.Abs((a - b).evalf(100))
+    scale = sympy.Max(sympy.Abs(a.evalf(30)), sympy.Abs(b.evalf(30)), 1)
+    return bool(diff.is_number and scale.is_number and diff > scale * sympy.Float(10) ** -60)
+
+
+def _as_complex(ref_parsed: list[Any], pred_parsed: list[Any]) -> bool | None:
+    """A reference that is a complex constant written with ``i`` (or ``j``): both sides read that letter as
+    the imaginary unit and compare as numbers, so ``(2-i)^2`` = ``3-4i`` and ``\\sqrt2 e^{i\\pi/4}`` = ``1+i``."""
+    import sympy
+
+    ref, pred = ref_parsed[0], pred_parsed[0]
+    if not isinstance(ref, sympy.Expr) or not isinstance(pred, sympy.Expr):
+        return None
+    units = {s for s in ref.free_symbols if s.name in ("i", "j")}
+    if len(units) != 1 or len(ref.free_symbols) != 1:
+        return None
+    unit = units.pop()
+    a = ref.subs(unit, sympy.I).doit()
+    b = pred.subs({s: sympy.I for s in pred.free_symbols if s.name == unit.name}).doit()
+    if b.free_symbols or sympy.im(a.evalf(30)) == 0:
+        return None
+    if sympy.simplify(sympy.expand_complex(a - b)) == 0:
+        return True
+    return bool(sympy.Abs((a - b).evalf(60)) < sympy.Float(10) ** -40)
+
+
 def symbolic_compare(ref: str, pred: str, policy: GradingPolicy) -> Outcome:
     """Decide one value pair with sympy (called by `compare` inside the worker)."""
     from math_verify import verify
@@ -105,6 +157,12 @@ def symbolic_compare(ref: str, pred: str, policy: GradingPolicy) -> Outcome:
         return True, "numeric"
     if _degrees_to_radians(ref_num, pred_num, ref_parsed, pred_parsed):
         return True, "numeric"
+    complex_same = _as_complex(ref_parsed, pred_parsed)
+    if complex_same is not None:
+        return complex_same, "symbolic"
+    exact = _exact_constants(ref_parsed, pred_parsed)
+    if exact is not None:
+        return exact, "symbolic"
     # float_rounding only matters inside structures (matrices, equations) now: plain decimals were
     # settled exactly by the numeric rule before this point.
     same = verify(ref_parsed, pred_parsed, timeout_seconds=None, allow_set_relation_comp=True)
