@@ -258,8 +258,8 @@ def extract_answer(response: str) -> str | None:
     candidates = _strong_candidates(text)
     if candidates:
         last = max(candidates, key=lambda c: c[0])
-        bold = _final_bold(text, last[0] + 1)
-        answer = (bold or last)[1].strip()
+        final_bold = _final_bold(text, last[0] + 1)
+        answer = (final_bold or last)[1].strip()
         return answer if answer and len(answer) <= MAX_ANSWER_CHARS else None
     bold = _last_match(_BOLD, text)
     if bold is not None and re.search(r"\d", bold.group("ans")):
