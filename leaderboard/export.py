@@ -24,7 +24,7 @@ from mathusereval.pipeline import RunResult
 from mathusereval.records import MetricValue, RunManifest
 
 from .layout import file_stem, format_cell, label, markdown_text, order, scaled
-from .tables import Table, model_label, overview, partial
+from .tables import Table, coverage_mark, model_label, overview, partial, with_mark
 
 
 def comparability(manifest: RunManifest) -> tuple[str, ...]:
@@ -66,19 +66,23 @@ def breakdown(runs: Sequence[RunResult], task: str = "") -> Table:
     aggregation's order (first run's, then any others)."""
     names: list[str] = []
     rows: dict[str, dict[str, MetricValue]] = {}
+    partial_models: dict[str, str] = {}
     for run in runs:
         for metric in run.metrics:
             if metric.name not in names:
                 names.append(metric.name)
             rows.setdefault(model_label(run.manifest), {})[metric.name] = metric
+        if coverage_mark(run):
+            partial_models[model_label(run.manifest)] = coverage_mark(run)
 
     def headline(model: str) -> float:
         value = rows[model].get(names[0]) if names else None
         return -value.value if value is not None and not math.isnan(value.value) else math.inf
 
     names = order(task, names)
-    ordered = sorted(rows, key=lambda m: (headline(m), m))
-    return Table(columns=names, rows=[(m, [rows[m].get(n) for n in names]) for m in ordered])
+    ordered = sorted(rows, key=lambda m: (m in partial_models, headline(m), m))
+    marks = {(m, n): partial_models[m] for m in partial_models for n in names}
+    return Table(columns=names, rows=[(m, [rows[m].get(n) for n in names]) for m in ordered], marks=marks)
 
 
 def markdown(table: Table, title: str, judge_scale: float, legend: Sequence[str] = ()) -> str:
@@ -90,9 +94,17 @@ def markdown(table: Table, title: str, judge_scale: float, legend: Sequence[str]
         "|---|" + "---:|" * len(table.columns),
     ]
     for model, cells in table.rows:
-        shown = [format_cell(m, judge_scale) for m in cells]
-        lines.append(f"| {markdown_text(model)} | " + " | ".join(shown) + " |")
+        shown = [
+            with_mark(format_cell(m, judge_scale), table.mark(model, c))
+            for c, m in zip(table.columns, cells, strict=True)
+        ]
+        lines.append(f"| {markdown_text(model)} | " + " | ".join(markdown_text(x) for x in shown) + " |")
     lines += ["", "Each cell: mean ± standard error (n). Accuracies in percent."]
+    if table.marks:
+        lines += [
+            "[partial s/N]: the run scored s of its N answers (errors, unparseable judgments, budget, not "
+            "generated); it is ranked after complete runs and its numbers cover those answers only."
+        ]
     if legend:
         lines += ["", *(f"- {line}" for line in legend)]
     return "\n".join(lines) + "\n"
@@ -101,15 +113,17 @@ def markdown(table: Table, title: str, judge_scale: float, legend: Sequence[str]
 def to_csv(table: Table, judge_scale: float) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["model", *(f"{c}{suffix}" for c in table.columns for suffix in ("", " stderr", " n"))])
+    suffixes = ("", " stderr", " n", " coverage")
+    writer.writerow(["model", *(f"{c}{suffix}" for c in table.columns for suffix in suffixes)])
     for model, cells in table.rows:
         row: list[str] = [model]
-        for metric in (scaled(m, judge_scale) for m in cells):
+        for column, metric in zip(table.columns, (scaled(m, judge_scale) for m in cells), strict=True):
+            # coverage: empty for a complete run, "partial s/N" otherwise
             if metric is None or math.isnan(metric.value):
-                row += ["", "", ""]
+                row += ["", "", "", table.mark(model, column)]
             else:
                 stderr = "" if metric.stderr is None else f"{metric.stderr:.4f}"
-                row += [f"{metric.value:.4f}", stderr, str(metric.n)]
+                row += [f"{metric.value:.4f}", stderr, str(metric.n), table.mark(model, column)]
         writer.writerow(row)
     return out.getvalue()
 

@@ -47,7 +47,9 @@ def model_anchor(model: str) -> str:
     return "model-" + re.sub(r"[^A-Za-z0-9_-]+", "_", model) + "-" + hashlib.sha256(model.encode()).hexdigest()[:6]
 
 
-def cell(metric: MetricValue | None, judge_scale: float, tie_with: str | None = None, best: bool = False) -> str:
+def cell(
+    metric: MetricValue | None, judge_scale: float, tie_with: str | None = None, best: bool = False, mark: str = ""
+) -> str:
     """A ``<td>`` whose ``data-v`` is the raw value (for sorting) and whose title gives the 95% CI and n."""
     display = rounded(metric, judge_scale)
     if display is None:
@@ -62,7 +64,10 @@ def cell(metric: MetricValue | None, judge_scale: float, tie_with: str | None = 
         hover.insert(0, f"95% CI {low:.{places}f}–{high:.{places}f}")
     if tie_with is not None:
         text += f'<span class="tie" title="not significantly different from {escape(tie_with)}">≈</span>'
-    css = ' class="best"' if best else ""
+    if mark:  # a partial run: never "best", always marked
+        text += f' <span class="partial">{escape(mark)}</span>'
+        hover.append(f"{mark}: the run did not score every answer")
+    css = ' class="best"' if best and not mark else ""
     return f'<td{css} data-v="{shown.value:.6g}" title="{escape(", ".join(hover))}">{text}</td>'
 
 
@@ -82,6 +87,7 @@ def table_html(table: Table, judge_scale: float, headers: Sequence[str], table_i
                 judge_scale,
                 None if published else marks[k].get(model),
                 not published and metric is not None and best[k] is not None and metric.value == best[k],
+                table.mark(model, table.columns[k]),
             )
             for k, metric in enumerate(cells)
         )

@@ -48,7 +48,10 @@ def _values(table: Table, columns: Sequence[str]) -> list[tuple[str, list[float]
     for model, cells in table.rows[:MAX_MODELS]:
         by_name = dict(zip(table.columns, cells, strict=True))
         shown = [scaled(by_name.get(c)) for c in columns]
-        rows.append((model, [m.value if m is not None else math.nan for m in shown]))
+        partial = next((table.mark(model, c) for c in columns if table.mark(model, c)), "")
+        rows.append(
+            (f"{model} ({partial})" if partial else model, [m.value if m is not None else math.nan for m in shown])
+        )
     return rows
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mathusereval import registry
+from mathusereval.contracts import is_judge
 from mathusereval.errors import ConfigError, MueError
 from mathusereval.grading import compute_metrics
+from mathusereval.judging import judge_view
 from mathusereval.pipeline import RunResult
 from mathusereval.records import MetricValue, RunManifest
 from mathusereval.store import MANIFEST, SUMMARY, RunStore, read_json
@@ -28,6 +30,11 @@ from .reference import is_published, reference_rows
 class Table:
     columns: list[str]
     rows: list[tuple[str, list[MetricValue | None]]]
+    marks: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(row, column) -> "partial 6/567" for cells whose run did not score every answer."""
+
+    def mark(self, row: str, column: str) -> str:
+        return self.marks.get((row, column), "")
 
 
 def _metrics_from_records(
@@ -43,7 +50,21 @@ def _metrics_from_records(
     samples = list(store.samples().values())
     grades = store.grades()
     n = int(manifest.params.get("n", 1))
-    counts = {"samples": len(samples), "graded_items": len({(sid, k) for sid, k, _ in grades})}
+    ids = {s.id for s in samples}
+    judges = [name for name in names if is_judge(registry.lookup("graders", name))]
+    primary = [g for (sid, k, name), g in grades.items() if name == names[0] and sid in ids and k < n]
+    view = judge_view(primary, judges, parity)  # --parity upstream scores unparseable judgments as -1
+    unparseable = sum(g.score is None and bool(g.details.get("parse_failure")) for g in view)
+    over_budget = sum(g.score is None and "budget" in (g.error or "") for g in view)
+    counts = {
+        "samples": len(samples),
+        "expected": len(samples) * n,
+        "scored": sum(g.score is not None for g in view),
+        "unparseable": unparseable,
+        "over_budget": over_budget,
+        "grader_errors": sum(g.score is None for g in view) - unparseable - over_budget,
+        "ungraded": len(samples) * n - len(view),
+    }
     return compute_metrics(task, names, samples, grades, n, parity), counts
 
 
@@ -57,20 +78,52 @@ def load_run(directory: Path, parity: str = "none") -> RunResult:
     summary_path = directory / SUMMARY
     summary = read_json(summary_path) if summary_path.exists() else {}
     recomputed = _metrics_from_records(store, manifest, parity)
+    stored = summary.get("counts", {}) if isinstance(summary, dict) else {}
     if recomputed is None:
-        metrics, counts = [MetricValue.from_json(m) for m in summary.get("metrics", [])], summary.get("counts", {})
+        metrics = [MetricValue.from_json(m) for m in summary.get("metrics", [])]
+        expected = int(stored.get("samples", 0)) * int(manifest.params.get("n", 1))
+        counts = {**stored, "expected": expected, "scored": int(stored.get("graded", expected))}
     else:
         metrics, counts = recomputed
+        # answers never graded: failed generations (the summary counts them) or never generated
+        errors = min(int(stored.get("errors", 0) or 0), counts["ungraded"])
+        counts.update(answer_errors=errors, not_generated=counts["ungraded"] - errors)
     return RunResult(manifest=manifest, directory=directory, metrics=metrics, counts=counts)
 
 
+_REASONS = (
+    ("unparseable", "unparseable judgments"),
+    ("over_budget", "over budget"),
+    ("answer_errors", "answer errors"),
+    ("not_generated", "not generated"),
+    ("grader_errors", "grader errors"),
+)
+
+
+def coverage(run: RunResult) -> tuple[int, int]:
+    """(scored, expected): answers with a score against items x samples. Under ``--parity upstream`` an
+    unparseable judgment scores -1, as upstream counts it, so it is covered."""
+    expected = int(run.counts.get("expected", 0))
+    return min(int(run.counts.get("scored", expected)), expected), expected
+
+
 def partial(run: RunResult) -> str | None:
-    """A note when a run's records cover fewer items than it sampled (killed, or a budget ran out)."""
-    expected = run.counts.get("samples", 0) * int(run.manifest.params.get("n", 1))
-    graded = run.counts.get("graded_items", expected)
-    if graded >= expected:
+    """A note when a run scored fewer answers than it asked for (killed, out of budget, unparseable
+    judgments, errors), with the reason counts; None for a complete run."""
+    scored, expected = coverage(run)
+    if scored >= expected:
         return None
-    return f"{run.directory}: partial run, {graded} of {expected} answers graded; its numbers cover those only"
+    reasons = ", ".join(f"{run.counts[k]} {label}" for k, label in _REASONS if run.counts.get(k))
+    return (
+        f"{run.directory}: partial run, {scored} of {expected} answers scored ({scored / expected:.0%})"
+        f"{': ' + reasons if reasons else ''}; its numbers cover those only"
+    )
+
+
+def coverage_mark(run: RunResult) -> str:
+    """The short mark a partial run's cell carries: ``partial 6/567``; "" for a complete run."""
+    scored, expected = coverage(run)
+    return f"partial {scored}/{expected}" if scored < expected else ""
 
 
 def collect_runs(results: Path, parity: str = "none") -> tuple[list[RunResult], list[str]]:
@@ -100,22 +153,26 @@ def overview(columns: Mapping[str, Sequence[RunResult]], reference: bool = False
     first; with `reference`, the published rows of those columns after them (labelled ``[published]``).
     Also returns the published rows' source lines (empty without `reference`)."""
     cells: dict[str, dict[str, MetricValue]] = {}
+    marks: dict[tuple[str, str], str] = {}
     for name, column_runs in columns.items():
         for run in column_runs:
             if run.metrics:
                 cells.setdefault(model_label(run.manifest), {})[name] = run.metrics[0]
+                if coverage_mark(run):
+                    marks[(model_label(run.manifest), name)] = coverage_mark(run)
     rows = [(model, [by_column.get(name) for name in columns]) for model, by_column in cells.items()]
 
     def mean_score(row: tuple[str, list[MetricValue | None]]) -> float:
         values = [m.value for m in row[1] if m is not None and not math.isnan(m.value)]
         return -sum(values) / len(values) if values else math.inf
 
-    rows.sort(key=lambda row: (mean_score(row), row[0]))
+    # a row with a partial run is never ranked among complete ones: complete rows first, then partial
+    rows.sort(key=lambda row: (any((row[0], c) in marks for c in columns), mean_score(row), row[0]))
     sources: list[str] = []
     if reference:
         published, sources = reference_rows(list(columns))
         rows += [(label, [by_column.get(name) for name in columns]) for label, by_column in published]
-    return Table(columns=list(columns), rows=rows), sources
+    return Table(columns=list(columns), rows=rows, marks=marks), sources
 
 
 def build_table(runs: Sequence[RunResult], reference: bool = False) -> Table:
@@ -128,10 +185,20 @@ def best_per_column(table: Table) -> list[float | None]:
     """The highest value of each column among the user's own rows (published rows are not competing)."""
     best: list[float | None] = []
     for k in range(len(table.columns)):
-        values = [cells[k] for model, cells in table.rows if not is_published(model)]
+        # published rows and partial runs do not compete for "best"
+        values = [
+            cells[k]
+            for model, cells in table.rows
+            if not is_published(model) and not table.mark(model, table.columns[k])
+        ]
         present = [m.value for m in values if m is not None and not math.isnan(m.value)]
         best.append(max(present) if present else None)
     return best
+
+
+def with_mark(text: str, mark: str) -> str:
+    """A cell's text with its run's partial-coverage mark: ``6.17 ± 0.30 (n=6) [partial 6/567]``."""
+    return f"{text} [{mark}]" if mark else text
 
 
 def to_markdown(table: Table) -> str:
@@ -139,7 +206,11 @@ def to_markdown(table: Table) -> str:
     rule = "|---|" + "---|" * len(table.columns)
     lines = [header, rule]
     lines += [
-        "| " + markdown_text(model) + " | " + " | ".join(format_cell(m) for m in cells) + " |"
+        "| "
+        + markdown_text(model)
+        + " | "
+        + " | ".join(with_mark(format_cell(m), table.mark(model, c)) for c, m in zip(table.columns, cells, strict=True))
+        + " |"
         for model, cells in table.rows
     ]
     return "\n".join(lines) + "\n"
@@ -160,9 +231,9 @@ def print_table(table: Table, title: str = "mathusereval leaderboard") -> None:
     for model, cells in table.rows:
         shown = [
             f"[bold green]{format_cell(m)}[/]"
-            if m is not None and m.value == best[k] and not is_published(model)
-            else format_cell(m)
-            for k, m in enumerate(cells)
+            if m is not None and m.value == best[k] and not is_published(model) and not table.mark(model, c)
+            else escape(with_mark(format_cell(m), table.mark(model, c)))
+            for k, (c, m) in enumerate(zip(table.columns, cells, strict=True))
         ]
         # model names are data, not markup: "[published]" or "model[v2]" must print as written
         rich_table.add_row(escape(model), *shown)

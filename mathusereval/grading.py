@@ -87,7 +87,16 @@ def count_outcomes(
     gens = [generations[key] for key in wanted if key in generations]
     primary = [g for (sid, k, name), g in grades.items() if name == grader_names[0] and sid in ids and k < n]
     mine = [g for (sid, k, name), g in grades.items() if name in grader_names and sid in ids and k < n]
+    unparseable = sum(g.score is None and bool(g.details.get("parse_failure")) for g in primary)
+    over_budget = sum(g.score is None and "budget" in (g.error or "") for g in primary)
     return {
+        # coverage, as the leaderboard reads it: answers scored against items x samples, and why not
+        "expected": len(wanted),
+        "scored": sum(g.score is not None for g in primary),
+        "unparseable": unparseable,
+        "over_budget": over_budget,
+        "answer_errors": sum(not g.ok for g in gens),
+        "not_generated": len(wanted) - len(gens),
         "samples": len(samples),
         "generations": sum(g.ok for g in gens),
         "errors": sum(not g.ok for g in gens),

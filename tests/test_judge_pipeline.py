@@ -338,3 +338,29 @@ def test_leaderboard_reference_rows_beside_a_judged_run(imported: tuple[Path, li
     assert "[published] | " in text and "GPT-4o" not in text  # no AlignBench rows without an AlignBench run
     rows = [line for line in text.splitlines() if line.startswith("| ") and "model" not in line]
     assert rows[0].startswith("| gpt-4-1106-preview |") and len(rows) == 1 + 12  # our run first, then 12 published
+
+
+def test_a_mostly_unparseable_judge_gives_a_marked_partial_run(imported: tuple[Path, list[str]]) -> None:
+    """561 of 567 judgments unparseable: the run is shown as partial 6/567 with the reason in every
+    rendering and is not ranked among complete runs; --parity upstream keeps upstream's -1 convention."""
+    cwd, answers = imported
+    keep = set(answers[:6])
+
+    def script(body: dict[str, Any], attempt: int) -> str:
+        answer = judged_answer(body)
+        return "{'综合得分': 9}" if answer in keep else "我无法给出分数。"
+
+    with ScriptedServer(script) as server:
+        graded = grade(cwd, server.url, "--judge-retries", "0")
+    assert "561 unparseable" in graded.stderr
+    assert "partial 6/567" in graded.stdout  # the table printed after grading
+    board = run_cli("leaderboard", "results", "--out", "board", "--reference", cwd=cwd)
+    assert board.returncode == 0, board.stderr
+    assert "partial run, 6 of 567 answers scored (1%): 561 unparseable judgments" in board.stderr
+    overview = (cwd / "board" / "leaderboard.md").read_text(encoding="utf-8")
+    row = next(line for line in overview.splitlines() if line.startswith("| gpt-4-1106-preview |"))
+    assert "[partial 6/567]" in row
+    assert "partial 6/567" in (cwd / "board" / "index.html").read_text(encoding="utf-8")
+    upstream = run_cli("leaderboard", "results", "--parity", "upstream", "--markdown", "up.md", cwd=cwd)
+    assert upstream.returncode == 0 and "partial" not in (cwd / "up.md").read_text(encoding="utf-8")
+    assert "partial run" not in upstream.stderr

@@ -49,7 +49,12 @@ def test_out_writes_overview_and_breakdowns_deterministically(tmp_path: Path, sh
     assert {name: (board / name).read_bytes() for name in names} == snapshot  # byte-identical
 
     overview = list(csv.reader(io.StringIO(snapshot["leaderboard.csv"].decode())))
-    assert overview[0] == ["model", "gsm8k", "gsm8k stderr", "gsm8k n", "math500", "math500 stderr", "math500 n"]
+    assert overview[0] == [
+        "model",
+        *("gsm8k", "gsm8k stderr", "gsm8k n", "gsm8k coverage"),
+        *("math500", "math500 stderr", "math500 n", "math500 coverage"),
+    ]
+    assert all(row[4] == row[8] == "" for row in overview[1:])  # complete runs carry no partial mark
     assert [row[0] for row in overview[1:]] == ["model-a", "model-b"]  # best first
     summary = json.loads((results / "model-a" / "gsm8k" / "summary.json").read_text())
     assert float(overview[1][1]) == round(summary["metrics"][0]["value"] * 100, 4)

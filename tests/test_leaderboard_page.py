@@ -113,12 +113,18 @@ def test_corrupt_and_partial_runs_are_named_and_the_rest_renders(board: Path, tm
     assert result.returncode == 0, result.stderr
     assert "skipped a run: results/weak/gsm8k/manifest.json:1: not valid JSON" in result.stderr
     assert "skipped a run: results/stray/manifest.json: not a run manifest (" in result.stderr
-    assert "results/middle/math500: partial run, 25 of 60 answers graded" in result.stderr
+    assert "results/middle/math500: partial run, 25 of 60 answers scored (42%): 35 not generated" in result.stderr
     overview = (tmp_path / "board/leaderboard.md").read_text(encoding="utf-8")
     weak = next(line for line in overview.splitlines() if line.startswith("| weak |"))
     assert weak.split(" | ")[2] == "—"  # the unreadable gsm8k run is missing, the rest of the row is there
-    assert "(n=25)" in next(line for line in overview.splitlines() if line.startswith("| middle |"))
-    assert "partial run, 25 of 60" in (tmp_path / "board/index.html").read_text(encoding="utf-8")
+    middle = next(line for line in overview.splitlines() if line.startswith("| middle |"))
+    assert "(n=25) [partial 25/60]" in middle  # coverage is shown in every rendering
+    assert overview.splitlines().index(middle) > overview.splitlines().index(weak)  # not ranked among complete
+    assert "partial 25/60" in (tmp_path / "board/leaderboard.csv").read_text(encoding="utf-8")
+    assert "[partial 25/60]" in (tmp_path / "board/tasks/math500.md").read_text(encoding="utf-8")
+    page = (tmp_path / "board/index.html").read_text(encoding="utf-8")
+    assert "partial run, 25 of 60" in page and '<span class="partial">partial 25/60</span>' in page
+    assert "partial 25/60" in result.stdout  # the terminal table
     assert {p: p.read_bytes() for p in before} == before  # nothing the user had was changed
 
 
