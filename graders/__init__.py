@@ -8,16 +8,19 @@ from mathusereval.registry import register
 
 from .answer import AnswerGrade, GradingPolicy, answer_grader, grade_answer, grade_many, is_equivalent
 from .judge import ALIGNBENCH_JUDGE, MATH_CRITIQUE, Judgment, LLMJudge, parse_judgment, upstream_score
+from .verifier import VERIFIER, LLMVerifier
 
 register("graders", "answer", answer_grader)
 register("graders", ALIGNBENCH_JUDGE.name, ALIGNBENCH_JUDGE)
 register("graders", MATH_CRITIQUE.name, MATH_CRITIQUE)
+register("graders", VERIFIER.name, VERIFIER)
 
 __all__ = [
     "AnswerGrade",
     "GradingPolicy",
     "Judgment",
     "LLMJudge",
+    "LLMVerifier",
     "answer_grader",
     "grade_answer",
     "grade_many",

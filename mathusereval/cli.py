@@ -7,6 +7,7 @@ imported when a command needs them, so ``mue-eval --help`` returns at once.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
 from pathlib import Path
@@ -158,6 +159,14 @@ def _add_grading_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--judge-budget", type=float, metavar="USD", help="stop judging after spending this much")
     g.add_argument("--judge-token-budget", type=int, metavar="N", help="stop judging after this many tokens")
     g.add_argument(
+        "--verifier",
+        metavar="MODEL",
+        help="model of the 'verifier' grader (--graders answer,verifier): answers the rules mark wrong or cannot "
+        "read are checked by it (A/B/C); a served name with --verifier-base-url, a .gguf, or the embedded model",
+    )
+    g.add_argument("--verifier-base-url", help="OpenAI-compatible endpoint of the verifier")
+    g.add_argument("--verifier-backend", help="force the verifier's backend")
+    g.add_argument(
         "--parity",
         choices=("none", "upstream"),
         default="none",
@@ -250,11 +259,14 @@ def _judge_settings(args: argparse.Namespace) -> Any:
     prices = parse_prices(args.judge_price, "--judge-price")
     if args.judge_budget is not None and prices is None:
         raise MueError("--judge-budget is in USD: also pass --judge-price IN,OUT")
+    if args.verifier is None and (args.verifier_base_url or args.verifier_backend):
+        raise MueError("verifier options were given without --verifier MODEL")
     if args.judge is None:
         judge_only = [f for f in ("judge_backend", "judge_base_url", "judge_price") if getattr(args, f)]
         if judge_only or args.judge_cascade or args.judge_budget or args.judge_token_budget:
             raise MueError("judge options were given without --judge MODEL")
-        return None
+        if args.verifier is None:
+            return None
     options: dict[str, Any] = {
         "concurrency": args.judge_concurrency,
         "timeout": args.judge_timeout,
@@ -262,16 +274,25 @@ def _judge_settings(args: argparse.Namespace) -> Any:
         "api_key_env": args.judge_api_key_env,
     }
     options = {k: v for k, v in options.items() if v is not None}
-    spec = resolve_model(args.judge, args.judge_backend, args.judge_base_url, options)
-    return JudgeSettings(
-        spec=spec,
-        max_tokens=args.judge_max_tokens,
-        parse_retries=args.judge_retries,
-        cascade=args.judge_cascade,
-        prices=prices,
-        budget_usd=args.judge_budget,
-        budget_tokens=args.judge_token_budget,
-    )
+
+    def settings(spec: Any) -> Any:
+        return JudgeSettings(
+            spec=spec,
+            max_tokens=args.judge_max_tokens,
+            parse_retries=args.judge_retries,
+            cascade=args.judge_cascade,
+            prices=prices,
+            budget_usd=args.judge_budget,
+            budget_tokens=args.judge_token_budget,
+        )
+
+    verifier = None
+    if args.verifier is not None:  # the verifier shares the judge's settings, not its model
+        verifier = settings(resolve_model(args.verifier, args.verifier_backend, args.verifier_base_url, options))
+    if args.judge is None:
+        return verifier
+    judge = settings(resolve_model(args.judge, args.judge_backend, args.judge_base_url, options))
+    return dataclasses.replace(judge, verifier=verifier)
 
 
 def _grader_names(args: argparse.Namespace) -> tuple[str, ...] | None:

@@ -42,6 +42,11 @@ def _check_graders(tasks: Sequence[Task], override: Sequence[str] | None, judge:
                     f"(available graders: {', '.join(available)})"
                 )
         judged_by = _needs_judge(override or task.graders)
+        if judged_by == "verifier" and judge is None:
+            raise ConfigError(
+                f"task {task.name!r} is graded by the LLM verifier: pass --verifier MODEL (and --verifier-base-url "
+                "URL for a served model)"
+            )
         if judged_by is not None and judge is None:
             raise ConfigError(
                 f"task {task.name!r} is scored by the LLM judge {judged_by!r}: pass --judge MODEL, e.g. "
@@ -106,11 +111,17 @@ async def _judge_role(judge: JudgeSettings | None) -> AsyncIterator[JudgeRole | 
         yield None
         return
     role = JudgeRole(judge, make_backend(judge.spec))
+    if judge.verifier is not None:
+        role.verifier = JudgeRole(judge.verifier, make_backend(judge.verifier.spec))
     try:
         await _check(role.backend)
+        if role.verifier is not None:
+            await _check(role.verifier.backend)
         yield role
     finally:
         await role.backend.aclose()
+        if role.verifier is not None:
+            await role.verifier.backend.aclose()
 
 
 def _leaderboard(results: Sequence[RunResult]) -> int:

@@ -189,10 +189,11 @@ class Grading:
         if role is None:
             return
         for name, judge in self.judges.items():
+            judge_role = role.for_grader(name)
             items = [
                 (s, g)
                 for s, g in self._answers()
-                if not role.is_current(judge, self.grades.get((s.id, g.n_index, name)))
+                if not judge_role.is_current(judge, self.grades.get((s.id, g.n_index, name)))
             ]
             bars.add(f"judge {name}", len(items))
 
@@ -200,11 +201,11 @@ class Grading:
                 self.record(name, grade)
                 bars.advance(bar)
 
-            self.usage[name] = await role.grade(judge, items, self.store, on_grade)
+            self.usage[name] = await judge_role.grade(judge, items, self.store, on_grade)
 
     def manifest_judges(self) -> dict[str, Any]:
         role = self.judge_role
-        return {name: role.describe(judge) for name, judge in self.judges.items()} if role else {}
+        return {name: role.for_grader(name).describe(judge) for name, judge in self.judges.items()} if role else {}
 
 
 class StreamingRuleGrades:

@@ -64,6 +64,8 @@ class JudgeSettings:
     prices: tuple[float, float] | None = None
     budget_usd: float | None = None
     budget_tokens: int | None = None
+    verifier: JudgeSettings | None = None
+    """``--verifier MODEL``: the model behind the ``verifier`` grader, when it is not the judge."""
 
     def params(self, attempt: int) -> GenerationParams:
         """Temperature 0 and a single user turn, as upstream judges (ChatGLM-Math and AlignBench judge.py;
@@ -99,6 +101,11 @@ class JudgeRole:
         self.settings = settings
         self.backend = backend
         self.budget = Budget("judge", settings.prices, settings.budget_usd, settings.budget_tokens)
+        self.verifier: JudgeRole | None = None
+        """The role of ``--verifier MODEL`` when it is another model than ``--judge``'s."""
+
+    def for_grader(self, name: str) -> JudgeRole:
+        return self.verifier if name == "verifier" and self.verifier is not None else self
 
     def identity(self, judge: JudgeGrader) -> str:
         """Which judge made a grade: backend, model and prompt. A grade from another judge is redone."""
@@ -196,6 +203,16 @@ class JudgeRole:
         """Judge `items`, calling `on_grade` for each final grade as it is decided."""
         usage = JudgeUsage(items=len(items))
         pending = list(items)
+        settle = getattr(judge, "settle", None)  # a verifier: what the rules already settled is not sent
+        if settle is not None and pending:
+            still = []
+            for item, outcome in zip(pending, settle(pending), strict=True):
+                if outcome is None:
+                    still.append(item)
+                    continue
+                usage.cascade_decided += 1
+                on_grade(self._grade(judge, item, outcome[0], **outcome[1]))
+            pending = still
         if self.settings.cascade:
             settled, pending = self._cascade(judge, pending)
             usage.cascade_decided = len(settled)

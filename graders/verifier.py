@@ -1,0 +1,102 @@
+"""An LLM verifier for what the rules cannot decide: ``--graders answer,verifier --verifier MODEL``.
+
+The idea of OpenCompass's CascadeEvaluator with CompassVerifier and of evalscope's ``llm_recall``: the
+answer grader decides first; only the answers it marked wrong or could not read go to a model, which sees
+the question, the reference and the final answer and replies with one letter (A correct, B incorrect,
+C no usable answer), in the style of the xVerify and CompassVerifier prompts (the wording here is ours).
+It runs through the judge machinery (any backend; cache, bounded retries, budget), as its own role.
+
+The verifier never hides the rule verdict: the answer grader stays the primary grader, and this grader
+reports its own ``accuracy`` (rule-correct, or rule-wrong and verified A) and ``flipped``, the number of
+answers it turned from wrong to right; a flipped grade carries ``dimensions: {"flipped": 1}``, and a
+grade the rules settled carries the rule's reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mathusereval.metrics import accuracy
+from mathusereval.records import Generation, Grade, Message, MetricValue, Sample
+
+from .answer import grade_many
+from .extract import extract_answer
+from .judge import Judgment
+
+PROMPT = """You are checking a student's final answer to a math problem against the reference answer.
+Judge only the final answer. Equivalent forms count as the same answer: a fraction and its decimal value,
+reordered terms or set elements, an equal expression written differently, a unit written or left out.
+A different value, an incomplete answer, or several conflicting answers do not.
+
+Reply with one letter and nothing else:
+A: the final answer is correct (equivalent to the reference)
+B: the final answer is incorrect
+C: there is no usable final answer (empty, cut off, a refusal, or a repetition of the question)
+
+Question:
+{question}
+
+Reference answer:
+{reference}
+
+Student's final answer:
+{answer}
+
+Your judgment (A, B or C):"""
+
+_LETTER = re.compile(r"(?<![A-Za-z])([ABC])(?![A-Za-z])")
+SCORES = {"A": 1.0, "B": 0.0, "C": 0.0}
+ANSWER_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class LLMVerifier:
+    """The `JudgeGrader` contract, plus `settle`: the answers the rules already got right never reach the
+    model (mathusereval.judging calls it before sending anything)."""
+
+    name: str = "verifier"
+    style: str = "verifier"
+    threshold: float = 0.5
+    cascade_scores: tuple[float, float] = (1.0, 0.0)
+
+    @property
+    def prompt_sha256(self) -> str:
+        return hashlib.sha256(PROMPT.encode()).hexdigest()
+
+    def messages(self, sample: Sample, generation: Generation) -> tuple[Message, ...]:
+        question = sample.metadata.get("question")
+        if not isinstance(question, str):
+            question = next((m["content"] for m in reversed(sample.messages) if m.get("role") == "user"), "")
+        answer = extract_answer(generation.text) or generation.text[-ANSWER_CHARS:]
+        text = PROMPT.format(question=question, reference=sample.reference, answer=answer[:ANSWER_CHARS])
+        return ({"role": "user", "content": text},)
+
+    def parse(self, text: str, answer: str = "") -> Judgment:
+        """The verdict letter: the last A, B or C standing alone in the reply's last 200 characters."""
+        letters = _LETTER.findall(text[-200:])
+        if not letters:
+            return Judgment(None, {}, "no verdict letter (A, B or C)")
+        # only answers the rules rejected reach the model: an A turns a wrong answer right
+        return Judgment(SCORES[letters[-1]], {"flipped": 1.0} if letters[-1] == "A" else {})
+
+    def upstream(self, text: str) -> float:
+        judgment = self.parse(text)
+        return -1.0 if judgment.score is None else judgment.score
+
+    def settle(self, items: Sequence[tuple[Sample, Generation]]) -> list[tuple[float, dict[str, Any]] | None]:
+        """Per item: (score, details) when the answer grader already says correct, else None (ask the model)."""
+        verdicts = grade_many([(s.reference, g.text) for s, g in items]) if items else []
+        return [(1.0, {"rule": v.reason, "flipped": False}) if v.correct else None for v in verdicts]
+
+    def aggregate(self, samples: Sequence[Sample], grades: Sequence[Grade]) -> list[MetricValue]:
+        """Accuracy with the verifier's verdicts, and how many answers it flipped from wrong to right."""
+        flipped = sum(bool((g.details.get("dimensions") or {}).get("flipped")) for g in grades)
+        metrics = accuracy(samples, grades)
+        return [*metrics, MetricValue("flipped", float(flipped), len(grades))]
+
+
+VERIFIER = LLMVerifier()
