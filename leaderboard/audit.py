@@ -67,10 +67,11 @@ def _lines(detail: dict[str, Any]) -> str:
 
 
 def run_page(run: RunResult, judge_scale: float = 1.0) -> str:
-    store = RunStore(run.directory)
-    generations = store.generations()
-    grades = store.grades()
-    critiques = {key: call.generation.text for key, call in store.judge_calls().items()}
+    stores = [RunStore(d) for d in run.parts or (run.directory,)]  # a sharded run: every shard's records
+    generations = {k: v for store in stores for k, v in store.generations().items()}
+    grades = {k: v for store in stores for k, v in store.grades().items()}
+    critiques = {key: call.generation.text for store in stores for key, call in store.judge_calls().items()}
+    samples = [sample for store in stores for sample in store.samples().values()]
     title = f"{model_label(run.manifest)} · {run.manifest.task}"
     headline = ", ".join(f"{m.name} {format_cell(m, judge_scale)}" for m in run.metrics[:3])
     body = [
@@ -84,7 +85,7 @@ def run_page(run: RunResult, judge_scale: float = 1.0) -> str:
     for (sample_id, n_index, _), grade in sorted(grades.items()):
         by_item.setdefault((sample_id, n_index), []).append(grade)
     n = int(run.manifest.params.get("n", 1))
-    for sample in store.samples().values():
+    for sample in samples:
         for k in range(n):
             item = (sample.id, k)
             body.append(_item(sample, generations.get(item), by_item.get(item, []), critiques))

@@ -8,6 +8,7 @@ read is reported and skipped; the rest still render.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ class Table:
 
 
 def _metrics_from_records(
-    store: RunStore, manifest: RunManifest, parity: str
+    stores: Sequence[RunStore], manifest: RunManifest, parity: str
 ) -> tuple[list[MetricValue], dict[str, int]] | None:
     try:
         task = registry.lookup("tasks", manifest.task)
@@ -47,23 +48,24 @@ def _metrics_from_records(
             registry.lookup("graders", name)
     except ConfigError:
         return None
-    samples = list(store.samples().values())
-    grades = store.grades()
+    samples = [sample for store in stores for sample in store.samples().values()]
+    grades = {key: grade for store in stores for key, grade in store.grades().items()}
     n = int(manifest.params.get("n", 1))
     ids = {s.id for s in samples}
+    items = max(manifest.shard_items, len(samples)) if manifest.shard else len(samples)  # a missing shard
     judges = [name for name in names if is_judge(registry.lookup("graders", name))]
     primary = [g for (sid, k, name), g in grades.items() if name == names[0] and sid in ids and k < n]
     view = judge_view(primary, judges, parity)  # --parity upstream scores unparseable judgments as -1
     unparseable = sum(g.score is None and bool(g.details.get("parse_failure")) for g in view)
     over_budget = sum(g.score is None and "budget" in (g.error or "") for g in view)
     counts = {
-        "samples": len(samples),
-        "expected": len(samples) * n,
+        "samples": items,
+        "expected": items * n,
         "scored": sum(g.score is not None for g in view),
         "unparseable": unparseable,
         "over_budget": over_budget,
         "grader_errors": sum(g.score is None for g in view) - unparseable - over_budget,
-        "ungraded": len(samples) * n - len(view),
+        "ungraded": items * n - len(view),
     }
     return compute_metrics(task, names, samples, grades, n, parity), counts
 
@@ -77,7 +79,7 @@ def load_run(directory: Path, parity: str = "none") -> RunResult:
         raise ConfigError(f"{directory}: no {MANIFEST}")
     summary_path = directory / SUMMARY
     summary = read_json(summary_path) if summary_path.exists() else {}
-    recomputed = _metrics_from_records(store, manifest, parity)
+    recomputed = _metrics_from_records([store], manifest, parity)
     stored = summary.get("counts", {}) if isinstance(summary, dict) else {}
     if recomputed is None:
         metrics = [MetricValue.from_json(m) for m in summary.get("metrics", [])]
@@ -126,13 +128,52 @@ def coverage_mark(run: RunResult) -> str:
     return f"partial {scored}/{expected}" if scored < expected else ""
 
 
+def load_sharded(directories: Sequence[Path], parity: str = "none") -> RunResult:
+    """The shards of one run (``--shard I/N``) as one run: metrics over the union of their records, the
+    whole task's items as the expected count (a missing or unfinished shard makes it partial)."""
+    stores = [RunStore(d) for d in directories]
+    manifests = [s.existing_manifest() for s in stores]
+    first = manifests[0]
+    assert first is not None
+    if len({m.fingerprint if m else "" for m in manifests}) > 1:
+        raise ConfigError(
+            f"{directories[0].parent}: its shards were run with different settings; not merged, not shown"
+        )
+    run_id = first.run_id.rsplit("/", 1)[0]
+    manifest = dataclasses.replace(first, run_id=run_id)
+    recomputed = _metrics_from_records(stores, manifest, parity)
+    if recomputed is None:
+        raise ConfigError(f"{directories[0].parent}: task {first.task!r} is not installed; sharded runs need it")
+    metrics, counts = recomputed
+    errors = 0
+    for directory in directories:
+        summary = read_json(directory / SUMMARY) if (directory / SUMMARY).exists() else {}
+        errors += int((summary.get("counts") or {}).get("errors", 0) or 0) if isinstance(summary, dict) else 0
+    errors = min(errors, counts["ungraded"])
+    counts.update(answer_errors=errors, not_generated=counts["ungraded"] - errors)
+    parent = directories[0].parent
+    return RunResult(manifest, parent, metrics, counts, parts=tuple(directories))
+
+
 def collect_runs(results: Path, parity: str = "none") -> tuple[list[RunResult], list[str]]:
-    """Every readable run below `results`, plus one message per run that could not be read."""
+    """Every readable run below `results`, plus one message per run that could not be read. The shards of
+    a run (``shard-I-of-N`` directories) are read as one run."""
     runs: list[RunResult] = []
     problems: list[str] = []
+    shards: dict[tuple[Path, str], list[Path]] = {}
     for manifest_path in sorted(results.glob(f"**/{MANIFEST}")):
+        directory = manifest_path.parent
         try:
-            runs.append(load_run(manifest_path.parent, parity))
+            manifest = RunStore(directory).existing_manifest()
+            if manifest is not None and manifest.shard:
+                shards.setdefault((directory.parent, manifest.shard.split("/")[1]), []).append(directory)
+                continue
+            runs.append(load_run(directory, parity))
+        except MueError as exc:
+            problems.append(str(exc))
+    for _, directories in sorted(shards.items()):
+        try:
+            runs.append(load_sharded(directories, parity))
         except MueError as exc:
             problems.append(str(exc))
     for records in sorted(results.glob("**/generations.jsonl")):  # a run whose manifest was deleted

@@ -59,6 +59,12 @@ def _run_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--tasks", default="demo", help="comma-separated task names (default: demo)")
     p.add_argument("--limit", type=int, help="evaluate only the first N items of each task")
+    p.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="run shard I of N of each task (0 <= I < N; a stable hash partition) in <out>/<model>/<task>/"
+        "shard-I-of-N, for N independent jobs (Slurm arrays); the leaderboard shows the shards as one run",
+    )
     p.add_argument("--out", default="results", help="results directory (default: results)")
     p.add_argument("--data-dir", help="local benchmark data (default: $MUE_DATA_DIR)")
     p.add_argument("--samples", type=int, dest="n", help="generations per item (default: 1)")
@@ -380,6 +386,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .commands import evaluate
     from .data import resolve_data_dir
     from .pipeline import RunOptions
+    from .shards import parse_shard
 
     for dest, flag in (("limit", "--limit"), ("n", "--samples"), ("max_tokens", "--max-tokens")):
         _positive(flag, getattr(args, dest))
@@ -401,6 +408,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         graders=_grader_names(args),
         parity=args.parity,
+        shard=parse_shard(args.shard) if args.shard else None,
     )
     spec = resolve_model(args.model, args.backend, args.base_url, _backend_options(args))
     if args.serve:
@@ -469,7 +477,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from .integrity import verify_run
 
     for run in runs:
-        for problem in verify_run(run.directory, run.metrics).problems:
+        # a shard's summary holds its own metrics: recomputed per shard, not compared with the merged run's
+        checks = [verify_run(d) for d in run.parts] if run.parts else [verify_run(run.directory, run.metrics)]
+        for problem in [p for check in checks for p in check.problems]:
             print(f"mue-eval: warning: edited after it was written: {problem}", file=sys.stderr)
     if not runs:
         raise MueError(f"no runs found under {root}")

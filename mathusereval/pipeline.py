@@ -31,6 +31,7 @@ from .judging import JudgeRole, JudgeUsage
 from .postprocess import finalize
 from .progress import Progress
 from .records import GenerationParams, MetricValue, Request, RunManifest, Sample, Usage
+from .shards import shard_directory_name, shard_of
 from .store import RunStore, run_directory
 from .task import LoadedData, Task, prompt_fingerprint
 
@@ -48,6 +49,8 @@ class RunOptions:
     """Replace the task's graders (``--graders``); the first is primary."""
     parity: str = "none"
     """``"upstream"``: aggregate judge scores the way upstream code does (-1 for unparseable replies)."""
+    shard: tuple[int, int] | None = None
+    """``--shard I/N``: run only shard I of N of each task, in its own directory (`mathusereval.shards`)."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,8 @@ class RunResult:
     counts: dict[str, int]
     judge_usage: dict[str, JudgeUsage] = field(default_factory=dict)
     cost_usd: float | None = None
+    parts: tuple[Path, ...] = ()
+    """The directories holding the run's records when they are not `directory` itself (a sharded run)."""
     stopped: str | None = None
     """Why generation stopped early (a spent ``--max-cost`` / ``--max-tokens-total``); None when it did not."""
 
@@ -209,7 +214,16 @@ async def run_task(
     params = dataclasses.replace(task.params, **options.overrides)
     graders = resolve_graders(task, options.graders)
     manifest = build_manifest(task, spec, backend.describe(), params, loaded)
-    store = RunStore(run_directory(options.out, spec.slug, task.name))
+    directory = run_directory(options.out, spec.slug, task.name)
+    if options.shard is not None:
+        index, count = options.shard
+        name = shard_directory_name(index, count)
+        manifest = dataclasses.replace(
+            manifest, shard=f"{index}/{count}", shard_items=len(samples), run_id=f"{manifest.run_id}/{name}"
+        )
+        samples = [s for s in samples if shard_of(task.name, s.id, count) == index]
+        directory = directory / name
+    store = RunStore(directory)
     store.lock()  # one writer per run directory; released by close(), or by the kernel on any exit
     try:
         previous = store.check_compatible(manifest)

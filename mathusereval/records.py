@@ -240,6 +240,10 @@ class RunManifest:
     judges: JsonDict = field(default_factory=dict)
     """Per judge grader: judge model, backend, prompt hash, settings. Not in `fingerprint`: re-judging a
     run with another judge keeps its answers."""
+    shard: str = ""
+    """``"I/N"`` for one shard of a task run with ``--shard I/N`` ("" for a whole run)."""
+    shard_items: int = 0
+    """The number of items of the whole task (all shards), so a missing shard shows as partial."""
 
     def to_json(self) -> JsonDict:
         return {**dataclasses.asdict(self), "graders": list(self.graders)}

@@ -1,0 +1,121 @@
+"""--shard I/N: N independent processes cover a task exactly once; the leaderboard reads the shards as
+one run that equals an unsharded run item for item; a missing shard is partial; a killed shard resumes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from mathusereval import registry
+from mathusereval.shards import parse_shard, shard_of
+
+from .conftest import MUE_EVAL, cli_env, run_cli
+from .hostile_server import HostileServer
+from .judge_server import ScriptedServer
+
+GOLD = {s.messages[-1]["content"]: s.reference for s in registry.lookup("tasks", "demo").load(None).samples}
+
+
+def _script(body: dict[str, Any], _attempt: int) -> str:
+    prompt = body["messages"][-1]["content"]
+    right = int(hashlib.sha256(prompt.encode()).hexdigest()[:4], 16) % 3 != 0
+    return f"The answer is \\boxed{{{GOLD[prompt] if right else 'nope'}}}."
+
+
+def _grades(directory: Path) -> dict[tuple[str, int], float | None]:
+    out = {}
+    for path in sorted(directory.rglob("grades.jsonl")):
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            out[(row["sample_id"], row["n_index"])] = row["score"]
+    return out
+
+
+def _row(markdown: Path, model: str) -> str:
+    return next(line for line in markdown.read_text().splitlines() if line.startswith(f"| {model} |"))
+
+
+def test_shards_cover_the_task_once_and_read_back_as_the_whole_run(tmp_path: Path) -> None:
+    with ScriptedServer(_script) as server:
+        args = ["--base-url", server.url, "--model", "m", "--tasks", "demo", "--quiet"]
+        whole = run_cli(*args, "--out", "whole", cwd=tmp_path)
+        assert whole.returncode == 0, whole.stderr
+        jobs = [
+            subprocess.Popen(
+                [str(MUE_EVAL), *args, "--out", "sharded", "--shard", f"{i}/3"],
+                cwd=tmp_path, env=cli_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                stdin=subprocess.DEVNULL,
+            )
+            for i in range(3)
+        ]  # fmt: skip
+        for job in jobs:
+            _, err = job.communicate(timeout=300)
+            assert job.returncode == 0, err
+    shard_dirs = sorted((tmp_path / "sharded" / "m" / "demo").glob("shard-*-of-3"))
+    assert [d.name for d in shard_dirs] == ["shard-0-of-3", "shard-1-of-3", "shard-2-of-3"]
+    ids = [{json.loads(x)["id"] for x in (d / "samples.jsonl").read_text().splitlines()} for d in shard_dirs]
+    assert sum(map(len, ids)) == 25 and len(set().union(*ids)) == 25  # every item exactly once
+    assert all(shard_of("demo", sid, 3) == k for k, shard in enumerate(ids) for sid in shard)
+    assert _grades(tmp_path / "sharded") == _grades(tmp_path / "whole")  # item for item
+
+    for out in ("whole", "sharded"):
+        board = run_cli("leaderboard", out, "--markdown", f"{out}.md", cwd=tmp_path)
+        assert board.returncode == 0 and "partial" not in board.stderr, board.stderr
+    assert _row(tmp_path / "sharded.md", "m") == _row(tmp_path / "whole.md", "m")  # the same metrics exactly
+
+    # a missing shard: partial with the n it has, never a silently smaller n
+    missing = shard_dirs[2]
+    missing.rename(tmp_path / "aside")
+    board = run_cli("leaderboard", "sharded", "--markdown", "partial.md", cwd=tmp_path)
+    have = len(ids[0]) + len(ids[1])
+    assert f"partial run, {have} of 25 answers scored" in board.stderr
+    assert f"[partial {have}/25]" in _row(tmp_path / "partial.md", "m")
+    # a shard run with other settings is refused, like an incompatible resume
+    with ScriptedServer(_script) as server:
+        other = run_cli("--base-url", server.url, "--model", "m", "--tasks", "demo", "--quiet", "--out", "sharded",
+                        "--shard", "2/3", "--max-tokens", "99", cwd=tmp_path)  # fmt: skip
+    assert other.returncode == 0, other.stderr
+    board = run_cli("leaderboard", "sharded", cwd=tmp_path)
+    assert "its shards were run with different settings" in board.stderr
+
+
+def test_a_killed_shard_resumes_without_duplicates(tmp_path: Path) -> None:
+    with HostileServer(["slow"]) as server:
+        cmd = [str(MUE_EVAL), "--base-url", server.url, "--model", "s", "--tasks", "demo", "--shard", "1/2"]
+        job = subprocess.Popen(
+            [*cmd, "--concurrency", "1", "--quiet"],
+            cwd=tmp_path,
+            env=cli_env(tmp_path),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+        gens = tmp_path / "results" / "s" / "demo" / "shard-1-of-2" / "generations.jsonl"
+        deadline = time.monotonic() + 60
+        while not (gens.exists() and gens.read_text().count("\n") >= 2):
+            assert time.monotonic() < deadline and job.poll() is None
+            time.sleep(0.05)
+        job.kill()
+        job.communicate(timeout=30)
+        again = run_cli(*cmd[1:], "--quiet", cwd=tmp_path)
+        assert again.returncode == 0, again.stderr
+    lines = [json.loads(x) for x in gens.read_text().splitlines()]
+    keys = [(r["sample_id"], r["n_index"]) for r in lines]
+    assert len(keys) == len(set(keys)) == sum(shard_of("demo", s, 2) == 1 for s in {x.id for x in
+        registry.lookup("tasks", "demo").load(None).samples})  # fmt: skip
+
+
+def test_shard_syntax() -> None:
+    assert parse_shard("0/4") == (0, 4) and parse_shard("3/4") == (3, 4)
+    for bad in ("4/4", "-1/2", "a/b", "1"):
+        try:
+            parse_shard(bad)
+        except Exception as exc:  # noqa: BLE001
+            assert "--shard" in str(exc)
+        else:
+            raise AssertionError(bad)
