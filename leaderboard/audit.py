@@ -8,14 +8,16 @@ and the filter box matches against it. Long texts are kept whole; the page is as
 
 from __future__ import annotations
 
+import os
 from html import escape
+from pathlib import Path
 from typing import Any
 
 from mathusereval.pipeline import RunResult
 from mathusereval.records import Generation, Grade, Sample
 from mathusereval.store import RunStore
 
-from .html import facts, page
+from .html import facts, page_ends
 from .layout import format_cell
 from .tables import model_label
 
@@ -66,15 +68,17 @@ def _lines(detail: dict[str, Any]) -> str:
     return "\n".join(f"{k}: {v}" for k, v in detail.items())
 
 
-def run_page(run: RunResult, judge_scale: float = 1.0) -> str:
+def write_run_page(run: RunResult, path: Path, judge_scale: float = 1.0) -> None:
+    """Write the page item by item: answer texts are read back one at a time, so memory does not grow with
+    the size of the run (written to a temporary file, renamed when complete)."""
     stores = [RunStore(d) for d in run.parts or (run.directory,)]  # a sharded run: every shard's records
-    generations = {k: v for store in stores for k, v in store.generations().items()}
+    generations = {k: (store, v) for store in stores for k, v in store.generation_index().items()}
     grades = {k: v for store in stores for k, v in store.grades().items()}
     critiques = {key: call.generation.text for store in stores for key, call in store.judge_calls().items()}
     samples = [sample for store in stores for sample in store.samples().values()]
     title = f"{model_label(run.manifest)} · {run.manifest.task}"
     headline = ", ".join(f"{m.name} {format_cell(m, judge_scale)}" for m in run.metrics[:3])
-    body = [
+    head = [
         f"<h1>{escape(title)}</h1>",
         '<p><a href="../index.html">← leaderboard</a></p>',
         f'<p class="note">{escape(headline)}</p>',
@@ -85,8 +89,19 @@ def run_page(run: RunResult, judge_scale: float = 1.0) -> str:
     for (sample_id, n_index, _), grade in sorted(grades.items()):
         by_item.setdefault((sample_id, n_index), []).append(grade)
     n = int(run.manifest.params.get("n", 1))
-    for sample in samples:
-        for k in range(n):
-            item = (sample.id, k)
-            body.append(_item(sample, generations.get(item), by_item.get(item, []), critiques))
-    return page(title, "\n".join(body))
+    start, end = page_ends(title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as fh:
+            fh.write(start + "\n".join(head))
+            for sample in samples:
+                for k in range(n):
+                    item = (sample.id, k)
+                    stored = generations.get(item)
+                    generation = stored[0].load_generation(item) if stored is not None else None
+                    fh.write("\n" + _item(sample, generation, by_item.get(item, []), critiques))
+            fh.write(end)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -139,19 +139,24 @@ def write_leaderboard(
     - ``plots/*.png``: category bars, the AlignBench radar, accuracy by MATH level;
     - ``index.html``: the self-contained page, and ``runs/<run>.html``: each run's sample-level records.
     """
-    from .audit import run_page
+    from .audit import write_run_page
     from .html import index_page, run_slug
     from .plots import task_plots
 
-    pages: list[tuple[RunResult, str]] = []
-    for run in runs:  # a run whose records cannot be read is left out, not the whole leaderboard
+    pages: list[Path] = []
+    rendered: list[RunResult] = []
+    for run in runs:  # one page at a time, written as it goes; a run that cannot be read is left out
+        path = out / "runs" / f"{run_slug(run.manifest)}.html"
         try:
-            pages.append((run, run_page(run, judge_scale)))
+            write_run_page(run, path, judge_scale)
         except MueError as exc:
             print(f"mue-eval: warning: skipped a run: {exc}", file=sys.stderr)
-    if not pages:
+            continue
+        pages.append(path)
+        rendered.append(run)
+    if not rendered:
         raise MueError("no run could be rendered")
-    runs = [run for run, _ in pages]
+    runs = rendered
     columns, legend = split_variants(runs)
     table, sources = overview(columns, reference)
     files: dict[Path, str | bytes] = {
@@ -169,12 +174,10 @@ def write_leaderboard(
     partial_runs = [note for note in map(partial, runs) if note]
     notes = [*legend, *sources, *partial_runs]
     files[out / "index.html"] = index_page(table, notes, breakdowns, plots, runs, judge_scale)
-    for run, html in pages:
-        files[out / "runs" / f"{run_slug(run.manifest)}.html"] = html
     for path, content in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(content, bytes):
             path.write_bytes(content)
         else:
             path.write_text(content, encoding="utf-8")
-    return list(files)
+    return [*pages, *files]

@@ -29,12 +29,18 @@ def asset(name: str) -> str:
     return resources.files(__package__).joinpath("assets").joinpath(name).read_text(encoding="utf-8")
 
 
-def page(title: str, body: str) -> str:
+def page_ends(title: str) -> tuple[str, str]:
+    """What comes before and after a page's body (a page written piece by piece)."""
     return (
         '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{escape(title)}</title>\n<style>\n{asset('page.css')}</style>\n</head>\n<body>\n{body}\n"
-        f"<script>\n{asset('page.js')}</script>\n</body>\n</html>\n"
+        f"<title>{escape(title)}</title>\n<style>\n{asset('page.css')}</style>\n</head>\n<body>\n",
+        f"\n<script>\n{asset('page.js')}</script>\n</body>\n</html>\n",
     )
+
+
+def page(title: str, body: str) -> str:
+    start, end = page_ends(title)
+    return start + body + end
 
 
 def run_slug(manifest: RunManifest) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -23,6 +23,9 @@ from .store import RunStore
 from .task import Task
 
 Grader = Callable[[Sample, Generation], Grade]
+CHUNK = 512
+"""Answers whose texts are read back from the store at once for grading or judging: memory stays flat
+however many answers a run holds."""
 
 
 def safe_grade(grader_name: str, grader: Grader, sample: Sample, generation: Generation) -> Grade:
@@ -132,13 +135,15 @@ class Grading:
         self.grades = store.grades()
         self.usage: dict[str, JudgeUsage] = {}
 
-    def _answers(self) -> list[tuple[Sample, Generation]]:
-        return [
-            (s, self.generations[(s.id, k)])
-            for s in self.samples
-            for k in range(self.n)
-            if (s.id, k) in self.generations and self.generations[(s.id, k)].ok
-        ]
+    def _answered(self) -> Iterator[tuple[Sample, int]]:
+        for s in self.samples:
+            for k in range(self.n):
+                if (s.id, k) in self.generations and self.generations[(s.id, k)].ok:
+                    yield s, k
+
+    def _texts(self, keys: Iterable[tuple[Sample, int]]) -> list[tuple[Sample, Generation]]:
+        """Answers with their texts, read back from the store: only a chunk is in memory at a time."""
+        return [(s, self.store.load_generation((s.id, k))) for s, k in keys]
 
     def record(self, name: str, grade: Grade, sample_id: str | None = None, n_index: int | None = None) -> None:
         """Store a grade under the grader's registered `name` (and the item it was asked about): what a
@@ -157,15 +162,18 @@ class Grading:
             if (sample.id, generation.n_index, name) not in self.grades:
                 self.record(name, safe_grade(name, grader, sample, generation), sample.id, generation.n_index)
 
-    def rule_backlog(self) -> list[tuple[Sample, Generation]]:
-        """Stored answers some rule grader has not graded yet (a resumed or re-graded run)."""
-        return [
-            (s, g) for s, g in self._answers() if any((s.id, g.n_index, name) not in self.grades for name in self.rules)
-        ]
+    def rule_backlog(self) -> list[tuple[Sample, int]]:
+        """Stored answers some rule grader has not graded yet (a resumed or re-graded run), as (sample, n)."""
+        return [(s, k) for s, k in self._answered() if any((s.id, k, name) not in self.grades for name in self.rules)]
 
-    def grade_backlog(self, backlog: list[tuple[Sample, Generation]], bars: Progress) -> None:
-        """Rule-grade the backlog: graders that can grade many items at once (``grade_batch``, e.g. on all
-        cores) take it in one call; the rest, and any batch that fails, go item by item."""
+    def grade_backlog(self, backlog: list[tuple[Sample, int]], bars: Progress) -> None:
+        """Rule-grade the backlog, `CHUNK` answers at a time (their texts read back from the store)."""
+        for start in range(0, len(backlog), CHUNK):
+            self._grade_chunk(self._texts(backlog[start : start + CHUNK]), bars)
+
+    def _grade_chunk(self, backlog: list[tuple[Sample, Generation]], bars: Progress) -> None:
+        """Graders that can grade many items at once (``grade_batch``, e.g. on all cores) take the chunk in
+        one call; the rest, and any batch that fails, go item by item."""
         for name, grader in self.rules.items():
             batch = getattr(grader, "grade_batch", None)
             todo = [(s, g) for s, g in backlog if (s.id, g.n_index, name) not in self.grades]
@@ -190,18 +198,22 @@ class Grading:
             return
         for name, judge in self.judges.items():
             judge_role = role.for_grader(name)
-            items = [
-                (s, g)
-                for s, g in self._answers()
-                if not judge_role.is_current(judge, self.grades.get((s.id, g.n_index, name)))
+            keys = [
+                (s, k)
+                for s, k in self._answered()
+                if not judge_role.is_current(judge, self.grades.get((s.id, k, name)))
             ]
-            bars.add(f"judge {name}", len(items))
+            bars.add(f"judge {name}", len(keys))
 
             def on_grade(grade: Grade, bar: str = f"judge {name}", name: str = name) -> None:
                 self.record(name, grade)
                 bars.advance(bar)
 
-            self.usage[name] = await judge_role.grade(judge, items, self.store, on_grade)
+            usage = JudgeUsage()
+            for start in range(0, len(keys), CHUNK):  # texts read back a chunk at a time
+                chunk = self._texts(keys[start : start + CHUNK])
+                usage = usage.plus(await judge_role.grade(judge, chunk, self.store, on_grade))
+            self.usage[name] = usage
 
     def manifest_judges(self) -> dict[str, Any]:
         role = self.judge_role

@@ -93,6 +93,13 @@ class JudgeUsage:
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def plus(self, other: JudgeUsage) -> JudgeUsage:
+        """Two usages of one judge added up (a run judged in chunks)."""
+        names = [f.name for f in dataclasses.fields(self) if f.name != "cost_usd"]
+        total = {name: getattr(self, name) + getattr(other, name) for name in names}
+        costs = [c for c in (self.cost_usd, other.cost_usd) if c is not None]
+        return JudgeUsage(**total, cost_usd=sum(costs) if costs else None)
+
 
 class JudgeRole:
     """One judge backend shared by every judged task of an invocation; the budget spans them all."""

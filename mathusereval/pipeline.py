@@ -28,7 +28,7 @@ from .budget import Budget
 from .errors import ConfigError, DataError
 from .grading import Grading, StreamingRuleGrades, compute_metrics, count_outcomes, resolve_graders
 from .judging import JudgeRole, JudgeUsage
-from .postprocess import finalize
+from .postprocess import finalize, without_text
 from .progress import Progress
 from .records import GenerationParams, MetricValue, Request, RunManifest, Sample, Usage
 from .shards import shard_directory_name, shard_of
@@ -229,7 +229,7 @@ async def run_task(
         previous = store.check_compatible(manifest)
         if previous is not None:
             manifest = dataclasses.replace(manifest, started_at=previous.started_at)
-        generations = store.generations()
+        generations = store.generation_index()  # outcomes only: texts stay on disk until a grader needs one
         grading = Grading(graders, store, samples, generations, params.n, judge_role)
         manifest = dataclasses.replace(manifest, graders=tuple(graders), judges=grading.manifest_judges())
         store.write_manifest(manifest)
@@ -263,7 +263,7 @@ async def run_task(
                         async for raw in stream:
                             generation = finalize(raw, think, group_params.stop)
                             store.add_generation(generation)
-                            generations[(generation.sample_id, generation.n_index)] = generation
+                            generations[(generation.sample_id, generation.n_index)] = without_text(generation)
                             bars.advance("generate")
                             if generation.ok:
                                 rule_grades.submit(grading.by_id[generation.sample_id], generation)
@@ -299,7 +299,7 @@ async def regrade(directory: Path, options: RunOptions, judge_role: JudgeRole | 
         samples = samples[: options.limit] if options.limit is not None else samples
         n = int(manifest.params.get("n", 1))
         graders = resolve_graders(task, options.graders or manifest.graders or None)
-        grading = Grading(graders, store, samples, store.generations(), n, judge_role)
+        grading = Grading(graders, store, samples, store.generation_index(), n, judge_role)
         manifest = dataclasses.replace(
             manifest, graders=tuple(graders), judges={**manifest.judges, **grading.manifest_judges()}
         )

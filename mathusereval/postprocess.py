@@ -34,6 +34,11 @@ _FINISH = {
 }
 
 
+def without_text(generation: Generation) -> Generation:
+    """What a run keeps in memory of an answer once it is stored: outcome, finish reason, usage."""
+    return dataclasses.replace(generation, text="", reasoning=None)
+
+
 def finalize(generation: Generation, think: str = "strip", stop: Sequence[str] = ()) -> Generation:
     """The stored form of a backend's raw `generation` (errors pass through unchanged)."""
     if not generation.ok:

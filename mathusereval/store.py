@@ -21,6 +21,7 @@ line wins, which is how a retried error is replaced. Run files must be regular f
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -170,8 +171,10 @@ class JsonlAppender:
             _repair_torn_tail(path)
             self._previous = _chain_tail(path)
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        self._size = os.fstat(self._fd).st_size
 
-    def append(self, obj: dict[str, Any]) -> None:
+    def append(self, obj: dict[str, Any]) -> int:
+        """Write one record; returns the byte offset its line starts at (one writer per run: the lock)."""
         digest = record_digest(self._previous, obj)
         line = {**obj, DIGEST: digest}
         try:
@@ -186,6 +189,8 @@ class JsonlAppender:
         except OSError as exc:  # ENOSPC, EFBIG, EIO: say which file
             raise OSError(exc.errno, exc.strerror, str(self.path)) from None
         self._previous = digest
+        offset, self._size = self._size, self._size + len(data)
+        return offset
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -208,6 +213,7 @@ class RunStore:
     def __init__(self, directory: Path) -> None:
         self.dir = directory
         self._lock_fd = -1
+        self._offsets: dict[tuple[str, int], int] = {}
 
     def lock(self) -> None:
         import fcntl
@@ -290,7 +296,40 @@ class RunStore:
         self._samples.append(sample.to_json())
 
     def add_generation(self, generation: Generation) -> None:
-        self._generations.append(generation.to_json())
+        offset = self._generations.append(generation.to_json())
+        self._offsets[(generation.sample_id, generation.n_index)] = offset
+
+    def generation_index(self) -> dict[tuple[str, int], Generation]:
+        """The latest generation per (sample id, n_index) *without its text*: the outcome, finish reason and
+        usage a run needs to decide what to redo and to count. Each line is parsed once; the texts are read
+        back one at a time by `load_generation`, so memory does not grow with the answers a run holds."""
+        index: dict[tuple[str, int], Generation] = {}
+        path = self.dir / "generations.jsonl"
+        if not path.exists() and not path.is_symlink():
+            return index
+        with _open_read(path) as fh:
+            offset = 0
+            for lineno, raw in enumerate(fh, start=1):
+                start, offset = offset, offset + len(raw)
+                if not raw.endswith(b"\n"):
+                    print(f"mue-eval: note: ignored an unfinished last line in {path}:{lineno}", file=sys.stderr)
+                    break
+                if not raw.strip():
+                    continue
+                try:
+                    generation = Generation.from_json(json.loads(raw))
+                except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+                    raise DataError(f"{path}:{lineno}: corrupt record ({exc.__class__.__name__})") from exc
+                key = (generation.sample_id, generation.n_index)
+                index[key] = dataclasses.replace(generation, text="", reasoning=None)
+                self._offsets[key] = start
+        return index
+
+    def load_generation(self, key: tuple[str, int]) -> Generation:
+        """The full generation (text included) that `generation_index` or `add_generation` saw last for `key`."""
+        with _open_read(self.dir / "generations.jsonl") as fh:
+            fh.seek(self._offsets[key])
+            return Generation.from_json(json.loads(fh.readline()))
 
     def add_grade(self, grade: Grade) -> None:
         self._grades.append(grade.to_json())
