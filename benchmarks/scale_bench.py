@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default="../shared/data")
     parser.add_argument("--items", type=int, default=60, help="GSM8K items at 1x (default: 60)")
     parser.add_argument("--samples", type=int, default=16)
+    parser.add_argument("--ray", action="store_true", help="also time 1 and 2 Ray replicas (needs mathusereval[ray])")
     args = parser.parse_args()
     server = _Server(("127.0.0.1", 0), _Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -106,6 +107,26 @@ def main() -> None:
             )
     server.shutdown()
     print("goal: every peak <= 200 MB and about the same at 4x (flat, not linear in the bytes stored)")
+    if args.ray:
+        replicas_speedup(data_dir)
+
+
+def replicas_speedup(data_dir: str) -> None:
+    """Answers per second of 1 and 2 llama.cpp replicas (1 thread each) of the embedded model on a local
+    Ray instance, same items, same settings; goal >= 1.7x with 2."""
+    import time
+
+    rates = {}
+    for replicas in (1, 2):
+        with tempfile.TemporaryDirectory() as tmp:
+            args = ["--ray", "local", "--data-parallel-size", str(replicas), "--threads", "1", "--tasks", "gsm8k"]
+            args += ["--limit", "16", "--max-tokens", "96", "--data-dir", data_dir, "--quiet"]
+            mue_eval = Path(sys.executable).with_name("mue-eval")
+            start = time.perf_counter()
+            subprocess.run([str(mue_eval), *args], cwd=tmp, capture_output=True, check=True)
+            rates[replicas] = 16 / (time.perf_counter() - start)
+    print(f"ray llama.cpp replicas: 1 -> {rates[1]:.2f} answers/s, 2 -> {rates[2]:.2f} answers/s, "
+          f"{rates[2] / rates[1]:.2f}x (goal >= 1.7x; includes each run's Ray and model start-up)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -184,7 +184,7 @@ def collect_runs(results: Path, parity: str = "none") -> tuple[list[RunResult], 
 
 def model_label(manifest: RunManifest) -> str:
     """A row's name: a local model file or directory by its own name, not its full path."""
-    if manifest.backend in ("llamacpp", "vllm"):
+    if manifest.backend in ("llamacpp", "vllm", "ray"):
         return plain_text(Path(manifest.model).name.removesuffix(".gguf"))
     return plain_text(manifest.model)
 

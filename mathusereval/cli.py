@@ -131,6 +131,12 @@ def _add_vllm_options(p: argparse.ArgumentParser) -> None:
     v.add_argument("--max-model-len", type=int, help="context length (default: the model's)")
     v.add_argument("--dtype", help="weights dtype, e.g. bfloat16 (default: vLLM's auto)")
     v.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs / torch.compile: faster start")
+    v.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run --data-parallel-size replicas of the in-process engine (llama.cpp or vLLM) as Ray actors: "
+        "'auto' (a running cluster), 'local' (start one here) or a cluster address; needs mathusereval[ray]",
+    )
 
 
 def _add_grading_options(p: argparse.ArgumentParser) -> None:
@@ -382,7 +388,7 @@ def _budget(args: argparse.Namespace) -> Any:
 def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from .backends import resolve_model
+    from .backends import ModelSpec, resolve_model
     from .commands import evaluate
     from .data import resolve_data_dir
     from .pipeline import RunOptions
@@ -411,6 +417,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         shard=parse_shard(args.shard) if args.shard else None,
     )
     spec = resolve_model(args.model, args.backend, args.base_url, _backend_options(args))
+    if args.ray:
+        if spec.backend not in ("llamacpp", "vllm") or args.serve:
+            raise MueError("--ray runs in-process engines: a .gguf (llama.cpp) or an HF model folder (vLLM)")
+        spec = ModelSpec("ray", spec.model, {**spec.options, "ray": args.ray, "ray_engine": spec.backend})
     if args.serve:
         from .serving import serve_and_evaluate
 

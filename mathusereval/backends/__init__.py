@@ -45,7 +45,18 @@ def _vllm(spec: ModelSpec) -> Backend:
     return VLLMBackend(spec)
 
 
+def _ray(spec: ModelSpec) -> Backend:
+    try:
+        import ray  # noqa: F401
+    except ImportError as exc:
+        raise BackendUnavailable("--ray needs Ray: pip install 'mathusereval[ray]'") from exc
+    from .ray_replicas import RayReplicas
+
+    return RayReplicas(spec)
+
+
 register("backends", "llamacpp", _llamacpp)
+register("backends", "ray", _ray)
 register("backends", "openai", _openai)
 register("backends", "vllm", _vllm)
 

@@ -108,7 +108,8 @@ class ModelSpec:
     def slug(self) -> str:
         """A directory-safe name: the file stem for paths, the model name otherwise."""
         # a directory's name as it is ("Qwen2.5-Math-7B" has no suffix to strip); a file without ".gguf"
-        name = Path(self.model).name if self.backend in ("llamacpp", "vllm") else self.model
+        local = self.backend in ("llamacpp", "vllm") or self.options.get("ray_engine") in ("llamacpp", "vllm")
+        name = Path(self.model).name if local else self.model
         name = name.removesuffix(".gguf")
         return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "model"
 

@@ -24,6 +24,7 @@ from .base import ModelSpec, completion_prompt
 ENGINE_KWARGS = (
     "tensor_parallel_size",
     "data_parallel_size",
+    "distributed_executor_backend",
     "gpu_memory_utilization",
     "max_model_len",
     "dtype",
