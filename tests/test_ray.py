@@ -1,54 +1,112 @@
-"""--ray: llama.cpp replicas of the embedded model as Ray actors (``--ray local``: a Ray instance started
-by mue-eval on this machine): both replicas answer and the run stores each answer once; a request the
-cluster cannot hold fails within seconds, naming what is missing, and writes nothing."""
+"""--ray: llama.cpp replicas of the embedded model as Ray actors on a local cluster of two simulated nodes
+(ray.cluster_utils.Cluster, 1 CPU each, on 127.0.0.1 only): both nodes answer, a replica killed mid-run
+leaves the run complete with nothing lost or stored twice, and a request the cluster cannot hold fails
+within seconds, naming what is missing, and writes nothing."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from .conftest import run_cli
+from .conftest import MUE_EVAL, cli_env, run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
-ENV = {"RAY_USAGE_STATS_ENABLED": "0"}
+# loopback only: Ray binds its node to 127.0.0.1 instead of the machine's outward address
+ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 
-def test_two_replicas_share_the_work(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    os.environ.update(ENV)
+    import ray
+    from ray.cluster_utils import Cluster
+
+    nodes = Cluster(initialize_head=True, connect=True, head_node_args={"num_cpus": 1})
+    nodes.add_node(num_cpus=1)
+    nodes.wait_for_nodes()
+    assert nodes.address.startswith("127.0.0.1:"), nodes.address
+    try:
+        yield nodes
+    finally:
+        ray.shutdown()
+        nodes.shutdown()
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def test_both_nodes_answer(cluster: Any, tmp_path: Path) -> None:
     result = run_cli(
-        *("--ray", "local", "--data-parallel-size", "2", "--threads", "1", "--limit", "8", "--max-tokens", "16"),
-        "--quiet",
+        *("--ray", cluster.address, "--data-parallel-size", "2", "--threads", "1", "--limit", "8"),
+        *("--max-tokens", "16", "--quiet"),
         cwd=tmp_path,
         env=ENV,
         timeout=240,
     )
     assert result.returncode == 0, result.stderr
     report = next(line for line in result.stderr.splitlines() if line.startswith("mue-eval: ray:"))
-    answered = [int(n) for n in re.findall(r"answered (\d+)", report)]
-    assert len(answered) == 2 and all(n > 0 for n in answered) and sum(answered) == 8, report
-    gens = [
-        json.loads(x)
-        for x in (tmp_path / "results/smollm2-135m-instruct/demo/generations.jsonl").read_text().splitlines()
-    ]
+    replicas = dict(re.findall(r"node (\w+)\) answered (\d+)", report))
+    assert len(replicas) == 2 and all(int(n) > 0 for n in replicas.values()), report  # two nodes, both answered
+    gens = _lines(tmp_path / "results" / "smollm2-135m-instruct" / "demo" / "generations.jsonl")
     keys = [(g["sample_id"], g["n_index"]) for g in gens]
     assert len(keys) == len(set(keys)) == 8 and all(g["error"] is None for g in gens)
     manifest = json.loads((tmp_path / "results/smollm2-135m-instruct/demo/manifest.json").read_text())
     assert manifest["backend"] == "ray" and manifest["backend_config"]["replicas"] == 2
 
 
+def test_a_killed_replica_loses_nothing(cluster: Any, tmp_path: Path) -> None:
+    import ray
+
+    run = subprocess.Popen(
+        [str(MUE_EVAL), "--ray", cluster.address, "--data-parallel-size", "2", "--threads", "1", "--limit", "14",
+         "--max-tokens", "48", "--quiet"],
+        cwd=tmp_path, env=cli_env(tmp_path, ENV), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    gens = tmp_path / "results" / "smollm2-135m-instruct" / "demo" / "generations.jsonl"
+    deadline = time.monotonic() + 120
+    while not (gens.exists() and gens.read_text().count("\n") >= 2):
+        assert time.monotonic() < deadline and run.poll() is None
+        time.sleep(0.1)
+    ray.kill(ray.get_actor("mue-replica-1", namespace="mathusereval"))
+    _, stderr = run.communicate(timeout=240)
+    assert run.returncode == 0, stderr
+    assert "replica 1 died" in stderr
+    keys = [(g["sample_id"], g["n_index"]) for g in _lines(gens)]
+    assert len(keys) == len(set(keys)) == 14  # every item once: nothing lost, nothing stored twice
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--data-parallel-size", "64", "--threads", "1"], "64 replicas of 1 CPU each do not fit"),
-        (["--data-parallel-size", "1", "--threads", "512"], "no node can hold one replica (512 CPU)"),
+        (["--data-parallel-size", "3", "--threads", "1"], "3 replicas of 1 CPU each do not fit; the cluster holds 2"),
+        (["--data-parallel-size", "1", "--threads", "2"], "no node can hold one replica (2 CPU)"),
     ],
 )
-def test_an_impossible_request_fails_fast(tmp_path: Path, extra: list[str], message: str) -> None:
+def test_an_impossible_request_fails_fast(cluster: Any, tmp_path: Path, extra: list[str], message: str) -> None:
     start = time.monotonic()
-    result = run_cli("--ray", "local", *extra, "--limit", "2", "--quiet", cwd=tmp_path, env=ENV, timeout=120)
+    result = run_cli("--ray", cluster.address, *extra, "--limit", "2", "--quiet", cwd=tmp_path, env=ENV, timeout=120)
     assert result.returncode == 2 and message in result.stderr, result.stderr
-    assert time.monotonic() - start < 90
+    assert time.monotonic() - start < 60
     assert not (tmp_path / "results").exists()
+
+
+def test_ray_local_starts_its_own_instance(tmp_path: Path) -> None:
+    result = run_cli(
+        *("--ray", "local", "--data-parallel-size", "2", "--threads", "1", "--limit", "4", "--max-tokens", "8"),
+        "--quiet",
+        cwd=tmp_path,
+        env=ENV,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "mue-eval: ray: replica 0" in result.stderr

@@ -109,9 +109,9 @@ class RayReplicas:
         if ray.is_initialized():
             return
         kwargs: dict[str, Any] = {"namespace": NAMESPACE, "log_to_driver": False, "include_dashboard": False}
-        if self.address == "local":
+        if self.address == "local":  # a new instance on this machine, even when a cluster runs here
             self._started_local = True
-            ray.init(**kwargs)
+            ray.init(address="local", **kwargs)
         else:
             try:
                 ray.init(address=self.address, **kwargs)
