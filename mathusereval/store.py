@@ -105,23 +105,33 @@ def _repair_torn_tail(path: Path) -> None:
     print(f"mue-eval: note: dropped a torn last line in {path} (left by an interrupted run)", file=sys.stderr)
 
 
-def read_records(path: Path, parse: Callable[[dict[str, Any]], T]) -> Iterator[T]:
-    """Parse every line of a JSONL record file; any bad line is an error naming file:line. Never writes: an
-    unterminated last line (a crash, or a write still under way) is skipped here and said once on stderr."""
+def _parsed_lines(path: Path, parse: Callable[[dict[str, Any]], T]) -> Iterator[tuple[int, T]]:
+    """(byte offset, record) of every line of a JSONL record file; any bad line is an error naming
+    file:line. Never writes: an unterminated last line (a crash, or a write still under way) is skipped here
+    and said once on stderr."""
     if not path.exists() and not path.is_symlink():
         return
     with _open_read(path) as fh:
+        offset = 0
         for lineno, raw in enumerate(fh, start=1):
+            start, offset = offset, offset + len(raw)
             if not raw.endswith(b"\n"):
                 print(f"mue-eval: note: ignored an unfinished last line in {path}:{lineno}", file=sys.stderr)
                 return
             if not raw.strip():
                 continue
             try:
-                yield parse(json.loads(raw.decode("utf-8")))
+                record = parse(json.loads(raw.decode("utf-8")))
             except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
                 reason = exc.__class__.__name__ if isinstance(exc, RecursionError) else exc
                 raise DataError(f"{path}:{lineno}: corrupt record ({reason}); fix or remove this line") from exc
+            yield start, record
+
+
+def read_records(path: Path, parse: Callable[[dict[str, Any]], T]) -> Iterator[T]:
+    """Every record of a JSONL record file (see `_parsed_lines`)."""
+    for _, record in _parsed_lines(path, parse):
+        yield record
 
 
 DIGEST = "digest"
@@ -304,25 +314,10 @@ class RunStore:
         usage a run needs to decide what to redo and to count. Each line is parsed once; the texts are read
         back one at a time by `load_generation`, so memory does not grow with the answers a run holds."""
         index: dict[tuple[str, int], Generation] = {}
-        path = self.dir / "generations.jsonl"
-        if not path.exists() and not path.is_symlink():
-            return index
-        with _open_read(path) as fh:
-            offset = 0
-            for lineno, raw in enumerate(fh, start=1):
-                start, offset = offset, offset + len(raw)
-                if not raw.endswith(b"\n"):
-                    print(f"mue-eval: note: ignored an unfinished last line in {path}:{lineno}", file=sys.stderr)
-                    break
-                if not raw.strip():
-                    continue
-                try:
-                    generation = Generation.from_json(json.loads(raw))
-                except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
-                    raise DataError(f"{path}:{lineno}: corrupt record ({exc.__class__.__name__})") from exc
-                key = (generation.sample_id, generation.n_index)
-                index[key] = dataclasses.replace(generation, text="", reasoning=None)
-                self._offsets[key] = start
+        for start, generation in _parsed_lines(self.dir / "generations.jsonl", Generation.from_json):
+            key = (generation.sample_id, generation.n_index)
+            index[key] = dataclasses.replace(generation, text="", reasoning=None)
+            self._offsets[key] = start
         return index
 
     def load_generation(self, key: tuple[str, int]) -> Generation:

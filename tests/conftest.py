@@ -109,6 +109,14 @@ def engine_server(cmd: list[str], port: int, log: Path, env: dict[str, str] | No
         proc.wait(timeout=60)
 
 
+def wait_for_lines(path: Path, count: int, proc: subprocess.Popen[str], timeout: float = 60) -> None:
+    """Wait until `path` holds `count` complete lines (a run under way), failing if `proc` ends first."""
+    deadline = time.monotonic() + timeout
+    while not (path.exists() and path.read_text(encoding="utf-8").count("\n") >= count):
+        assert time.monotonic() < deadline and proc.poll() is None, f"{path} did not reach {count} lines"
+        time.sleep(0.05)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -10,14 +10,13 @@ import resource
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from .conftest import MUE_EVAL, cli_env, free_port, run_cli
+from .conftest import MUE_EVAL, cli_env, free_port, run_cli, wait_for_lines
 from .hostile_server import HostileServer
 
 KINDS = ["surrogate", "usage_lots", "usage_list", "usage_inf", "deep", "null", "gzip", "big", "ok"]
@@ -202,10 +201,7 @@ def test_sigint_and_sigterm_stop_cleanly_and_lose_nothing(tmp_path: Path, signum
     with HostileServer(["slow"]) as server:
         proc = _slow_run(tmp_path, server)
         gens = tmp_path / "results" / "slow" / "demo" / "generations.jsonl"
-        deadline = time.monotonic() + 60
-        while not (gens.exists() and gens.read_text().count("\n") >= 4):
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.05)
+        wait_for_lines(gens, 4, proc)
         proc.send_signal(signum)
         _, stderr = proc.communicate(timeout=60)
         _clean_stderr(stderr)
@@ -504,10 +500,7 @@ def test_one_writer_per_run_directory(tmp_path: Path) -> None:
         first = _slow_run(tmp_path, first_server)
         lock = tmp_path / "results" / "slow" / "demo" / ".lock"
         gens = lock.parent / "generations.jsonl"
-        deadline = time.monotonic() + 60
-        while not (gens.exists() and gens.read_text().count("\n") >= 2):
-            assert time.monotonic() < deadline and first.poll() is None
-            time.sleep(0.05)
+        wait_for_lines(gens, 2, first)
         before = _files(lock.parent)
         second = run_cli("--base-url", second_server.url, "--model", "slow", "--tasks", "demo", "--quiet", cwd=tmp_path)
         assert second.returncode == 2 and second_server.posts == 0

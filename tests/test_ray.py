@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import MUE_EVAL, cli_env, run_cli
+from .conftest import MUE_EVAL, cli_env, run_cli, wait_for_lines
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 # loopback only: Ray binds its node to 127.0.0.1 instead of the machine's outward address
@@ -73,10 +73,7 @@ def test_a_killed_replica_loses_nothing(cluster: Any, tmp_path: Path) -> None:
         stdin=subprocess.DEVNULL,
     )  # fmt: skip
     gens = tmp_path / "results" / "smollm2-135m-instruct" / "demo" / "generations.jsonl"
-    deadline = time.monotonic() + 120
-    while not (gens.exists() and gens.read_text().count("\n") >= 2):
-        assert time.monotonic() < deadline and run.poll() is None
-        time.sleep(0.1)
+    wait_for_lines(gens, 2, run, timeout=120)
     ray.kill(ray.get_actor("mue-replica-1", namespace="mathusereval"))
     _, stderr = run.communicate(timeout=240)
     assert run.returncode == 0, stderr

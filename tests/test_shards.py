@@ -6,14 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 from mathusereval import registry
 from mathusereval.shards import parse_shard, shard_of
 
-from .conftest import MUE_EVAL, cli_env, run_cli
+from .conftest import MUE_EVAL, cli_env, run_cli, wait_for_lines
 from .hostile_server import HostileServer
 from .judge_server import ScriptedServer
 
@@ -96,10 +95,7 @@ def test_a_killed_shard_resumes_without_duplicates(tmp_path: Path) -> None:
             stdin=subprocess.DEVNULL,
         )
         gens = tmp_path / "results" / "s" / "demo" / "shard-1-of-2" / "generations.jsonl"
-        deadline = time.monotonic() + 60
-        while not (gens.exists() and gens.read_text().count("\n") >= 2):
-            assert time.monotonic() < deadline and job.poll() is None
-            time.sleep(0.05)
+        wait_for_lines(gens, 2, job)
         job.kill()
         job.communicate(timeout=30)
         again = run_cli(*cmd[1:], "--quiet", cwd=tmp_path)
