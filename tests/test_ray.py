@@ -107,3 +107,29 @@ def test_ray_local_starts_its_own_instance(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "mue-eval: ray: replica 0" in result.stderr
+
+
+LONG_PROMPT_TASK = """
+import mathusereval as mue
+
+def load(data_dir):
+    huge = "Add these: " + "1 + " * 3000 + "1."
+    prompts = [("short-1", "What is 2 + 2?"), ("huge", huge), ("short-2", "What is 3 + 3?")]
+    return mue.LoadedData([mue.Sample("long-prompt", i, mue.user_turn(p), "4") for i, p in prompts], "2" * 64, "inline")
+
+mue.register("tasks", "long-prompt", mue.Task("long-prompt", "1", load, ("answer",), mue.accuracy))
+"""
+
+
+def test_an_over_long_prompt_fails_only_its_item(cluster: Any, tmp_path: Path) -> None:
+    (tmp_path / "task.py").write_text(LONG_PROMPT_TASK)
+    result = run_cli(
+        *("--include", "task.py", "--tasks", "long-prompt", "--ray", cluster.address, "--data-parallel-size", "2"),
+        *("--threads", "1", "--n-ctx", "512", "--max-tokens", "8", "--quiet"),
+        cwd=tmp_path,
+        env=ENV,
+        timeout=240,
+    )
+    assert result.returncode == 1, result.stderr  # done, one item failed: a rerun would retry it
+    gens = {g["sample_id"]: g for g in _lines(tmp_path / "results/smollm2-135m-instruct/long-prompt/generations.jsonl")}
+    assert gens["huge"]["error"] and gens["short-1"]["error"] is None and gens["short-2"]["error"] is None

@@ -181,10 +181,8 @@ class RayReplicas:
             await self.check_reachable()
         self._draining = False
         size = BATCH[self.engine]
-        queue = deque(
-            [{"sample": r.sample.to_json(), "n_index": r.n_index} for r in requests[i : i + size]]
-            for i in range(0, len(requests), size)
-        )
+        wire: list[dict[str, Any]] = [{"sample": r.sample.to_json(), "n_index": r.n_index} for r in requests]
+        queue = deque(wire[i : i + size] for i in range(0, len(wire), size))
         alive = set(range(len(self.actors)))
         running: dict[asyncio.Future[Any], tuple[int, list[dict[str, Any]]]] = {}
         wire_params = params.to_json()
@@ -205,6 +203,16 @@ class RayReplicas:
                 index, batch = running.pop(future)
                 try:
                     answers = future.result()
+                except ray.exceptions.RayTaskError as exc:  # the engine raised on this batch: its items fail
+                    self.answered[index] += len(batch)
+                    for item in batch:
+                        yield Generation(
+                            sample_id=item["sample"]["id"],
+                            n_index=int(item["n_index"]),
+                            model=self.model,
+                            error=f"replica {index}: {str(exc).splitlines()[-1][:300]}",
+                        )
+                    continue
                 except ray.exceptions.RayError as exc:  # the actor or its node died: others take its work
                     alive.discard(index)
                     queue.appendleft(batch)
