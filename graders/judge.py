@@ -192,14 +192,6 @@ def upstream_score(text: str, style: Style = "alignbench") -> float:
     return float(direct.group(1)) if direct else -1.0
 
 
-def _question(sample: Sample) -> str:
-    """The question as the user asked it: tasks that wrap it in an instruction keep it in metadata."""
-    question = sample.metadata.get("question")
-    if isinstance(question, str):
-        return question
-    return next((m["content"] for m in reversed(sample.messages) if m.get("role") == "user"), "")
-
-
 @dataclass(frozen=True)
 class LLMJudge:
     """A judge grader: how to ask (prompt), how to read the reply (style), and what counts as a pass.
@@ -228,7 +220,7 @@ class LLMJudge:
 
     def messages(self, sample: Sample, generation: Generation) -> tuple[Message, ...]:
         """One user turn and no system prompt, as upstream sends it."""
-        question, reference, answer = _question(sample), sample.reference, generation.text
+        question, reference, answer = sample.question, sample.reference, generation.text
         if self.style == "alignbench":
             category = str(sample.metadata.get("category") or "数学")
             kind = judge_prompts.answer_type(category, str(sample.metadata.get("subcategory") or ""))

@@ -68,11 +68,8 @@ class LLMVerifier:
         return hashlib.sha256(PROMPT.encode()).hexdigest()
 
     def messages(self, sample: Sample, generation: Generation) -> tuple[Message, ...]:
-        question = sample.metadata.get("question")
-        if not isinstance(question, str):
-            question = next((m["content"] for m in reversed(sample.messages) if m.get("role") == "user"), "")
         answer = extract_answer(generation.text) or generation.text[-ANSWER_CHARS:]
-        text = PROMPT.format(question=question, reference=sample.reference, answer=answer[:ANSWER_CHARS])
+        text = PROMPT.format(question=sample.question, reference=sample.reference, answer=answer[:ANSWER_CHARS])
         return ({"role": "user", "content": text},)
 
     def parse(self, text: str, answer: str = "") -> Judgment:

@@ -17,7 +17,7 @@ from pathlib import Path
 from mathusereval import registry
 from mathusereval.contracts import is_judge
 from mathusereval.errors import ConfigError, MueError
-from mathusereval.grading import compute_metrics
+from mathusereval.grading import compute_metrics, coverage_counts
 from mathusereval.judging import judge_view
 from mathusereval.pipeline import RunResult
 from mathusereval.records import MetricValue, RunManifest
@@ -56,17 +56,7 @@ def _metrics_from_records(
     judges = [name for name in names if is_judge(registry.lookup("graders", name))]
     primary = [g for (sid, k, name), g in grades.items() if name == names[0] and sid in ids and k < n]
     view = judge_view(primary, judges, parity)  # --parity upstream scores unparseable judgments as -1
-    unparseable = sum(g.score is None and bool(g.details.get("parse_failure")) for g in view)
-    over_budget = sum(g.score is None and "budget" in (g.error or "") for g in view)
-    counts = {
-        "samples": items,
-        "expected": items * n,
-        "scored": sum(g.score is not None for g in view),
-        "unparseable": unparseable,
-        "over_budget": over_budget,
-        "grader_errors": sum(g.score is None for g in view) - unparseable - over_budget,
-        "ungraded": items * n - len(view),
-    }
+    counts = {"samples": items, **coverage_counts(view, items * n)}
     return compute_metrics(task, names, samples, grades, n, parity), counts
 
 
@@ -84,21 +74,25 @@ def load_run(directory: Path, parity: str = "none") -> RunResult:
     if recomputed is None:
         metrics = [MetricValue.from_json(m) for m in summary.get("metrics", [])]
         expected = int(stored.get("samples", 0)) * int(manifest.params.get("n", 1))
-        counts = {**stored, "expected": expected, "scored": int(stored.get("graded", expected))}
+        counts = {**stored, "expected": expected}
     else:
         metrics, counts = recomputed
-        # answers never graded: failed generations (the summary counts them) or never generated
-        errors = min(int(stored.get("errors", 0) or 0), counts["ungraded"])
-        counts.update(answer_errors=errors, not_generated=counts["ungraded"] - errors)
+        _split_ungraded(counts, int(stored.get("errors", 0) or 0))
     return RunResult(manifest=manifest, directory=directory, metrics=metrics, counts=counts)
+
+
+def _split_ungraded(counts: dict[str, int], errors: int) -> None:
+    """Answers never graded are failed generations (the run summaries count them) or never generated."""
+    counts["errors"] = min(errors, counts["ungraded"])
+    counts["missing"] = counts["ungraded"] - counts["errors"]
 
 
 _REASONS = (
     ("unparseable", "unparseable judgments"),
     ("over_budget", "over budget"),
-    ("answer_errors", "answer errors"),
-    ("not_generated", "not generated"),
-    ("grader_errors", "grader errors"),
+    ("errors", "answer errors"),
+    ("missing", "not generated"),
+    ("failed_grades", "grader errors"),
 )
 
 
@@ -106,7 +100,7 @@ def coverage(run: RunResult) -> tuple[int, int]:
     """(scored, expected): answers with a score against items x samples. Under ``--parity upstream`` an
     unparseable judgment scores -1, as upstream counts it, so it is covered."""
     expected = int(run.counts.get("expected", 0))
-    return min(int(run.counts.get("scored", expected)), expected), expected
+    return min(int(run.counts.get("graded", expected)), expected), expected
 
 
 def partial(run: RunResult) -> str | None:
@@ -149,8 +143,7 @@ def load_sharded(directories: Sequence[Path], parity: str = "none") -> RunResult
     for directory in directories:
         summary = read_json(directory / SUMMARY) if (directory / SUMMARY).exists() else {}
         errors += int((summary.get("counts") or {}).get("errors", 0) or 0) if isinstance(summary, dict) else 0
-    errors = min(errors, counts["ungraded"])
-    counts.update(answer_errors=errors, not_generated=counts["ungraded"] - errors)
+    _split_ungraded(counts, errors)
     parent = directories[0].parent
     return RunResult(manifest, parent, metrics, counts, parts=tuple(directories))
 

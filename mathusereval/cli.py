@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .cli_data import agreement_parser, cmd_agreement, cmd_export, cmd_verify, export_parser, verify_parser
-from .errors import MueError
+from .errors import MueError, one_line
 from .include import split_include
 
 COMMANDS = ("run", "tasks", "leaderboard", "grade", "import", "export", "agreement", "verify")
@@ -523,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
 
             include(includes)
     except MueError as exc:
-        print(f"mue-eval: error: {_one_line(str(exc))}", file=sys.stderr)
+        print(f"mue-eval: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     command = argv.pop(0) if argv and argv[0] in COMMANDS else "run"
     parsers = {
@@ -553,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handler(args)
     except MueError as exc:
-        print(f"mue-eval: error: {_one_line(str(exc))}", file=sys.stderr)
+        print(f"mue-eval: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:  # a full disk, a read-only --out, permissions taken away mid-run
         where = f"{exc.filename}: " if exc.filename else ""
@@ -572,11 +572,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
-
-
-def _one_line(text: str) -> str:
-    """Messages can quote hostile text (a server's reply, a data field): one line, no control characters."""
-    return "".join(ch if ch.isprintable() else " " for ch in " ".join(text.split()))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,11 @@ MueError                 base; the CLI prints its message on one line and exits 
 from __future__ import annotations
 
 
+def one_line(text: str) -> str:
+    """A message that quotes hostile text (a server's reply, a data field) as one printable line."""
+    return "".join(ch if ch.isprintable() else " " for ch in " ".join(text.split()))
+
+
 class MueError(Exception):
     """An error caused by the user's input or environment, reported without a traceback."""
 

@@ -77,6 +77,23 @@ def compute_metrics(
     return metrics
 
 
+def coverage_counts(primary: Sequence[Grade], expected: int) -> dict[str, int]:
+    """Coverage of a run by its primary grader: answers `graded` (scored) against the `expected` items x
+    samples, and why the rest are not: unparseable judgments, a spent budget, other grader failures, or no
+    grade at all (`ungraded`: the answer failed or was never generated)."""
+    unscored = [g for g in primary if g.score is None]
+    unparseable = sum(bool(g.details.get("parse_failure")) for g in unscored)
+    over_budget = sum("budget" in (g.error or "") for g in unscored)
+    return {
+        "expected": expected,
+        "graded": len(primary) - len(unscored),
+        "unparseable": unparseable,
+        "over_budget": over_budget,
+        "failed_grades": len(unscored) - unparseable - over_budget,
+        "ungraded": expected - len(primary),
+    }
+
+
 def count_outcomes(
     grader_names: Sequence[str],
     samples: Sequence[Sample],
@@ -90,22 +107,13 @@ def count_outcomes(
     gens = [generations[key] for key in wanted if key in generations]
     primary = [g for (sid, k, name), g in grades.items() if name == grader_names[0] and sid in ids and k < n]
     mine = [g for (sid, k, name), g in grades.items() if name in grader_names and sid in ids and k < n]
-    unparseable = sum(g.score is None and bool(g.details.get("parse_failure")) for g in primary)
-    over_budget = sum(g.score is None and "budget" in (g.error or "") for g in primary)
     return {
-        # coverage, as the leaderboard reads it: answers scored against items x samples, and why not
-        "expected": len(wanted),
-        "scored": sum(g.score is not None for g in primary),
-        "unparseable": unparseable,
-        "over_budget": over_budget,
-        "answer_errors": sum(not g.ok for g in gens),
-        "not_generated": len(wanted) - len(gens),
+        **coverage_counts(primary, len(wanted)),
         "samples": len(samples),
         "generations": sum(g.ok for g in gens),
         "errors": sum(not g.ok for g in gens),
         "missing": len(wanted) - len(gens),
         "truncated": sum(g.ok and g.finish_reason == "length" for g in gens),
-        "graded": sum(g.score is not None for g in primary),
         "grader_errors": sum(g.error is not None for g in primary),
         "parse_failures": sum(bool(g.details.get("parse_failure")) for g in mine),
         "prompt_tokens": sum(g.usage.prompt_tokens for g in gens),

@@ -34,6 +34,15 @@ class Sample:
     reference: str
     metadata: JsonDict = field(default_factory=dict)
 
+    @property
+    def question(self) -> str:
+        """The question as the user asked it (what a judge or verifier is shown): tasks that wrap it in an
+        instruction keep it in ``metadata["question"]``; otherwise the last user turn."""
+        question = self.metadata.get("question")
+        if isinstance(question, str):
+            return question
+        return next((m["content"] for m in reversed(self.messages) if m.get("role") == "user"), "")
+
     def to_json(self) -> JsonDict:
         return {
             "task": self.task,

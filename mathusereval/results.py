@@ -42,13 +42,6 @@ class StoredAnswer:
     grades: dict[str, Grade] = field(default_factory=dict)
 
     @property
-    def question(self) -> str:
-        question = self.sample.metadata.get("question")
-        if isinstance(question, str):
-            return question
-        return next((m["content"] for m in reversed(self.sample.messages) if m.get("role") == "user"), "")
-
-    @property
     def group(self) -> str:
         """The item's group for per-category counts: its category, else subject, else level, else "-"."""
         for key in GROUP_KEYS:
@@ -112,7 +105,7 @@ def _item_row(answer: StoredAnswer, graders: Sequence[str]) -> dict[str, Any]:
         "sample_id": answer.sample.id,
         "n_index": answer.n_index,
         **{key: meta.get(key) for key in GROUP_KEYS},
-        "question": answer.question,
+        "question": answer.sample.question,
         "reference": answer.sample.reference,
         "response": gen.text if gen is not None and gen.ok else None,
         "reasoning": gen.reasoning if gen is not None else None,

@@ -38,20 +38,26 @@ MANIFEST = "manifest.json"
 SUMMARY = "summary.json"
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON through a temporary file and rename, so readers never see half a file."""
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write through a temporary file and rename, so readers never see half a file; a full disk leaves the
+    old file whole and no half-written temporary."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        try:
-            text = json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
-            text.encode()
-        except UnicodeEncodeError:  # a lone surrogate somewhere: \u escapes instead
-            text = json.dumps(data, ensure_ascii=True, indent=2, sort_keys=True) + "\n"
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_bytes(data)
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)  # a full disk leaves the old file whole and no half-written temporary
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    try:
+        text = json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+        encoded = text.encode()
+    except UnicodeEncodeError:  # a lone surrogate somewhere: \u escapes instead
+        encoded = (json.dumps(data, ensure_ascii=True, indent=2, sort_keys=True) + "\n").encode()
+    write_atomic(path, encoded)
 
 
 def _no_link(path: Path) -> None:

@@ -41,6 +41,7 @@ from .__about__ import __version__
 from .errors import ConfigError
 from .records import Message
 from .results import StoredAnswer, iter_answers, read_manifest, run_directories
+from .store import write_atomic
 
 Format = Literal["rft", "dpo", "kto"]
 FORMATS: tuple[Format, ...] = ("rft", "dpo", "kto")
@@ -96,10 +97,6 @@ class Candidate:
     @property
     def norm(self) -> str:
         return normalised(self.text)
-
-    @property
-    def truncated(self) -> bool:
-        return self.answer.generation is not None and self.answer.generation.finish_reason == "length"
 
 
 def normalised(text: str) -> str:
@@ -373,8 +370,8 @@ def export(
         "data_sha256": hashlib.sha256(data).hexdigest(),
         "mathusereval_version": __version__,
     }
-    _write(data_path, data)
-    _write(manifest_path, (json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode())
+    write_atomic(data_path, data)
+    write_atomic(manifest_path, (json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode())
     return data_path, manifest_path, manifest
 
 
@@ -403,14 +400,3 @@ def output_paths(out: Path, fmt: Format) -> tuple[Path, Path]:
     if out.suffix == ".jsonl":
         return out, out.with_name(out.name.removesuffix(".jsonl") + ".manifest.json")
     return out / f"{fmt}.jsonl", out / f"{fmt}.manifest.json"
-
-
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

@@ -17,6 +17,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from ..errors import one_line
+
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 """Worth another try: timeouts, conflicts, rate limits, and server-side failures."""
 MAX_BACKOFF_S = 60.0
@@ -66,7 +68,7 @@ def server_message(body: bytes, limit: int = 300) -> str:
         error = error.get("message", error) if isinstance(error, dict) else error
         if isinstance(error, str):
             text = error
-    return "".join(ch if ch.isprintable() else " " for ch in " ".join(text.split()))[:limit]
+    return one_line(text)[:limit]
 
 
 def check_status(status: int, headers: Mapping[str, str], body: bytes) -> None:
