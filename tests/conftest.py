@@ -109,6 +109,19 @@ def engine_server(cmd: list[str], port: int, log: Path, env: dict[str, str] | No
         proc.wait(timeout=60)
 
 
+def start_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """``mue-eval`` started in the background (a test that signals, kills or races it), output captured."""
+    return subprocess.Popen(
+        [str(MUE_EVAL), *args],
+        cwd=cwd,
+        env=cli_env(cwd, env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+
+
 def wait_for_lines(path: Path, count: int, proc: subprocess.Popen[str], timeout: float = 60) -> None:
     """Wait until `path` holds `count` complete lines (a run under way), failing if `proc` ends first."""
     deadline = time.monotonic() + timeout

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from .conftest import MUE_EVAL, cli_env, free_port, run_cli, wait_for_lines
+from .conftest import MUE_EVAL, cli_env, free_port, run_cli, start_cli, wait_for_lines
 from .hostile_server import HostileServer
 
 KINDS = ["surrogate", "usage_lots", "usage_list", "usage_inf", "deep", "null", "gzip", "big", "ok"]
@@ -174,25 +174,9 @@ def test_invalid_utf8_names_its_line(tmp_path: Path) -> None:
 
 
 def _slow_run(tmp_path: Path, server: HostileServer) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            str(MUE_EVAL),
-            "--base-url",
-            server.url,
-            "--model",
-            "slow",
-            "--tasks",
-            "demo",
-            "--concurrency",
-            "2",
-            "--quiet",
-        ],
+    return start_cli(
+        *("--base-url", server.url, "--model", "slow", "--tasks", "demo", "--concurrency", "2", "--quiet"),
         cwd=tmp_path,
-        env=cli_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        stdin=subprocess.DEVNULL,
     )
 
 
@@ -335,27 +319,23 @@ def test_a_read_only_results_tree_renders_and_grade_says_why_it_cannot_write(tmp
     as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", str(MUE_EVAL)]
     env = {**cli_env(shared), "HOME": str(board), "MPLCONFIGDIR": str(board / "mpl")}
     before = _files(shared / "results")
-    run = subprocess.run(
-        [*as_nobody, "leaderboard", "results", "--out", str(board / "out")],
-        cwd=shared,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+
+    def nobody(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*as_nobody, *args],
+            cwd=shared,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+
+    run = nobody("leaderboard", "results", "--out", str(board / "out"))
     _clean_stderr(run.stderr)
     assert run.returncode == 0, run.stderr
     assert (board / "out" / "leaderboard.md").is_file()
-    graded = subprocess.run(
-        [*as_nobody, "grade", "results/m1/demo", "--quiet"],
-        cwd=shared,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+    graded = nobody("grade", "results/m1/demo", "--quiet")
     _clean_stderr(graded.stderr)
     assert graded.returncode == 2 and "Permission denied" in graded.stderr, graded.stderr
     assert _files(shared / "results") == before

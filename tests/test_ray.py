@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import MUE_EVAL, cli_env, run_cli, wait_for_lines
+from .conftest import run_cli, start_cli, wait_for_lines
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 # loopback only: Ray binds its node to 127.0.0.1 instead of the machine's outward address
@@ -66,12 +65,12 @@ def test_both_nodes_answer(cluster: Any, tmp_path: Path) -> None:
 def test_a_killed_replica_loses_nothing(cluster: Any, tmp_path: Path) -> None:
     import ray
 
-    run = subprocess.Popen(
-        [str(MUE_EVAL), "--ray", cluster.address, "--data-parallel-size", "2", "--threads", "1", "--limit", "14",
-         "--max-tokens", "48", "--quiet"],
-        cwd=tmp_path, env=cli_env(tmp_path, ENV), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+    run = start_cli(
+        *("--ray", cluster.address, "--data-parallel-size", "2", "--threads", "1", "--limit", "14"),
+        *("--max-tokens", "48", "--quiet"),
+        cwd=tmp_path,
+        env=ENV,
+    )
     gens = tmp_path / "results" / "smollm2-135m-instruct" / "demo" / "generations.jsonl"
     wait_for_lines(gens, 2, run, timeout=120)
     ray.kill(ray.get_actor("mue-replica-1", namespace="mathusereval"))

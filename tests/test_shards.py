@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
 from mathusereval import registry
 from mathusereval.shards import parse_shard, shard_of
 
-from .conftest import MUE_EVAL, cli_env, run_cli, wait_for_lines
+from .conftest import run_cli, start_cli, wait_for_lines
 from .hostile_server import HostileServer
 from .judge_server import ScriptedServer
 
@@ -43,14 +42,7 @@ def test_shards_cover_the_task_once_and_read_back_as_the_whole_run(tmp_path: Pat
         args = ["--base-url", server.url, "--model", "m", "--tasks", "demo", "--quiet"]
         whole = run_cli(*args, "--out", "whole", cwd=tmp_path)
         assert whole.returncode == 0, whole.stderr
-        jobs = [
-            subprocess.Popen(
-                [str(MUE_EVAL), *args, "--out", "sharded", "--shard", f"{i}/3"],
-                cwd=tmp_path, env=cli_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                stdin=subprocess.DEVNULL,
-            )
-            for i in range(3)
-        ]  # fmt: skip
+        jobs = [start_cli(*args, "--out", "sharded", "--shard", f"{i}/3", cwd=tmp_path) for i in range(3)]
         for job in jobs:
             _, err = job.communicate(timeout=300)
             assert job.returncode == 0, err
@@ -84,21 +76,13 @@ def test_shards_cover_the_task_once_and_read_back_as_the_whole_run(tmp_path: Pat
 
 def test_a_killed_shard_resumes_without_duplicates(tmp_path: Path) -> None:
     with HostileServer(["slow"]) as server:
-        cmd = [str(MUE_EVAL), "--base-url", server.url, "--model", "s", "--tasks", "demo", "--shard", "1/2"]
-        job = subprocess.Popen(
-            [*cmd, "--concurrency", "1", "--quiet"],
-            cwd=tmp_path,
-            env=cli_env(tmp_path),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            stdin=subprocess.DEVNULL,
-        )
+        cmd = ["--base-url", server.url, "--model", "s", "--tasks", "demo", "--shard", "1/2"]
+        job = start_cli(*cmd, "--concurrency", "1", "--quiet", cwd=tmp_path)
         gens = tmp_path / "results" / "s" / "demo" / "shard-1-of-2" / "generations.jsonl"
         wait_for_lines(gens, 2, job)
         job.kill()
         job.communicate(timeout=30)
-        again = run_cli(*cmd[1:], "--quiet", cwd=tmp_path)
+        again = run_cli(*cmd, "--quiet", cwd=tmp_path)
         assert again.returncode == 0, again.stderr
     lines = [json.loads(x) for x in gens.read_text().splitlines()]
     keys = [(r["sample_id"], r["n_index"]) for r in lines]
