@@ -87,8 +87,8 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, float]:
 
 
 def _samples(n: int) -> list[Any]:
+    from mathusereval.plugins.task import user_turn
     from mathusereval.records import Sample
-    from mathusereval.task import user_turn
 
     return [Sample("bench", f"q{i}", user_turn(f"Question {i}: what is 3 + 4?"), "7") for i in range(n)]
 
@@ -99,7 +99,7 @@ def ours_backend(url: str, n: int, concurrency: int) -> None:
     from mathusereval.records import GenerationParams, Request
 
     async def go() -> None:
-        backend = OpenAIBackend(ModelSpec("openai", "m", {"base_url": url, "concurrency": concurrency}))
+        backend = OpenAIBackend(ModelSpec.of("openai", "m", **{"base_url": url, "concurrency": concurrency}))
         done = 0
         async for gen in backend.generate([Request(s) for s in _samples(n)], GenerationParams(max_tokens=16)):
             done += gen.ok
@@ -112,20 +112,20 @@ def ours_backend(url: str, n: int, concurrency: int) -> None:
 def ours_pipeline(url: str, n: int, concurrency: int) -> None:
     from mathusereval.backends import ModelSpec
     from mathusereval.backends.openai_compat import OpenAIBackend
-    from mathusereval.metrics import accuracy
-    from mathusereval.pipeline import RunOptions, run_task
-    from mathusereval.task import LoadedData, Task
+    from mathusereval.plugins.metrics import accuracy
+    from mathusereval.plugins.task import LoadedData, Task
+    from mathusereval.run.pipeline import RunOptions, run_task
 
     samples = _samples(n)
     task = Task("bench", "1", lambda _: LoadedData(samples, "0" * 64, "inline"), "{q}", ("answer",), accuracy)
-    spec = ModelSpec("openai", "m", {"base_url": url, "concurrency": concurrency})
+    spec = ModelSpec.of("openai", "m", **{"base_url": url, "concurrency": concurrency})
 
     async def go() -> None:
         backend = OpenAIBackend(spec)
         with tempfile.TemporaryDirectory() as out:
             result = await run_task(task, spec, backend, RunOptions(out=Path(out), progress=False))
         await backend.aclose()
-        assert result.counts["graded"] == n and result.metrics[0].value == 1.0
+        assert result.counts.graded == n and result.metrics[0].value == 1.0
 
     asyncio.run(go())
 
@@ -222,7 +222,7 @@ def vllm_table(url: str, model: str, n: int, concurrency: int, max_tokens: int) 
     params = GenerationParams(max_tokens=max_tokens)
 
     async def ours() -> int:
-        backend = OpenAIBackend(ModelSpec("openai", model, {"base_url": url, "concurrency": concurrency}))
+        backend = OpenAIBackend(ModelSpec.of("openai", model, **{"base_url": url, "concurrency": concurrency}))
         tokens = 0
         async for gen in backend.generate([Request(s) for s in _samples(n)], params):
             tokens += gen.usage.completion_tokens

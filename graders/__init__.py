@@ -4,7 +4,7 @@ A rule grader is ``(Sample, Generation) -> Grade`` (``answer``); an LLM judge (`
 ``math-critique``) is an `LLMJudge` that the pipeline runs through the judge backend (``--judge MODEL``).
 """
 
-from mathusereval.registry import register
+from mathusereval.plugins.registry import register
 
 from .answer import AnswerGrade, GradingPolicy, answer_grader, grade_answer, grade_many, is_equivalent
 from .judge import ALIGNBENCH_JUDGE, MATH_CRITIQUE, Judgment, LLMJudge, parse_judgment, upstream_score

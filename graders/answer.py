@@ -19,7 +19,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
-from mathusereval.metrics import accuracy
+from mathusereval.plugins.metrics import accuracy
 from mathusereval.records import Generation, Grade, Sample
 
 from .compare import GradingPolicy, NeedsSymbolic, SymbolicCompare, compare

@@ -1,7 +1,7 @@
 """LLM judges as graders: the AlignBench multi-dimensional judge and Math-Critique.
 
 A judge is a frozen description (prompt, parser, pass threshold); the model that plays the judge is a
-backend chosen at run time (``--judge MODEL``) and driven by `mathusereval.judging`, which adds the
+backend chosen at run time (``--judge MODEL``) and driven by `mathusereval.run.judging`, which adds the
 cache, the bounded retries of unparseable replies, the cascade and the budget.
 
 `parse_judgment` reads what judges really write (AlignBench judge.py and the ChatGLM-Math paper's App. B;
@@ -21,10 +21,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from mathusereval.metrics import mean_with_stderr, per_sample_scores
-from mathusereval.records import Generation, Grade, Message, MetricValue, Sample
+from mathusereval.plugins.metrics import mean_with_stderr, per_sample_scores
+from mathusereval.records import Generation, Grade, Message, MetricValue, Sample, Settled
 
 from . import judge_prompts
+from .answer import grade_many
+from .extract import last_boxed, states_answer
 
 Style = Literal["alignbench", "math-critique"]
 OVERALL = "综合得分"
@@ -45,6 +47,13 @@ _RATING = re.compile(rf"(?:评分|打分|得分|分数|rating|score)\s*(?:为|�
 UPSTREAM_DICT = r"{(.*?)}(?![^{]*{)"
 _UPSTREAM_PAIR = re.compile(r"'(.*?)': (\d+)")
 _UPSTREAM_OVERALL = re.compile(r"'综合得分': (\d+(\.\d{1,2})?)")
+
+# Verdicts the cascade accepts as settled: an exact match of any kind, or a definite mismatch between two
+# numbers or two choice letters. A mismatch of free text against a worked-solution reference is left to
+# the judge, since extraction from prose references is where rule graders err (docs/design-notes.md §4).
+_CLEAR_WRONG = frozenset({"numeric", "choice letter"})
+_UNSETTLED = frozenset({"no answer found", "timeout", "memory limit", "parse failure"})
+CURATED_REFERENCE_CHARS = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,13 +210,14 @@ class LLMJudge:
         style: which prompt and parser.
         threshold: hard-split pass mark, score >= 7 (upstream show_result.py; docs/design-notes.md §1).
         cascade_scores: the scores the answer-grader cascade gives a clear (correct, wrong) final answer:
-            the middle of the judge's own bands, so hard-split keeps its meaning (see `mathusereval.judging`).
+            the middle of the judge's own bands, so hard-split keeps its meaning (see `mathusereval.run.judging`).
     """
 
     name: str
     style: Style
     threshold: float = 7.0
     cascade_scores: tuple[float, float] = (8.0, 2.0)
+    role: str = "judge"
 
     @property
     def template(self) -> str:
@@ -235,6 +245,36 @@ class LLMJudge:
 
     def upstream(self, text: str) -> float:
         return upstream_score(text, self.style)
+
+    def settle(self, items: Sequence[tuple[Sample, Generation]], cascade: bool) -> list[Settled | None]:
+        """With ``--judge-cascade``, the answer grader settles clear math items; the rest go to the judge.
+
+        Clear means: the response states its final answer explicitly, the reference is a curated answer
+        (boxed, or at most 40 characters), and the verdict is a match, or a mismatch of two numbers or two
+        choice letters. Worked-solution references in prose (MathUserEval, AlignBench) are left to the
+        judge: on the 567 GPT-4-1106 MathUserEval answers, reading their answer out of the prose settled 21
+        items as wrong, most of them against an intermediate value of the reference. The settled score is
+        the judge's own band for that outcome (`cascade_scores`), so avg-score is an approximation while
+        hard-split (>= 7) keeps its meaning. Such a grade stands only while the cascade is asked for.
+        """
+        decided: list[Settled | None] = [None] * len(items)
+        if not cascade:
+            return decided
+        candidates = [
+            k
+            for k, (s, g) in enumerate(items)
+            if s.metadata.get("math", True)
+            and states_answer(g.text)
+            and (len(s.reference.strip()) <= CURATED_REFERENCE_CHARS or last_boxed(s.reference) is not None)
+        ]
+        verdicts = grade_many([(items[k][0].reference, items[k][1].text) for k in candidates]) if candidates else []
+        for k, verdict in zip(candidates, verdicts, strict=True):
+            if verdict.reason in _UNSETTLED or not (verdict.correct or verdict.reason in _CLEAR_WRONG):
+                continue
+            score = self.cascade_scores[0] if verdict.correct else self.cascade_scores[1]
+            details = {"rule": verdict.reason, "extracted": verdict.extracted}
+            decided[k] = Settled(score, details, standing=False)
+        return decided
 
     def aggregate(self, samples: Sequence[Sample], grades: Sequence[Grade]) -> list[MetricValue]:
         """avg-score and hard-split, the paper's two numbers, when this judge is not the task's own scorer."""

@@ -18,10 +18,9 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from mathusereval.metrics import accuracy
-from mathusereval.records import Generation, Grade, Message, MetricValue, Sample
+from mathusereval.plugins.metrics import accuracy
+from mathusereval.records import Generation, Grade, Message, MetricValue, Sample, Settled
 
 from .answer import grade_many
 from .extract import extract_answer
@@ -55,13 +54,13 @@ ANSWER_CHARS = 2000
 
 @dataclass(frozen=True)
 class LLMVerifier:
-    """The `JudgeGrader` contract, plus `settle`: the answers the rules already got right never reach the
-    model (mathusereval.judging calls it before sending anything)."""
+    """The `JudgeGrader` contract in the ``verifier`` role; its `settle` step keeps the answers the rules
+    already got right from ever reaching the model."""
 
     name: str = "verifier"
+    role: str = "verifier"
     style: str = "verifier"
     threshold: float = 0.5
-    cascade_scores: tuple[float, float] = (1.0, 0.0)
 
     @property
     def prompt_sha256(self) -> str:
@@ -84,10 +83,11 @@ class LLMVerifier:
         judgment = self.parse(text)
         return -1.0 if judgment.score is None else judgment.score
 
-    def settle(self, items: Sequence[tuple[Sample, Generation]]) -> list[tuple[float, dict[str, Any]] | None]:
-        """Per item: (score, details) when the answer grader already says correct, else None (ask the model)."""
+    def settle(self, items: Sequence[tuple[Sample, Generation]], cascade: bool = False) -> list[Settled | None]:
+        """Per item: the rule verdict when the answer grader already says correct (always, whatever
+        `cascade` says: the verifier only ever sees what the rules reject), else None (ask the model)."""
         verdicts = grade_many([(s.reference, g.text) for s, g in items]) if items else []
-        return [(1.0, {"rule": v.reason, "flipped": False}) if v.correct else None for v in verdicts]
+        return [Settled(1.0, {"rule": v.reason, "flipped": False}) if v.correct else None for v in verdicts]
 
     def aggregate(self, samples: Sequence[Sample], grades: Sequence[Grade]) -> list[MetricValue]:
         """Accuracy with the verifier's verdicts, and how many answers it flipped from wrong to right."""

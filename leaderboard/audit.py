@@ -13,19 +13,17 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from mathusereval.pipeline import RunResult
-from mathusereval.records import Generation, Grade, Sample
+from mathusereval.records import GROUP_KEYS, Grade, RunResult, Sample
+from mathusereval.results.runs import StoredAnswer, iter_answers
 from mathusereval.store import RunStore
 
 from .html import facts, page_ends
 from .layout import format_cell
 from .tables import model_label
 
-_GROUPS = ("category", "subcategory", "subject", "level")
-
 
 def _group(sample: Sample) -> str:
-    return " / ".join(str(sample.metadata[k]) for k in _GROUPS if sample.metadata.get(k) not in (None, ""))
+    return " / ".join(str(sample.metadata[k]) for k in GROUP_KEYS if sample.metadata.get(k) not in (None, ""))
 
 
 def _score(grade: Grade) -> str:
@@ -39,7 +37,9 @@ def _pre(title: str, text: str | None) -> str:
     return "" if not text else f"<h4>{escape(title)}</h4><pre>{escape(text)}</pre>"
 
 
-def _item(sample: Sample, generation: Generation | None, grades: list[Grade], critiques: dict[str, str]) -> str:
+def _item(answer: StoredAnswer, critiques: dict[str, str]) -> str:
+    sample, generation = answer.sample, answer.generation
+    grades = [answer.grades[name] for name in sorted(answer.grades)]
     extracted = next((str(g.details["extracted"]) for g in grades if g.details.get("extracted")), "")
     scores = " · ".join(_score(g) for g in grades) or "not graded"
     index = f"#{generation.n_index}" if generation is not None and generation.n_index else ""
@@ -71,11 +71,7 @@ def _lines(detail: dict[str, Any]) -> str:
 def write_run_page(run: RunResult, path: Path, judge_scale: float = 1.0) -> None:
     """Write the page item by item: answer texts are read back one at a time, so memory does not grow with
     the size of the run (written to a temporary file, renamed when complete)."""
-    stores = [RunStore(d) for d in run.parts or (run.directory,)]  # a sharded run: every shard's records
-    generations = {k: (store, v) for store in stores for k, v in store.generation_index().items()}
-    grades = {k: v for store in stores for k, v in store.grades().items()}
-    critiques = {key: call.generation.text for store in stores for key, call in store.judge_calls().items()}
-    samples = [sample for store in stores for sample in store.samples().values()]
+    critiques = {k: call.generation.text for d in run.record_dirs for k, call in RunStore(d).judge_calls().items()}
     title = f"{model_label(run.manifest)} · {run.manifest.task}"
     headline = ", ".join(f"{m.name} {format_cell(m, judge_scale)}" for m in run.metrics[:3])
     head = [
@@ -85,22 +81,14 @@ def write_run_page(run: RunResult, path: Path, judge_scale: float = 1.0) -> None
         facts(run),
         '<input id="filter" type="search" placeholder="filter by id, category or answer" aria-label="filter">',
     ]
-    by_item: dict[tuple[str, int], list[Grade]] = {}
-    for (sample_id, n_index, _), grade in sorted(grades.items()):
-        by_item.setdefault((sample_id, n_index), []).append(grade)
-    n = int(run.manifest.params.get("n", 1))
     start, end = page_ends(title)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         with tmp.open("w", encoding="utf-8") as fh:
             fh.write(start + "\n".join(head))
-            for sample in samples:
-                for k in range(n):
-                    item = (sample.id, k)
-                    stored = generations.get(item)
-                    generation = stored[0].load_generation(item) if stored is not None else None
-                    fh.write("\n" + _item(sample, generation, by_item.get(item, []), critiques))
+            for answer in iter_answers(run.record_dirs):  # a sharded run: every shard's records
+                fh.write("\n" + _item(answer, critiques))
             fh.write(end)
         os.replace(tmp, path)
     finally:

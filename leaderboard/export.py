@@ -20,11 +20,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mathusereval.errors import MueError
-from mathusereval.pipeline import RunResult
-from mathusereval.records import MetricValue, RunManifest
+from mathusereval.records import MetricValue, RunManifest, RunResult
+from mathusereval.results.runs import run_page_name
 
 from .layout import file_stem, format_cell, label, markdown_text, order, scaled
-from .tables import Table, coverage_mark, model_label, overview, partial, with_mark
+from .tables import Table, model_label, overview, with_mark
 
 
 def comparability(manifest: RunManifest) -> tuple[str, ...]:
@@ -72,8 +72,8 @@ def breakdown(runs: Sequence[RunResult], task: str = "") -> Table:
             if metric.name not in names:
                 names.append(metric.name)
             rows.setdefault(model_label(run.manifest), {})[metric.name] = metric
-        if coverage_mark(run):
-            partial_models[model_label(run.manifest)] = coverage_mark(run)
+        if run.coverage_mark():
+            partial_models[model_label(run.manifest)] = run.coverage_mark()
 
     def headline(model: str) -> float:
         value = rows[model].get(names[0]) if names else None
@@ -140,13 +140,13 @@ def write_leaderboard(
     - ``index.html``: the self-contained page, and ``runs/<run>.html``: each run's sample-level records.
     """
     from .audit import write_run_page
-    from .html import index_page, run_slug
+    from .html import index_page
     from .plots import task_plots
 
     pages: list[Path] = []
     rendered: list[RunResult] = []
     for run in runs:  # one page at a time, written as it goes; a run that cannot be read is left out
-        path = out / "runs" / f"{run_slug(run.manifest)}.html"
+        path = out / "runs" / f"{run_page_name(run.manifest)}.html"
         try:
             write_run_page(run, path, judge_scale)
         except MueError as exc:
@@ -171,7 +171,7 @@ def write_leaderboard(
         files[out / "tasks" / f"{stem}.csv"] = to_csv(task_table, judge_scale)
         for plot in plots[name]:
             files[out / "plots" / f"{plot.name}.png"] = plot.png
-    partial_runs = [note for note in map(partial, runs) if note]
+    partial_runs = [note for note in (run.partial_note() for run in runs) if note]
     notes = [*legend, *sources, *partial_runs]
     files[out / "index.html"] = index_page(table, notes, breakdowns, plots, runs, judge_scale)
     for path, content in files.items():

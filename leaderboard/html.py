@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from importlib import resources
 
-from mathusereval.pipeline import RunResult
-from mathusereval.records import MetricValue, RunManifest
+from mathusereval.records import MetricValue, RunResult
+from mathusereval.results.runs import run_page_name
 
 from .layout import format_cell, label, order, rounded, ties
 from .plots import Plot
@@ -41,12 +41,6 @@ def page_ends(title: str) -> tuple[str, str]:
 def page(title: str, body: str) -> str:
     start, end = page_ends(title)
     return start + body + end
-
-
-def run_slug(manifest: RunManifest) -> str:
-    """A file name for a run's sample page: readable, and unique through a hash of its run id."""
-    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{model_label(manifest)}__{manifest.task}")
-    return f"{readable}-{hashlib.sha256(manifest.run_id.encode()).hexdigest()[:8]}"
 
 
 def model_anchor(model: str) -> str:
@@ -140,8 +134,8 @@ def model_details(model: str, runs: Sequence[RunResult], judge_scale: float) -> 
         )
         parts += [
             f"<h3>{escape(run.manifest.task)}</h3>",
-            f'<p><a href="runs/{run_slug(run.manifest)}.html">sample-level records</a> (prompt, response, extracted '
-            "answer, grade, judge critique)</p>",
+            f'<p><a href="runs/{run_page_name(run.manifest)}.html">sample-level records</a> (prompt, response, '
+            "extracted answer, grade, judge critique)</p>",
             f"<table><thead><tr><th>metric</th><th>value</th><th>n</th></tr></thead><tbody>{rows}</tbody></table>",
             facts(run),
         ]

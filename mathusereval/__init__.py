@@ -11,13 +11,36 @@ from mathusereval import BOXED_COT, GenerationParams, Sample, Task, accuracy, js
 from mathusereval import register, user_turn
 ```
 
-The contracts a task, grader or backend must meet are in `mathusereval.contracts`.
+The contracts a task, grader, backend or renderer must meet are in `mathusereval.plugins.contracts`.
+The package's tree (one line per subpackage):
+
+- `records`: the typed records every stage passes on (`Sample`, `Generation`, `Grade`, `RunResult` ...)
+- `plugins`: the plugin API (contracts, registry, ``--include``, `Task`, aggregation helpers)
+- `data`: benchmark files, pinned official downloads, shards
+- `backends`: the engines (OpenAI-compatible servers, llama.cpp, vLLM, Ray replicas, ``--serve``)
+- `run`: the write side (one run, its grading and judging, the whole invocation)
+- `store`: run directories on disk (append-only records, the locked writer, integrity)
+- `results`: the read side (runs read back, metrics recomputed, DataFrames, agreement, training data)
+- `cli`: ``mue-eval``, one module per command; `lmeval`: the lm-evaluation-harness plugin
 """
 
 from .__about__ import __version__
-from .contracts import Backend, BackendFactory, JudgeGrader, RuleGrader
+from .data.sources import pinned_source
 from .errors import BackendUnavailable, ConfigError, DataError, MueError
-from .metrics import accuracy, grouped_means, mean_with_stderr, per_sample_scores
+from .plugins.contracts import Backend, BackendFactory, JudgeGrader, Renderer, RuleGrader
+from .plugins.metrics import accuracy, grouped_means, mean_with_stderr, per_sample_scores
+from .plugins.registry import judge_grader, lookup, names, register, rule_grader
+from .plugins.task import (
+    BOXED_COT,
+    LoadedData,
+    Loader,
+    Task,
+    boxed_answer,
+    jsonl_loader,
+    pinned_rows,
+    prompt_fingerprint,
+    user_turn,
+)
 from .records import (
     Generation,
     GenerationParams,
@@ -26,12 +49,11 @@ from .records import (
     MetricValue,
     Request,
     RunManifest,
+    RunResult,
     Sample,
+    Settled,
     Usage,
 )
-from .registry import judge_grader, lookup, names, register, rule_grader
-from .sources import pinned_source
-from .task import BOXED_COT, LoadedData, Task, jsonl_loader, prompt_fingerprint, user_turn
 
 
 def lm_eval_task_dir() -> str:
@@ -53,17 +75,22 @@ __all__ = [
     "Grade",
     "JudgeGrader",
     "LoadedData",
+    "Loader",
     "Message",
     "MetricValue",
     "MueError",
+    "Renderer",
     "Request",
     "RuleGrader",
     "RunManifest",
+    "RunResult",
     "Sample",
+    "Settled",
     "Task",
     "Usage",
     "__version__",
     "accuracy",
+    "boxed_answer",
     "grouped_means",
     "jsonl_loader",
     "judge_grader",
@@ -72,6 +99,7 @@ __all__ = [
     "mean_with_stderr",
     "names",
     "per_sample_scores",
+    "pinned_rows",
     "pinned_source",
     "prompt_fingerprint",
     "register",

@@ -20,10 +20,19 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from mathusereval.metrics import grouped_means
-from mathusereval.records import GenerationParams, Grade, MetricValue, Sample
-from mathusereval.registry import register
-from mathusereval.task import Loader, Task, jsonl_loader, user_turn
+import mathusereval as mue
+
+_UPSTREAM = "https://raw.githubusercontent.com/THUDM/AlignBench"
+V11_FILE = mue.pinned_source(  # THUDM/AlignBench @ 5b79d4a8
+    "alignbench/data_v1.1_release.jsonl",
+    f"{_UPSTREAM}/5b79d4a84e566db26e755c719935c62a0e1b0527/data/data_v1.1_release.jsonl",
+    "6ad5cdb2d552d2557aca18d0dcabaf19ff59fd18bef98eef880296c0478bbd11",
+)
+V10_FILE = mue.pinned_source(  # @ acf7a469, the last commit before v1.1, with the PR #18 fix
+    "alignbench/data_release_v1.0.jsonl",
+    f"{_UPSTREAM}/acf7a46918102ccd58f591cb0cad9fe6f10b0000/data/data_release.jsonl",
+    "14a008e7851b536e64211f32dacffc90f45dcc176585a0e249ee0ebc94e9109c",
+)
 
 REASONING = ("数学计算", "逻辑推理")
 LANGUAGE = ("基本任务", "中文理解", "综合问答", "文本写作", "角色扮演", "专业能力")
@@ -44,8 +53,8 @@ def row_key(row: dict[str, Any]) -> str:
     return str(row["question_id"])
 
 
-def loader(relative: str, task: str) -> Loader:
-    def to_sample(row: dict[str, Any]) -> Sample:
+def loader(relative: str, task: str) -> mue.Loader:
+    def to_sample(row: dict[str, Any]) -> mue.Sample:
         if row["category"] not in TEMPERATURE:
             raise ValueError(f"field 'category' has unknown value {row['category']!r}")
         metadata = {
@@ -54,10 +63,10 @@ def loader(relative: str, task: str) -> Loader:
             "temperature": TEMPERATURE.get(row["category"], DEFAULT_TEMPERATURE),
             "math": row["category"] == "数学计算",  # the judge cascade settles only math items
         }
-        return Sample(task, row_key(row), user_turn(row["question"]), row["reference"], metadata)
+        return mue.Sample(task, row_key(row), mue.user_turn(row["question"]), row["reference"], metadata)
 
     fields = ("question_id", "category", "subcategory", "question", "reference")
-    return jsonl_loader(relative, to_sample, fields, ("question_id",), task=task)
+    return mue.jsonl_loader(relative, to_sample, fields, ("question_id",), task=task)
 
 
 def combine(category_means: dict[str, float]) -> dict[str, float]:
@@ -67,14 +76,14 @@ def combine(category_means: dict[str, float]) -> dict[str, float]:
     return {"overall": (reasoning + language) / 2, "reasoning": reasoning, "language": language}
 
 
-def aggregate(samples: Sequence[Sample], grades: Sequence[Grade]) -> list[MetricValue]:
+def aggregate(samples: Sequence[mue.Sample], grades: Sequence[mue.Grade]) -> list[mue.MetricValue]:
     """Overall, Reasoning, Language, then the eight category means (1–10 scale)."""
     categories = REASONING + LANGUAGE
-    means = grouped_means(samples, grades, "category", "category/{value}", categories)
+    means = mue.grouped_means(samples, grades, "category", "category/{value}", categories)
     per_category = dict(zip(categories, means, strict=True))
     n = sum(m.n for m in per_category.values())
     if any(m.n == 0 for m in per_category.values()):
-        return [MetricValue("overall", float("nan"), n), *per_category.values()]
+        return [mue.MetricValue("overall", float("nan"), n), *per_category.values()]
     combined = combine({c: m.value for c, m in per_category.items()})
     # Each combination is a weighted sum of category means over disjoint items, so its variance is the sum
     # of squared weights times the categories' variances (weights: Reasoning 1/2, Language 1/6, Overall
@@ -87,16 +96,18 @@ def aggregate(samples: Sequence[Sample], grades: Sequence[Grade]) -> list[Metric
         "reasoning": math.sqrt(reasoning_var),
         "language": math.sqrt(language_var),
     }
-    return [MetricValue(name, value, n, stderr[name]) for name, value in combined.items()] + list(per_category.values())
+    return [mue.MetricValue(name, value, n, stderr[name]) for name, value in combined.items()] + list(
+        per_category.values()
+    )
 
 
-ALIGNBENCH = Task(
+ALIGNBENCH = mue.Task(
     name="alignbench",
     version="1.1",
-    load=loader("alignbench/data_v1.1_release.jsonl", "alignbench"),
+    load=loader(V11_FILE, "alignbench"),
     graders=("alignbench-judge",),
     aggregate=aggregate,
-    params=GenerationParams(temperature=DEFAULT_TEMPERATURE, max_tokens=2048),
+    params=mue.GenerationParams(temperature=DEFAULT_TEMPERATURE, max_tokens=2048),
     description="AlignBench v1.1 (683), judge-scored 1–10",
     row_key=row_key,
 )
@@ -104,8 +115,8 @@ ALIGNBENCH_V10 = dataclasses.replace(
     ALIGNBENCH,
     name="alignbench-v1.0",
     version="1.0",
-    load=loader("alignbench/data_release_v1.0.jsonl", "alignbench-v1.0"),
+    load=loader(V10_FILE, "alignbench-v1.0"),
     description="AlignBench v1.0 (683), judge-scored 1–10",
 )
-register("tasks", ALIGNBENCH.name, ALIGNBENCH)
-register("tasks", ALIGNBENCH_V10.name, ALIGNBENCH_V10)
+mue.register("tasks", ALIGNBENCH.name, ALIGNBENCH)
+mue.register("tasks", ALIGNBENCH_V10.name, ALIGNBENCH_V10)

@@ -20,10 +20,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mathusereval.metrics import grouped_means, mean_with_stderr, per_sample_scores
-from mathusereval.records import GenerationParams, Grade, MetricValue, Sample
-from mathusereval.registry import register
-from mathusereval.task import Task, jsonl_loader, user_turn
+import mathusereval as mue
+
+DATA_FILE = mue.pinned_source(  # THUDM/ChatGLM-Math @ b0d49c7b
+    "mathusereval/math-user-eval.jsonl",
+    "https://raw.githubusercontent.com/THUDM/ChatGLM-Math/b0d49c7bd40f244b8dda1676b13cc89603cda315/data/math-user-eval.jsonl",
+    "8e2cf74be30a235aa18ad0acf4edc7212822c5b5dc363d8ceaea5bbc63281888",
+)
 
 ELEMENTARY, ADVANCED, SUPPLEMENTARY = "初等数学", "高等数学", "交叉学科"
 SUBCATEGORIES = {
@@ -38,7 +41,7 @@ def row_key(row: dict[str, Any]) -> str:
     return f"{row['source']}-{row['question_id']}"
 
 
-def to_sample(row: dict[str, Any]) -> Sample:
+def to_sample(row: dict[str, Any]) -> mue.Sample:
     metadata = {
         "category": row["category"],
         "subcategory": row["subcategory"],
@@ -46,11 +49,11 @@ def to_sample(row: dict[str, Any]) -> Sample:
         "supplementary": row["category"] == SUPPLEMENTARY,
         "math": True,
     }
-    return Sample("mathusereval", row_key(row), user_turn(row["question"]), row["reference"], metadata)
+    return mue.Sample("mathusereval", row_key(row), mue.user_turn(row["question"]), row["reference"], metadata)
 
 
-load = jsonl_loader(
-    "mathusereval/math-user-eval.jsonl",
+load = mue.jsonl_loader(
+    DATA_FILE,
     to_sample,
     ("question_id", "source", "question", "reference", "category", "subcategory"),
     ("question_id",),
@@ -66,19 +69,19 @@ def combine(sub_means: dict[str, float], sub_counts: dict[str, int]) -> dict[str
     return out
 
 
-def aggregate(samples: Sequence[Sample], grades: Sequence[Grade]) -> list[MetricValue]:
-    scores = per_sample_scores(grades)
+def aggregate(samples: Sequence[mue.Sample], grades: Sequence[mue.Grade]) -> list[mue.MetricValue]:
+    scores = mue.per_sample_scores(grades)
     judged = [scores[s.id] for s in samples if s.id in scores]
     names = {ELEMENTARY: "elementary", ADVANCED: "advanced"}
     subs = [(category, sub) for category, group in SUBCATEGORIES.items() for sub in group]
     metrics = [
-        mean_with_stderr("overall", judged),
-        *grouped_means(samples, grades, "category", names.__getitem__, list(names)),
+        mue.mean_with_stderr("overall", judged),
+        *mue.grouped_means(samples, grades, "category", names.__getitem__, list(names)),
     ]
     per_sub = dict(
         zip(
             subs,
-            grouped_means(
+            mue.grouped_means(
                 samples,
                 grades,
                 lambda s: (s.metadata["category"], s.metadata["subcategory"]),
@@ -90,27 +93,27 @@ def aggregate(samples: Sequence[Sample], grades: Sequence[Grade]) -> list[Metric
     )
     metrics += per_sub.values()
     split = {True: "supplementary", False: "overall_scored"}
-    metrics += grouped_means(samples, grades, "supplementary", split.__getitem__, [True, False])
-    metrics.append(mean_with_stderr("hard_split", [float(v >= HARD_SPLIT_THRESHOLD) for v in judged]))
+    metrics += mue.grouped_means(samples, grades, "supplementary", split.__getitem__, [True, False])
+    metrics.append(mue.mean_with_stderr("hard_split", [float(v >= HARD_SPLIT_THRESHOLD) for v in judged]))
     if all(m.n for m in per_sub.values()):
         macro_sub = sum(m.value for m in per_sub.values()) / len(per_sub)
-        metrics.append(MetricValue("macro/subcategories", macro_sub, len(judged)))
+        metrics.append(mue.MetricValue("macro/subcategories", macro_sub, len(judged)))
         metrics.append(
-            MetricValue(
+            mue.MetricValue(
                 "macro/elementary_advanced", (metrics[1].value + metrics[2].value) / 2, metrics[1].n + metrics[2].n
             )
         )
     return metrics
 
 
-TASK = Task(
+TASK = mue.Task(
     name="mathusereval",
     version="1",
     load=load,
     graders=("alignbench-judge",),
     aggregate=aggregate,
-    params=GenerationParams(temperature=0.0, max_tokens=4096),  # paper App. C.1: temperature 0, 4096 tokens
+    params=mue.GenerationParams(temperature=0.0, max_tokens=4096),  # paper App. C.1: temperature 0, 4096 tokens
     description="MathUserEval (567 = 545 scored + 22 supplementary), judge-scored 1–10",
     row_key=row_key,
 )
-register("tasks", TASK.name, TASK)
+mue.register("tasks", TASK.name, TASK)

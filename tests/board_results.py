@@ -11,7 +11,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from mathusereval.registry import lookup
+from mathusereval.plugins.registry import lookup
 
 from .conftest import run_cli
 from .judge_server import ScriptedServer, judged_answer

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import inspect
 import os
 import socket
 import subprocess
@@ -11,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -18,10 +21,10 @@ import pytest
 from mathusereval.backends import ModelSpec
 from mathusereval.backends.base import embedded_gguf_path
 from mathusereval.backends.openai_compat import OpenAIBackend
-from mathusereval.metrics import accuracy
-from mathusereval.pipeline import RunOptions, RunResult, run_task
+from mathusereval.plugins.metrics import accuracy
+from mathusereval.plugins.task import LoadedData, Task
 from mathusereval.records import Sample
-from mathusereval.task import LoadedData, Task
+from mathusereval.run.pipeline import RunOptions, RunResult, run_task
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MUE_TEST_DATA", REPO.parent / "shared" / "data"))
@@ -38,6 +41,50 @@ VLLM_ENV = {
     # a fixed 1 GiB KV cache is plenty for a 135M model (docs/design-notes.md §5)
     "VLLM_CPU_KVCACHE_SPACE": "1",
 }
+
+
+PROCESS_STARTERS = frozenset({"run_cli", "start_cli", "engine_server", "Popen", "subprocess", "ThreadingHTTPServer"})
+"""Names whose use means a test starts the CLI, another process or a server: such tests get the ``cli``
+marker, so ``pytest -m "not slow and not cli"`` is the fast tier of pure unit tests."""
+_starts: dict[object, bool] = {}
+
+
+def _starts_process(obj: object) -> bool:
+    """Whether a test (or a helper or fixture of the test package it calls) starts a process or a server:
+    its source names a starter, or calls something of ours that does (followed through the test modules)."""
+    obj = getattr(obj, "__wrapped__", obj)  # pytest fixtures wrap the function
+    if obj in _starts:
+        return _starts[obj]
+    _starts[obj] = False  # cycles end here
+    if isinstance(obj, type) and obj.__name__.endswith("Server"):
+        _starts[obj] = True
+        return True
+    try:
+        tree = ast.parse(inspect.getsource(obj))  # type: ignore[arg-type]
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        return False
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    used |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    scope = getattr(obj, "__globals__", None) or vars(sys.modules.get(getattr(obj, "__module__", ""), object))
+    ours = [scope[n] for n in used if n in scope and str(getattr(scope[n], "__module__", "")).startswith("tests")]
+    _starts[obj] = bool(used & PROCESS_STARTERS) or any(_starts_process(o) for o in ours)
+    return _starts[obj]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that starts the CLI, a process or a server ``cli`` (the fast tier leaves them out)."""
+    for item in items:
+        function = getattr(item, "function", None)
+        if function is None:
+            continue
+        fixtures = [d.func for name in getattr(item, "fixturenames", ()) for d in _definitions(item, name)]
+        if _starts_process(function) or any(_starts_process(f) for f in fixtures):
+            item.add_marker(pytest.mark.cli)
+
+
+def _definitions(item: pytest.Item, name: str) -> list[Any]:
+    info = getattr(item, "_fixtureinfo", None)
+    return list(info.name2fixturedefs.get(name, ())) if info is not None else []
 
 
 @pytest.fixture(scope="session")

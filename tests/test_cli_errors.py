@@ -102,7 +102,7 @@ def test_help_is_fast_and_imports_no_engine(tmp_path: Path) -> None:
     assert result.returncode == 0 and "mue-eval tasks" in result.stdout
     assert time.monotonic() - start < 2.0
     code = (
-        "import sys; from mathusereval.cli import _run_parser; _run_parser().format_help(); "
+        "import sys; from mathusereval.cli.run import parser; parser().format_help(); "
         "print(sorted(m for m in ('llama_cpp', 'vllm', 'torch', 'lm_eval', 'datasets', 'rich', 'httpx') "
         "if m in sys.modules))"
     )

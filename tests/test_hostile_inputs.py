@@ -434,7 +434,7 @@ def test_no_reply_raises_out_of_the_parser(raw: bytes, endpoint: str) -> None:
 def test_no_data_file_raises_anything_but_a_data_error(
     tmp_path_factory: pytest.TempPathFactory, lines: list[bytes]
 ) -> None:
-    from mathusereval.data import read_jsonl
+    from mathusereval.data.files import read_jsonl
     from mathusereval.errors import DataError
 
     path = tmp_path_factory.mktemp("fuzz") / "rows.jsonl"

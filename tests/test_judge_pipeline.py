@@ -212,7 +212,7 @@ def test_cascade_sends_only_unsettled_items(imported: tuple[Path, list[str]]) ->
         assert result.returncode == 0, result.stderr
         settled = summary(cwd)["judge_usage"]["alignbench-judge"]["cascade_decided"]
         assert settled > 0 and len(server.bodies) == 567 - settled
-        assert f"{settled} settled by the cascade" in result.stderr
+        assert f"{settled} settled without a call" in result.stderr
         grades = read_jsonl(cwd / RUN / "grades.jsonl")
         cascade = [g for g in grades if g["details"].get("cascade")]
         assert len(cascade) == settled and {g["score"] for g in cascade} <= {8.0, 2.0}

@@ -16,8 +16,8 @@ import pytest
 
 from mathusereval.backends import ModelSpec
 from mathusereval.graders.judge import ALIGNBENCH_JUDGE
-from mathusereval.judging import JudgeRole, JudgeSettings
 from mathusereval.records import Generation, Sample
+from mathusereval.run.judging import JudgeRole, JudgeSettings
 
 from .conftest import run_cli
 

@@ -113,7 +113,7 @@ def test_corrupt_and_partial_runs_are_named_and_the_rest_renders(board: Path, tm
     assert result.returncode == 0, result.stderr
     assert "skipped a run: results/weak/gsm8k/manifest.json:1: not valid JSON" in result.stderr
     assert "skipped a run: results/stray/manifest.json: not a run manifest (" in result.stderr
-    assert "results/middle/math500: partial run, 25 of 60 answers scored (42%): 35 not generated" in result.stderr
+    assert "results/middle/math500: partial run, 25 of 60 answers scored (42%): 35 grades missing" in result.stderr
     overview = (tmp_path / "board/leaderboard.md").read_text(encoding="utf-8")
     weak = next(line for line in overview.splitlines() if line.startswith("| weak |"))
     assert weak.split(" | ")[2] == "—"  # the unreadable gsm8k run is missing, the rest of the row is there

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from mathusereval import lm_eval_task_dir, registry
+from mathusereval import lm_eval_task_dir
 from mathusereval.lmeval import TASK_NAMES
+from mathusereval.plugins import registry
 
 from .conftest import run_cli
 from .judge_server import ScriptedServer

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from mathusereval.backends import ModelSpec
-from mathusereval.metrics import accuracy, mean_with_stderr, pass_at_k
-from mathusereval.pipeline import RunOptions
+from mathusereval.plugins.metrics import accuracy, mean_with_stderr, pass_at_k
+from mathusereval.plugins.task import user_turn
 from mathusereval.records import Grade, Sample
-from mathusereval.task import user_turn
+from mathusereval.run.pipeline import RunOptions
 
 from .conftest import inline_task, run_openai
 from .fault_server import FaultServer
@@ -58,8 +58,8 @@ def test_samples_k_end_to_end(tmp_path: Path) -> None:
     samples = [Sample("k", f"q{i}", user_turn(f"ANSWER:{i} question {i}"), str(i)) for i in range(3)]
     task = inline_task("k", samples)
     with FaultServer() as server:
-        spec = ModelSpec("openai", "m", {"base_url": server.url})
+        spec = ModelSpec.of("openai", "m", **{"base_url": server.url})
         result = run_openai(task, spec, RunOptions(out=tmp_path, overrides={"n": 3}, progress=False))
     metrics = {m.name: m for m in result.metrics}
     assert metrics["accuracy"].value == 1.0 and metrics["pass@3"].value == 1.0 and metrics["maj@3"].n == 3
-    assert result.counts["generations"] == 9
+    assert result.counts.generations == 9

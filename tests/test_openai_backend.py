@@ -11,9 +11,9 @@ import pytest
 
 from mathusereval.backends import ModelSpec
 from mathusereval.backends.openai_compat import OpenAIBackend
-from mathusereval.pipeline import RunOptions
+from mathusereval.plugins.task import Task, user_turn
 from mathusereval.records import GenerationParams, Request, Sample
-from mathusereval.task import Task, user_turn
+from mathusereval.run.pipeline import RunOptions
 
 from .conftest import inline_task, run_cli, run_openai
 from .fault_server import FaultServer
@@ -68,17 +68,17 @@ PLANS = {
 
 def test_faults_become_data_and_a_rerun_redoes_only_errors(tmp_path: Path) -> None:
     with FaultServer() as server:
-        spec = ModelSpec(
+        spec = ModelSpec.of(
             "openai",
             "fault-model",
-            {"base_url": server.url, "timeout": 1.0, "max_retries": 3, "backoff": 0.01, "concurrency": 4},
+            **{"base_url": server.url, "timeout": 1.0, "max_retries": 3, "backoff": 0.01, "concurrency": 4},
         )
         task = _task(list(PLANS.values()))
         options = RunOptions(out=tmp_path, progress=False)
 
         first = run_openai(task, spec, options)
         counts = first.counts
-        assert counts["generations"] == 8 and counts["errors"] == 2 and counts["graded"] == 8
+        assert counts.generations == 8 and counts.errors == 2 and counts.graded == 8
         assert first.metrics[0].value == pytest.approx(7 / 8)
         assert server.requests[PLANS["q7"]] == 1  # 400 is never retried
         assert server.requests[PLANS["q8"]] == 4  # 1 + max_retries
@@ -88,7 +88,7 @@ def test_faults_become_data_and_a_rerun_redoes_only_errors(tmp_path: Path) -> No
         second = run_openai(task, spec, options)  # only q7 and q8 go out again; both still fail
         resent = {p for p, n in server.requests.items() if n != sent_before.get(p)}
         assert resent == {PLANS["q7"], PLANS["q8"]}
-        assert second.counts["reused"] == 8 and second.counts["errors"] == 2
+        assert second.counts.reused == 8 and second.counts.errors == 2
         errors = [
             json.loads(line)
             for line in (tmp_path / "fault-model" / "faults" / "generations.jsonl").read_text().splitlines()
@@ -125,8 +125,8 @@ def test_concurrency_is_bounded(tmp_path: Path) -> None:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
-        spec = ModelSpec(
-            "openai", "m", {"base_url": f"http://127.0.0.1:{httpd.server_address[1]}/v1", "concurrency": 4}
+        spec = ModelSpec.of(
+            "openai", "m", **{"base_url": f"http://127.0.0.1:{httpd.server_address[1]}/v1", "concurrency": 4}
         )
         task = _task([f"question {i}" for i in range(12)])
 

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 import mathusereval
-from mathusereval import registry
 from mathusereval.errors import ConfigError, DataError
-from mathusereval.postprocess import finalize
+from mathusereval.plugins import registry
 from mathusereval.records import Generation
+from mathusereval.run.postprocess import finalize
 
 from .conftest import REPO, run_cli
 from .hostile_server import HostileServer
@@ -27,10 +27,11 @@ from .judge_server import ScriptedServer
 
 PUBLIC = [
     "BOXED_COT", "Backend", "BackendFactory", "BackendUnavailable", "ConfigError", "DataError", "Generation",
-    "GenerationParams", "Grade", "JudgeGrader", "LoadedData", "Message", "MetricValue", "MueError", "Request",
-    "RuleGrader", "RunManifest", "Sample", "Task", "Usage", "__version__", "accuracy", "grouped_means",
-    "jsonl_loader", "judge_grader", "lm_eval_task_dir", "lookup", "mean_with_stderr", "names",
-    "per_sample_scores", "pinned_source", "prompt_fingerprint", "register", "rule_grader", "user_turn",
+    "GenerationParams", "Grade", "JudgeGrader", "LoadedData", "Loader", "Message", "MetricValue", "MueError",
+    "Renderer", "Request", "RuleGrader", "RunManifest", "RunResult", "Sample", "Settled", "Task", "Usage",
+    "__version__", "accuracy", "boxed_answer", "grouped_means", "jsonl_loader", "judge_grader", "lm_eval_task_dir",
+    "lookup", "mean_with_stderr", "names", "per_sample_scores", "pinned_rows", "pinned_source",
+    "prompt_fingerprint", "register", "rule_grader", "user_turn",
 ]  # fmt: skip
 
 

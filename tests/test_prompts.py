@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from mathusereval import registry
 from mathusereval.errors import DataError
 from mathusereval.graders import grade_answer
-from mathusereval.task import prompt_fingerprint
+from mathusereval.plugins import registry
+from mathusereval.plugins.task import prompt_fingerprint
 
 # task, items, sha256[:16] of the first and last prompts, the prompt fingerprint of all rendered prompts [:16]
 SNAPSHOTS = [

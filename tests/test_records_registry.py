@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import mathusereval
-from mathusereval import registry
 from mathusereval.errors import ConfigError
+from mathusereval.plugins import registry
 from mathusereval.records import Generation, GenerationParams, Grade, MetricValue, Sample, Usage
 
 
@@ -66,7 +66,7 @@ def test_third_party_entry_point_is_found(tmp_path: Path) -> None:
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: mue-plugin-demo\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text("[mathusereval.tasks]\nplugin-demo = mue_plugin_demo:PLUGIN_TASK\n")
     code = (
-        "from mathusereval import registry; t = registry.lookup('tasks', 'plugin-demo'); "
+        "from mathusereval.plugins import registry; t = registry.lookup('tasks', 'plugin-demo'); "
         "print(t.name, t.description, 'plugin-demo' in registry.names('tasks'))"
     )
     out = subprocess.run(

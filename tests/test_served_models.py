@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from mathusereval.backends import ModelSpec
-from mathusereval.backends.base import Secret, split_reasoning
+from mathusereval.backends.base import split_reasoning
 from mathusereval.backends.openai_compat import OpenAIBackend
-from mathusereval.pipeline import RunOptions
+from mathusereval.backends.options import Secret
+from mathusereval.plugins.task import user_turn
 from mathusereval.records import Generation, GenerationParams, Request, Sample
-from mathusereval.task import user_turn
+from mathusereval.run.pipeline import RunOptions
 
 from .conftest import free_port, inline_task, run_cli, run_openai
 from .fault_server import FaultServer
@@ -39,8 +40,10 @@ def _generate(spec: ModelSpec, prompts: list[str]) -> list[Generation]:
 def test_load_balancing_spreads_work_and_routes_around_a_dead_endpoint() -> None:
     dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
     with FaultServer() as a, FaultServer() as b:
-        spec = ModelSpec(
-            "openai", "m", {"base_url": f"{a.url},{dead},{b.url}", "concurrency": 2, "backoff": 0.01, "max_retries": 3}
+        spec = ModelSpec.of(
+            "openai",
+            "m",
+            **{"base_url": f"{a.url},{dead},{b.url}", "concurrency": 2, "backoff": 0.01, "max_retries": 3},
         )
         gens = _generate(spec, [f"ANSWER:7 item {i}" for i in range(40)])
         assert all(g.ok for g in gens), [g.error for g in gens if not g.ok]
@@ -53,9 +56,9 @@ def test_completions_endpoint_and_reasoning_kept_apart_from_the_answer(tmp_path:
     with FaultServer() as server:
         prompts = ["ANSWER:7 FAULT:think", "ANSWER:7 FAULT:reasoning", "ANSWER:7 FAULT:length"]
         for endpoint in ("completions", "chat"):
-            spec = ModelSpec("openai", "m", {"base_url": server.url, "endpoint": endpoint})
+            spec = ModelSpec.of("openai", "m", **{"base_url": server.url, "endpoint": endpoint})
             result = run_openai(inline_task(f"think-{endpoint}", _samples(prompts)), spec, RunOptions(out=tmp_path))
-            assert result.counts["truncated"] == 1 and result.counts["generations"] == 3
+            assert result.counts.truncated == 1 and result.counts.generations == 3
             assert result.metrics[0].value == pytest.approx(2 / 3)  # 7, not the 99 in the reasoning
             rows = [
                 json.loads(line)
@@ -64,7 +67,7 @@ def test_completions_endpoint_and_reasoning_kept_apart_from_the_answer(tmp_path:
             think = next(r for r in rows if r["sample_id"] == "q0")
             assert think["text"] == "The answer is \\boxed{7}" and "99" in think["reasoning"]
         assert server.paths["/v1/completions"] == 3 and server.paths["/v1/chat/completions"] == 3
-        keep = _generate(ModelSpec("openai", "m", {"base_url": server.url, "think": "keep"}), ["ANSWER:7 FAULT:think"])
+        keep = _generate(ModelSpec.of("openai", "m", **{"base_url": server.url}), ["ANSWER:7 FAULT:think"])
         assert keep[0].text.startswith("<think>") and keep[0].reasoning is None
 
 
@@ -77,7 +80,7 @@ def test_split_reasoning_edge_cases() -> None:
 
 def test_retry_after_is_honoured() -> None:
     with FaultServer() as server:
-        spec = ModelSpec("openai", "m", {"base_url": server.url, "backoff": 0.01})
+        spec = ModelSpec.of("openai", "m", **{"base_url": server.url, "backoff": 0.01})
         start = time.monotonic()
         [gen] = _generate(spec, ["ANSWER:7 FAULT:ra1,ok"])
         assert gen.ok and time.monotonic() - start >= 1.0  # waited the server's 1 s, not our 10 ms backoff

@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mathusereval import registry
-from mathusereval.shards import parse_shard, shard_of
+from mathusereval.data.shards import parse_shard, shard_of
+from mathusereval.plugins import registry
 
 from .conftest import run_cli, start_cli, wait_for_lines
 from .hostile_server import HostileServer

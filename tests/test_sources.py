@@ -9,11 +9,14 @@ from contextlib import contextmanager
 from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
-from mathusereval.data import sha256_file
-from mathusereval.sources import ARCHIVES, OFFICIAL
+from mathusereval.data.files import sha256_file
+from mathusereval.data.sources import ARCHIVES, OFFICIAL
+from mathusereval.plugins import registry
 
 from .conftest import run_cli
 from .loopback import LoopbackServer
+
+registry.names("tasks")  # the task modules declare their pins in OFFICIAL
 
 
 @contextmanager

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mathusereval import registry
+from mathusereval.plugins import registry
 
 from .conftest import run_cli
 

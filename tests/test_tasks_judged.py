@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from mathusereval import registry
 from mathusereval.errors import DataError
-from mathusereval.pipeline import _group_by_params
+from mathusereval.plugins import registry
 from mathusereval.records import GenerationParams, Grade, Request
+from mathusereval.run.pipeline import _group_by_params
 from mathusereval.tasks import alignbench, math_user_eval
 
 from .conftest import run_cli

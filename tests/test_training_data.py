@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mathusereval.agreement import cohen_kappa, compare, parse_side, spearman
 from mathusereval.errors import ConfigError
-from mathusereval.training_data import Selection, export
+from mathusereval.results.agreement import cohen_kappa, compare, parse_side, spearman
+from mathusereval.results.training_data import Selection, export
 
 from .conftest import run_cli
 from .training_runs import Answer, write_run

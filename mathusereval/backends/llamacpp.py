@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import BackendUnavailable
+from ..errors import BackendUnavailable, ConfigError
 from ..records import Generation, GenerationParams, Request, Usage
 from .base import EMBEDDED_MODEL, ModelSpec, embedded_gguf_path
+from .options import LlamaCppOptions
 
 
 def default_threads() -> int:
@@ -34,11 +35,15 @@ class LlamaCppBackend:
         self.path = embedded_gguf_path() if spec.model == EMBEDDED_MODEL else Path(spec.model)
         if not self.path.is_file():
             raise BackendUnavailable(f"model file {self.path} does not exist")
+        if not isinstance(spec.options, LlamaCppOptions):
+            raise ConfigError(f"the llamacpp backend takes LlamaCppOptions, not {type(spec.options).__name__}")
         self.model = spec.model
-        self.n_ctx = int(spec.options.get("n_ctx") or 4096)
-        self.threads = int(spec.options.get("threads") or default_threads())
+        self.options = spec.options
+        self.n_ctx = int(spec.options.n_ctx or 4096)
+        self.threads = int(spec.options.threads or default_threads())
         self._llm: Any = None
         self._draining = False
+        self.max_in_flight = 1  # one sequence at a time
 
     def describe(self) -> dict[str, Any]:
         import llama_cpp
@@ -48,6 +53,7 @@ class LlamaCppBackend:
             "n_ctx": self.n_ctx,
             "threads": self.threads,
             "llama_cpp_python": llama_cpp.__version__,
+            **self.options.identity(),
         }
 
     def _load(self) -> Any:
@@ -55,7 +61,7 @@ class LlamaCppBackend:
             from llama_cpp import Llama
 
             try:
-                self._llm = Llama(
+                llm = Llama(
                     model_path=str(self.path),
                     n_ctx=self.n_ctx,
                     n_threads=self.threads,
@@ -65,6 +71,9 @@ class LlamaCppBackend:
                 )
             except (ValueError, RuntimeError) as exc:
                 raise BackendUnavailable(f"llama.cpp could not load {self.path}: {exc}") from exc
+            if self.options.chat_template is not None:
+                llm.chat_handler = chat_template_handler(llm, self.options.chat_template)
+            self._llm = llm
         return self._llm
 
     def _generate_one(self, request: Request, params: GenerationParams) -> Generation:
@@ -78,6 +87,7 @@ class LlamaCppBackend:
                 max_tokens=params.max_tokens,
                 stop=list(params.stop) or None,
                 seed=params.seed + request.n_index,
+                **self.options.extra_sampling,
             )
         except (ValueError, RuntimeError) as exc:  # e.g. prompt longer than the context window
             return Generation(
@@ -93,7 +103,7 @@ class LlamaCppBackend:
             sample_id=request.sample.id,
             n_index=request.n_index,
             model=self.model,
-            text=choice["message"].get("content") or "",
+            text=choice["message"].get("content") or "",  # str from llama.cpp's own chat formatter
             finish_reason=choice.get("finish_reason"),
             usage=Usage(
                 prompt_tokens=usage.get("prompt_tokens", 0), completion_tokens=usage.get("completion_tokens", 0)
@@ -117,3 +127,17 @@ class LlamaCppBackend:
         if self._llm is not None:
             self._llm.close()
             self._llm = None
+
+
+def chat_template_handler(llm: Any, template: str) -> Any:
+    """``--chat-template FILE``: llama.cpp renders the conversation with this Jinja template (as the GGUF's
+    own ``tokenizer.chat_template`` would be), ending the prompt where the assistant's turn begins."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    eos = llm.detokenize([llm.token_eos()]).decode(errors="replace")
+    bos = llm.detokenize([llm.token_bos()]).decode(errors="replace")
+    try:
+        formatter = Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos, add_generation_prompt=True)
+    except Exception as exc:  # a template that does not compile: the user's file
+        raise ConfigError(f"--chat-template: not a usable Jinja chat template ({exc})") from exc
+    return formatter.to_chat_handler()

@@ -27,14 +27,14 @@ import aiohttp
 
 from ..errors import BackendUnavailable, ConfigError
 from ..records import Generation, GenerationParams, Request, Usage
-from .base import ModelSpec, Secret, completion_prompt
+from .base import ModelSpec, completion_prompt
 from .endpoints import AuthFailure, Endpoint, EndpointPool, FatalError, RetryableError, backoff_s, check_status
+from .options import ServedOptions
 from .replies import UrlCredentials, parse_json, parse_reply, read_body
 
 DEFAULT_CONCURRENCY = 64
 """Per endpoint. vLLM and SGLang batch far more than this; hosted APIs usually rate-limit below it, and
 429s are honoured anyway. benchmarks/backend_bench.py measures the harness at 64 and 256."""
-ENDPOINTS = ("chat", "completions")
 REPLY_BYTES_BASE = 1 << 20
 REPLY_BYTES_PER_TOKEN = 64
 """Default reply cap: 1 MiB + 64 bytes per requested token, room for JSON-escaped CJK text and a reasoning
@@ -46,44 +46,44 @@ class OpenAIBackend:
 
     def __init__(self, spec: ModelSpec) -> None:
         o = spec.options
+        if not isinstance(o, ServedOptions):
+            raise ConfigError(f"the openai backend takes ServedOptions, not {type(o).__name__}")
         self.model = spec.model
-        urls = o["base_url"] if isinstance(o["base_url"], (list, tuple)) else str(o["base_url"]).split(",")
-        self.credentials = [UrlCredentials.of(u.strip().rstrip("/")) for u in urls if u.strip()]
+        self.credentials = [UrlCredentials.of(u.strip().rstrip("/")) for u in o.base_url if u.strip()]
         if not self.credentials:
-            raise ConfigError("--base-url is empty")
+            raise ConfigError("the openai backend needs --base-url URL")
         self.urls = [c.shown for c in self.credentials]  # what describe() and messages show: no secrets
-        self.endpoint = str(o.get("endpoint") or "chat")
-        if self.endpoint not in ENDPOINTS:
-            raise ConfigError(f"--endpoint must be one of {', '.join(ENDPOINTS)}, got {self.endpoint!r}")
-        self.concurrency = int(o.get("concurrency") or DEFAULT_CONCURRENCY)
-        self.timeout_s = float(o.get("timeout") or 600.0)
-        self.max_retries = int(o.get("max_retries", 5))
-        self.backoff_s = float(o.get("backoff", 1.0))
-        self.think = str(o.get("think") or "strip")
-        self.api_key_env = str(o.get("api_key_env") or "OPENAI_API_KEY")
-        extra: dict[str, Secret] = dict(o.get("headers") or {})
+        self.endpoint = o.endpoint
+        self.concurrency = int(o.concurrency or DEFAULT_CONCURRENCY)
+        self.timeout_s = float(o.timeout or 600.0)
+        self.max_retries = 5 if o.max_retries is None else int(o.max_retries)
+        self.backoff_s = float(o.backoff)
+        self.api_key_env = o.api_key_env
+        self.extra_body = dict(o.extra_body)
+        extra = dict(o.headers)
         headers = {
             "Content-Type": "application/json",
             "Accept-Encoding": "gzip, deflate",  # inflated by replies.read_body under the reply cap
             **{k: v.value for k, v in extra.items()},
         }
         self.header_names = sorted(extra)
-        key = o.get("api_key")
-        api_key = key.value if isinstance(key, Secret) else os.environ.get(self.api_key_env)
+        key = o.api_key
+        api_key = key.value if key is not None else os.environ.get(self.api_key_env)
         # which credential wins: an Authorization header, then the API key, then user:password in the URL
         has_auth_header = any(k.lower() == "authorization" for k in headers)
         if api_key and not has_auth_header:
             headers["Authorization"] = f"Bearer {api_key}"
         self.url_auth = not has_auth_header and not api_key
-        self.max_reply_bytes = o.get("max_reply_bytes")
-        self.key_source = "--api-key" if isinstance(key, Secret) else f"${self.api_key_env}"
+        self.max_reply_bytes = o.max_reply_bytes
+        self.key_source = "--api-key" if key is not None else f"${self.api_key_env}"
         self.pool = EndpointPool([c.request_url for c in self.credentials], self.concurrency)
         self._by_url = {e.url: c for e, c in zip(self.pool.endpoints, self.credentials, strict=True)}
         self._fatal: str | None = None
         self.headers = headers
         self._session: aiohttp.ClientSession | None = None
-        self.served_by = o.get("served_by")
+        self.served_by = dict(o.served_by) if o.served_by else None
         self._draining = False
+        self.max_in_flight = self.pool.capacity
 
     def _client(self) -> aiohttp.ClientSession:
         """The pooled session, made on first use inside the running event loop (as aiohttp requires)."""
@@ -104,8 +104,8 @@ class OpenAIBackend:
             "concurrency_per_endpoint": self.concurrency,
             "timeout_s": self.timeout_s,
             "max_retries": self.max_retries,
-            "think": self.think,
             "api_key_from": self.key_source,
+            **({"extra_body": self.extra_body} if self.extra_body else {}),
             "extra_headers": self.header_names,  # names only: values may be credentials
             **({"served_by": self.served_by} if self.served_by else {}),
         }
@@ -143,6 +143,7 @@ class OpenAIBackend:
 
     def _body(self, request: Request, params: GenerationParams) -> dict[str, Any]:
         body: dict[str, Any] = {
+            **self.extra_body,  # --extra-body first: the run's own settings below always win
             "model": self.model,
             "temperature": params.temperature,
             "top_p": params.top_p,
@@ -218,7 +219,7 @@ class OpenAIBackend:
             except Exception as exc:  # noqa: BLE001 - a reply nobody foresaw fails its item, never the run
                 error = f"unreadable reply ({exc.__class__.__name__}: {str(exc)[:200]})"
                 break
-            # raw text: mathusereval.postprocess applies --think, stop sequences and finish reasons
+            # raw text: mathusereval.run.postprocess applies --think, stop sequences and finish reasons
             return self._generation(request, start, text=text, reasoning=reasoning, finish_reason=finish, usage=usage)
         return self._generation(request, start, error=error)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import sys
 from collections import deque
@@ -32,6 +33,7 @@ from typing import Any
 from ..errors import BackendUnavailable, ConfigError
 from ..records import Generation, GenerationParams, Request, Sample
 from .base import ModelSpec
+from .options import BackendOptions, RayOptions, VLLMOptions
 
 NAMESPACE = "mathusereval"
 BATCH = {"llamacpp": 2, "vllm": 64}
@@ -46,7 +48,7 @@ def _replica_class() -> Any:
     class Replica:
         """One engine in one actor; `generate` answers a batch and returns plain records."""
 
-        def __init__(self, backend: str, model: str, options: dict[str, Any]) -> None:
+        def __init__(self, backend: str, model: str, options: BackendOptions) -> None:
             for name in _VLLM_DP_VARIABLES:  # a replica is one engine, never part of a vLLM DP group
                 os.environ.pop(name, None)
             from . import make_backend
@@ -72,20 +74,21 @@ class RayReplicas:
 
     def __init__(self, spec: ModelSpec) -> None:
         o = spec.options
+        if not isinstance(o, RayOptions):
+            raise ConfigError(f"the ray backend takes RayOptions, not {type(o).__name__}")
         self.model = spec.model
-        self.address = str(o.get("ray") or "auto")
-        self.engine = str(o.get("ray_engine") or "llamacpp")
+        self.address = o.address
+        self.engine = o.engine
         if self.engine not in BATCH:
             raise ConfigError(f"--ray runs llama.cpp or vLLM replicas, not {self.engine!r}")
-        self.replicas = int(o.get("data_parallel_size") or 1)
-        tp = int(o.get("tensor_parallel_size") or 1)
-        if self.engine == "vllm":
-            self.need = {"CPU": 1.0, "GPU": float(tp)}
+        self.replicas = o.replicas
+        inner = o.engine_options
+        if isinstance(inner, VLLMOptions):
+            self.need = {"CPU": 1.0, "GPU": float(inner.tensor_parallel_size or 1)}
+            # no nested Ray placement groups inside an actor; one engine per replica
+            inner = dataclasses.replace(inner, distributed_executor_backend="mp", data_parallel_size=None)
         else:
-            self.need = {"CPU": float(o.get("threads") or 1)}
-        inner = {k: v for k, v in o.items() if k not in ("ray", "ray_engine", "data_parallel_size")}
-        if self.engine == "vllm":
-            inner["distributed_executor_backend"] = "mp"  # no nested Ray placement groups inside an actor
+            self.need = {"CPU": float(getattr(inner, "threads", None) or 1)}
         self.inner_options = inner
         self.actors: list[Any] = []
         self.groups: list[Any] = []

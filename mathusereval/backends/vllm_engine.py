@@ -17,9 +17,10 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import BackendUnavailable
+from ..errors import BackendUnavailable, ConfigError
 from ..records import Generation, GenerationParams, Request, Usage
 from .base import ModelSpec, completion_prompt
+from .options import VLLMOptions
 
 ENGINE_KWARGS = (
     "tensor_parallel_size",
@@ -29,7 +30,10 @@ ENGINE_KWARGS = (
     "max_model_len",
     "dtype",
     "enforce_eager",
+    "max_num_seqs",
 )
+DEFAULT_MAX_NUM_SEQS = 256
+"""vLLM's own default of sequences batched at once (``max_num_seqs``), when the user sets none."""
 _DONE = object()
 
 
@@ -53,9 +57,13 @@ class VLLMBackend:
         self.path = Path(spec.model)
         if not (self.path / "config.json").is_file():
             raise BackendUnavailable(f"--model {spec.model}: not a Hugging Face model directory (no config.json)")
-        self.engine_kwargs = {k: spec.options[k] for k in ENGINE_KWARGS if spec.options.get(k) is not None}
-        self.endpoint = str(spec.options.get("endpoint") or "chat")
-        self.think = str(spec.options.get("think") or "strip")
+        if not isinstance(spec.options, VLLMOptions):
+            raise ConfigError(f"the vllm backend takes VLLMOptions, not {type(spec.options).__name__}")
+        self.options = spec.options
+        values = {k: getattr(spec.options, k) for k in ENGINE_KWARGS}
+        self.engine_kwargs = {k: v for k, v in values.items() if v is not None and v is not False}
+        self.endpoint = spec.options.endpoint
+        self.max_in_flight = int(spec.options.max_num_seqs or DEFAULT_MAX_NUM_SEQS)
         self._llm: Any = None
         self._lock = threading.Lock()  # one engine loop at a time
 
@@ -64,9 +72,8 @@ class VLLMBackend:
 
         return {
             "path": str(self.path.resolve()),
-            "endpoint": self.endpoint,
-            "think": self.think,
             "engine": self.engine_kwargs,
+            **self.options.identity(),
             "vllm": vllm.__version__,
         }
 
@@ -87,12 +94,15 @@ class VLLMBackend:
             max_tokens=params.max_tokens,
             stop=list(params.stop) or None,
             seed=params.seed + request.n_index,  # the k-th sample of an item is reproducible on its own
+            **self.options.extra_sampling,
         )
 
     def _enqueue(self, llm: Any, requests: Sequence[Request], params: GenerationParams) -> list[str]:
         sampling = [self._sampling(r, params) for r in requests]
         if self.endpoint == "chat":
-            return list(llm.enqueue_chat([list(r.sample.messages) for r in requests], sampling, use_tqdm=False))
+            conversations = [list(r.sample.messages) for r in requests]
+            template = {"chat_template": self.options.chat_template} if self.options.chat_template else {}
+            return list(llm.enqueue_chat(conversations, sampling, use_tqdm=False, **template))
         prompts = [completion_prompt(r.sample.messages) for r in requests]
         return list(llm.enqueue(prompts, sampling, use_tqdm=False))
 
@@ -102,7 +112,7 @@ class VLLMBackend:
             sample_id=request.sample.id,
             n_index=request.n_index,
             model=self.model,
-            text=completion.text,  # raw: mathusereval.postprocess applies --think for every backend
+            text=completion.text,  # raw: mathusereval.run.postprocess applies --think for every backend
             finish_reason=completion.finish_reason,
             usage=Usage(len(output.prompt_token_ids or ()), len(completion.token_ids)),
             latency_s=time.perf_counter() - start,

@@ -9,7 +9,6 @@ directory added.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -22,14 +21,6 @@ TASK_NAMES = (
     "mathusereval_mathusereval",
     "mathusereval_alignbench",
 )
-JUDGE_ENV = {
-    "--judge": "MUE_JUDGE",
-    "--judge-base-url": "MUE_JUDGE_BASE_URL",
-    "--judge-backend": "MUE_JUDGE_BACKEND",
-    "--judge-api-key-env": "MUE_JUDGE_API_KEY_ENV",
-    "--judge-max-tokens": "MUE_JUDGE_MAX_TOKENS",
-}
-"""Our judge options, which lm-eval's CLI does not know, travel to the judge filter as variables."""
 
 
 def task_dir() -> Path:
@@ -53,23 +44,15 @@ def _only_ours() -> None:
     lm_eval.tasks.TaskManager = OursOnly
 
 
-def run_lm_eval(argv: list[str]) -> int:
-    """``mue-eval lm-eval [--only-ours] [--judge MODEL ...] LM_EVAL_ARGS``."""
+def run_lm_eval(args: list[str], only_ours: bool = False) -> int:
+    """lm-eval's own CLI with `args`, our task directory added to ``run``/``ls``/``validate``."""
     try:
         from lm_eval.__main__ import cli_evaluate
     except ImportError as exc:
         raise ConfigError("mue-eval lm-eval needs lm-eval: pip install 'mathusereval[lm-eval]'") from exc
-    args = list(argv)
-    if "--only-ours" in args:
-        args.remove("--only-ours")
+    if only_ours:
         _only_ours()
-    for flag, variable in JUDGE_ENV.items():
-        if flag in args:
-            at = args.index(flag)
-            if at + 1 >= len(args):
-                raise ConfigError(f"{flag} needs a value")
-            os.environ[variable] = args[at + 1]
-            del args[at : at + 2]
+    args = list(args)
     if args and args[0] in ("run", "ls", "validate") and "--include_path" not in args:
         args += ["--include_path", str(task_dir())]
     sys.argv = ["lm-eval", *args]

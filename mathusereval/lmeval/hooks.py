@@ -15,6 +15,7 @@ from lm-eval and one from ``mue-eval`` mean the same thing.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -23,17 +24,20 @@ from typing import Any
 
 from lm_eval.api.filter import Filter
 
-from .. import registry
-from ..backends import make_backend, resolve_model
+from ..__about__ import __version__
 from ..backends.base import completion_prompt
-from ..data import resolve_data_dir
+from ..data.files import resolve_data_dir
 from ..errors import ConfigError
-from ..grading import safe_grade
-from ..judging import JudgeRole, JudgeSettings
-from ..postprocess import finalize
-from ..records import Generation, Grade, Sample
+from ..plugins import registry
+from ..plugins.task import Task
+from ..records import Generation, Grade, RunManifest, Sample
+from ..run.grading import safe_grade
+from ..run.judge_options import JudgeOptions, judge_settings
+from ..run.judging import JUDGE_ROLE, JudgeSettings, role_for
+from ..run.pipeline import now
+from ..run.postprocess import finalize
+from ..run.session import judge_roles
 from ..store import RunStore
-from ..task import Task
 
 MODEL = "lm-eval"
 
@@ -78,32 +82,54 @@ def process_results(doc: dict[str, Any], results: Sequence[str]) -> dict[str, fl
     return {"accuracy": grade.score if grade.score is not None else 0.0}
 
 
-def _judge_settings() -> JudgeSettings:
-    model = os.environ.get("MUE_JUDGE")
-    if not model:
+def _judges() -> dict[str, JudgeSettings]:
+    """The judge of the judged tasks, from ``mue-eval lm-eval --judge*`` (``$MUE_JUDGE*``)."""
+    judges = judge_settings(JudgeOptions.from_env())
+    if JUDGE_ROLE not in judges:
         raise ConfigError(
             "this task is scored by an LLM judge: run it with `mue-eval lm-eval --judge MODEL "
             "[--judge-base-url URL] ...`, or set MUE_JUDGE (and MUE_JUDGE_BASE_URL)"
         )
-    options = {"api_key_env": os.environ.get("MUE_JUDGE_API_KEY_ENV") or "OPENAI_API_KEY"}
-    spec = resolve_model(model, os.environ.get("MUE_JUDGE_BACKEND"), os.environ.get("MUE_JUDGE_BASE_URL"), options)
-    max_tokens = os.environ.get("MUE_JUDGE_MAX_TOKENS")
-    return JudgeSettings(spec=spec, max_tokens=int(max_tokens) if max_tokens else JudgeSettings.max_tokens)
+    return judges
+
+
+def _cache_store(task: Task) -> RunStore:
+    """The judge cache of lm-eval runs: a run directory per task, written through the locked writer (one
+    lm-eval process at a time per task; a second one is refused with the holder's name)."""
+    cache = Path(os.environ.get("MUE_JUDGE_CACHE") or Path.home() / ".cache" / "mathusereval" / "lm-eval-judge")
+    return RunStore(cache / task.name)
+
+
+def _cache_manifest(task: Task) -> RunManifest:
+    """What the cache directory holds: judge replies for `task`, keyed by judge and prompt (the replies'
+    keys carry the judge's identity, so one cache serves every judge)."""
+    identity = hashlib.sha256(f"lm-eval judge cache\0{task.name}\0{task.version}".encode()).hexdigest()
+    return RunManifest(
+        run_id=f"lm-eval-judge/{task.name}",
+        task=task.name,
+        task_version=task.version,
+        model=MODEL,
+        backend=MODEL,
+        backend_config={},
+        params={},
+        data_sha256="",
+        prompt_sha256="",
+        fingerprint=identity,
+        mathusereval_version=__version__,
+        started_at=now(),
+    )
 
 
 async def _judge_all(task: Task, items: list[tuple[Sample, Generation]]) -> dict[str, Grade]:
-    settings = _judge_settings()
+    judges = _judges()
     judge = registry.judge_grader(task.graders[0])
-    role = JudgeRole(settings, make_backend(settings.spec))
-    cache = Path(os.environ.get("MUE_JUDGE_CACHE") or Path.home() / ".cache" / "mathusereval" / "lm-eval-judge")
-    store = RunStore(cache / task.name)
-    store.open()
+    store = _cache_store(task)
     grades: dict[str, Grade] = {}
-    try:
-        await role.grade(judge, items, store, lambda g: grades.__setitem__(g.sample_id, g))
-    finally:
-        store.close()
-        await role.backend.aclose()
+    with store.writing(_cache_manifest(task)):  # the lock first: a second lm-eval process sends nothing
+        async with judge_roles(judges) as roles:
+            role = role_for(roles, judge)
+            assert role is not None
+            await role.grade(judge, items, store, lambda g: grades.__setitem__(g.sample_id, g))
     return grades
 
 

@@ -1,0 +1,151 @@
+"""Backend options, typed per backend: what ``ModelSpec.options`` holds.
+
+The CLI (and `ModelSpec.of`) gathers what the user set into one flat mapping; `options_for` keeps the
+fields the chosen backend understands. Each options record says which of its settings change the answers
+(`identity`): those join the run's fingerprint, so a resume with another ``--endpoint`` or chat template is
+refused instead of mixed. Secrets (`Secret`) are usable by the backend and shown nowhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Secret:
+    """An API key or header value: usable by the backend, invisible in reprs, manifests and logs."""
+
+    value: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+
+ENDPOINTS = ("chat", "completions")
+
+
+def _digest(text: str | None) -> str | None:
+    return None if text is None else hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ServedOptions:
+    """An OpenAI-compatible server (``--base-url``); several URLs serving one model are load-balanced."""
+
+    base_url: tuple[str, ...] = ()
+    endpoint: str = "chat"
+    concurrency: int | None = None
+    timeout: float | None = None
+    max_retries: int | None = None
+    max_reply_bytes: int | None = None
+    backoff: float = 1.0
+    api_key_env: str = "OPENAI_API_KEY"
+    api_key: Secret | None = None
+    headers: Mapping[str, Secret] = field(default_factory=dict)
+    extra_body: Mapping[str, Any] = field(default_factory=dict)
+    """``--extra-body JSON``: fields added to every request body (top_k, min_p, repetition_penalty ...)."""
+    served_by: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.endpoint not in ENDPOINTS:
+            raise ConfigError(f"--endpoint must be one of {', '.join(ENDPOINTS)}, got {self.endpoint!r}")
+
+    def identity(self) -> dict[str, Any]:
+        return {"endpoint": self.endpoint, "extra_body": dict(self.extra_body)}
+
+
+@dataclass(frozen=True)
+class LlamaCppOptions:
+    """A GGUF file run in this process by llama.cpp."""
+
+    threads: int | None = None
+    n_ctx: int | None = None
+    chat_template: str | None = None
+    """``--chat-template FILE``'s Jinja text, in place of the template the GGUF carries."""
+    extra_sampling: Mapping[str, Any] = field(default_factory=dict)
+    """top_k, min_p, repeat_penalty for llama.cpp's sampler."""
+
+    def identity(self) -> dict[str, Any]:
+        return {"chat_template": _digest(self.chat_template), "sampling": dict(self.extra_sampling)}
+
+
+@dataclass(frozen=True)
+class VLLMOptions:
+    """A Hugging Face model folder run in this process by vLLM."""
+
+    tensor_parallel_size: int | None = None
+    data_parallel_size: int | None = None
+    gpu_memory_utilization: float | None = None
+    max_model_len: int | None = None
+    dtype: str | None = None
+    enforce_eager: bool = False
+    distributed_executor_backend: str | None = None
+    endpoint: str = "chat"
+    chat_template: str | None = None
+    extra_sampling: Mapping[str, Any] = field(default_factory=dict)
+    """top_k, min_p, repetition_penalty for vLLM's SamplingParams."""
+    max_num_seqs: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.endpoint not in ENDPOINTS:
+            raise ConfigError(f"--endpoint must be one of {', '.join(ENDPOINTS)}, got {self.endpoint!r}")
+
+    def identity(self) -> dict[str, Any]:
+        # the weights' dtype changes the numbers the engine computes, so the answers
+        return {
+            "endpoint": self.endpoint,
+            "chat_template": _digest(self.chat_template),
+            "dtype": self.dtype,
+            "sampling": dict(self.extra_sampling),
+        }
+
+
+@dataclass(frozen=True)
+class PluginOptions:
+    """A plugin backend's options: whatever the user set, as given."""
+
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def identity(self) -> dict[str, Any]:
+        return {k: v for k, v in self.values.items() if k in ("endpoint", "chat_template", "extra_body")}
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """``--ray ADDRESS``: replicas of an in-process engine as Ray actors. `engine` is the replica's backend
+    and its options; `cpus`/`gpus` override what each replica asks of the cluster."""
+
+    address: str
+    engine: str
+    engine_options: BackendOptions
+    replicas: int = 1
+    cpus: float | None = None
+    gpus: float | None = None
+
+    def identity(self) -> dict[str, Any]:
+        return {"engine": self.engine, **self.engine_options.identity()}
+
+
+BackendOptions = ServedOptions | LlamaCppOptions | VLLMOptions | RayOptions | PluginOptions
+_BY_BACKEND: dict[str, type[Any]] = {"openai": ServedOptions, "llamacpp": LlamaCppOptions, "vllm": VLLMOptions}
+
+
+def options_for(backend: str, values: Mapping[str, Any]) -> BackendOptions:
+    """The options `backend` understands, taken from everything the user set (unset values are left out;
+    settings another backend would use are ignored). ``base_url`` may be one URL, a comma list or a list."""
+    cls = _BY_BACKEND.get(backend)
+    given = {k: v for k, v in values.items() if v is not None}
+    if cls is None:
+        return PluginOptions(given)
+    names = {f.name for f in dataclasses.fields(cls)}
+    if "base_url" in given and cls is ServedOptions:
+        urls = given["base_url"]
+        urls = urls.split(",") if isinstance(urls, str) else list(urls)
+        given["base_url"] = tuple(u.strip() for u in urls if u.strip())
+    return cls(**{k: v for k, v in given.items() if k in names})  # type: ignore[no-any-return]

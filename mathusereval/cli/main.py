@@ -1,0 +1,80 @@
+"""``mue-eval``: dispatch to one module per command, with one way of ending in an error.
+
+Only argparse and the standard library are imported at start-up; a command's module is imported when it
+runs (and engines, rich and the task modules when it needs them), so ``mue-eval --help`` returns at once.
+Each command module has ``parser()`` and ``run(args) -> exit code``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import signal
+import sys
+from typing import Any
+
+from ..errors import MueError, one_line
+from ..plugins.include import split_include
+
+COMMANDS = {
+    "run": "run",
+    "tasks": "tasks",
+    "leaderboard": "leaderboard",
+    "grade": "grade",
+    "import": "imports",
+    "export": "export",
+    "agreement": "agreement",
+    "verify": "verify",
+}
+"""Command -> its module in `mathusereval.cli`; ``lm-eval`` parses its own arguments."""
+
+
+def _error(message: str) -> int:
+    print(f"mue-eval: error: {one_line(message)}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "lm-eval":
+        from . import lm_eval
+
+        try:
+            return lm_eval.run(argv[1:])
+        except MueError as exc:
+            return _error(str(exc))
+    try:
+        includes, argv = split_include(argv)
+        if includes:
+            from ..plugins.include import include
+
+            include(includes)
+    except MueError as exc:
+        return _error(str(exc))
+    command = argv.pop(0) if argv and argv[0] in COMMANDS else "run"
+    module = importlib.import_module(f"{__package__}.{COMMANDS[command]}")
+    args = module.parser().parse_args(argv)
+    # SIGTERM (Slurm, Kubernetes, `kill`) stops a run as Ctrl-C does: answers kept, a clean message
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return int(module.run(args))
+    except MueError as exc:
+        return _error(str(exc))
+    except OSError as exc:  # a full disk, a read-only --out, permissions taken away mid-run
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _error(
+            f"{where}{exc.strerror or exc}; answers already written are kept, and the same command resumes once "
+            "this is fixed"
+        )
+    except KeyboardInterrupt:
+        print("mue-eval: interrupted; finished work is saved, run the same command again to resume", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    sys.exit(main())

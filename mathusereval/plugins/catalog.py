@@ -1,0 +1,35 @@
+"""What ``mue-eval tasks`` lists: every installed task with its item count (or why it cannot load)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import MueError
+from ..records import GenerationParams
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    name: str
+    description: str
+    graders: tuple[str, ...]
+    params: GenerationParams
+    items: int | None
+    """None when the data cannot be loaded (`problem` says why)."""
+    problem: str = ""
+
+
+def catalog(data_dir: Path | None) -> Iterator[TaskEntry]:
+    """Each installed task in name order, its data loaded to count the items."""
+    from . import registry
+
+    for name in registry.names("tasks"):
+        task = registry.lookup("tasks", name)
+        try:
+            items: int | None = len(task.load(data_dir).samples)
+            problem = ""
+        except MueError as exc:
+            items, problem = None, str(exc)
+        yield TaskEntry(name, task.description, task.graders, task.params, items, problem)

@@ -1,0 +1,168 @@
+"""What a plugin must be, written down and checked when it is registered (or built, for backends).
+
+Four kinds of plugin, found by name (`mathusereval.plugins.registry`):
+
+- **task**: a `Task` whose ``name`` is the name it is registered under (it names the results directory),
+  with at least one grader name, a loader and an aggregation.
+- **grader**: either a *rule grader*, a callable ``(Sample, Generation) -> Grade``, or an *LLM judge*
+  (`JudgeGrader`: the prompt, the reply parser, the pass mark, the role whose model plays it, and a
+  ``settle`` step that may decide items without a call; the judge model is chosen at run time).
+  Either may add ``aggregate(samples, grades) -> list[MetricValue]`` (its own metrics when it is not the
+  task's primary grader); a rule grader may add ``grade_batch(items) -> list[Grade]`` for many items at once.
+  The framework stamps the registered name, the sample id and the answer index on every grade it stores,
+  so a plugin cannot file its grades under another name.
+- **backend**: a factory ``ModelSpec -> Backend``; the backend has ``model``, ``describe()``, one async
+  ``generate(requests, params)`` yielding `Generation`s (raw text: `mathusereval.run.postprocess` applies
+  ``--think``, stop sequences and finish reasons for every backend) and ``aclose()``; optionally
+  ``check_reachable()`` (async, called once before anything runs) and ``stop_sending()`` (a spent budget:
+  finish what is in flight, send nothing more).
+- **renderer**: tables and publication files from runs already read (`Renderer`; ``leaderboard``).
+
+A plugin that breaks its contract fails at registration or at lookup with a `ConfigError` naming the
+plugin, where it came from (module or entry point) and what is missing, instead of a NaN later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..errors import ConfigError
+from ..records import Generation, GenerationParams, Grade, Message, Request, RunResult, Sample, Settled
+from .task import Task
+
+JUDGE_ATTRIBUTES = ("name", "role", "style", "threshold", "prompt_sha256", "messages", "parse", "upstream", "settle")
+"""Everything `mathusereval.run.judging` uses of an LLM judge."""
+JUDGE_METHODS = ("messages", "parse", "upstream", "settle")
+Item = tuple[Sample, Generation]
+BACKEND_METHODS = ("generate", "describe", "aclose")
+RENDERER_METHODS = ("print_table", "markdown", "write")
+OPTIONAL_METHODS = {
+    "graders": ("aggregate", "grade_batch"),
+    "backends": ("stop_sending", "check_reachable"),
+}
+
+
+class RuleGrader(Protocol):
+    def __call__(self, sample: Sample, generation: Generation) -> Grade: ...
+
+
+class JudgeGrader(Protocol):
+    """An LLM judge: how to ask, how to read the reply, what passes (`mathusereval.graders.judge.LLMJudge`).
+
+    `role` names the model that plays it (``judge`` for ``--judge MODEL``, ``verifier`` for
+    ``--verifier MODEL``). `settle(items, cascade)` runs before anything is sent: per item, a decision that
+    needs no call (an answer the rules already settle), or None to ask the model; `cascade` says whether
+    the user asked for the opt-in cascade (``--judge-cascade``).
+    """
+
+    name: str
+    role: str
+    style: str
+    threshold: float
+
+    @property
+    def prompt_sha256(self) -> str: ...
+
+    def messages(self, sample: Sample, generation: Generation) -> tuple[Message, ...]: ...
+
+    def parse(self, text: str, answer: str = "") -> Any: ...
+
+    def upstream(self, text: str) -> float: ...
+
+    def settle(self, items: Sequence[Item], cascade: bool) -> Sequence[Settled | None]: ...
+
+
+class Backend(Protocol):
+    """Produces answers. One async method: requests in, generations out as each one finishes.
+
+    A backend never raises for a failed item: it yields a `Generation` with `error` set. Optional:
+    ``check_reachable()`` (async, called once before anything runs), ``stop_sending()`` (a spent budget:
+    finish what is in flight, send nothing more) and ``max_in_flight`` (requests it works on at once).
+    """
+
+    model: str
+
+    def generate(self, requests: Sequence[Request], params: GenerationParams) -> AsyncIterator[Generation]: ...
+
+    def describe(self) -> dict[str, Any]:
+        """Settings for the manifest; never secrets."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+BackendFactory = Callable[[Any], Backend]
+
+
+class Renderer(Protocol):
+    """Turns runs that were already read (`mathusereval.results`) into tables and files; it never evaluates.
+    The built-in one is ``leaderboard`` (`mathusereval.leaderboard`)."""
+
+    def print_table(self, runs: Sequence[RunResult], *, reference: bool = False, scale: float = 1.0) -> None: ...
+
+    def markdown(self, runs: Sequence[RunResult], *, reference: bool = False) -> str: ...
+
+    def write(self, runs: Sequence[RunResult], out: Path, *, scale: float = 1.0, reference: bool = False) -> list[Path]:
+        """Every file of a publication under `out`; returns the paths written."""
+        ...
+
+
+def is_judge(grader: Any) -> bool:
+    """An LLM judge (as opposed to a rule grader): it has the judge's prompt and parser."""
+    return all(hasattr(grader, attr) for attr in ("messages", "parse", "prompt_sha256"))
+
+
+def _fail(kind: str, name: str, origin: str, problem: str) -> ConfigError:
+    return ConfigError(f"{kind[:-1]} plugin {name!r} ({origin}) breaks the plugin contract: {problem}")
+
+
+def _optional(kind: str, name: str, origin: str, obj: Any) -> None:
+    for attr in OPTIONAL_METHODS.get(kind, ()):
+        if hasattr(obj, attr) and not callable(getattr(obj, attr)):
+            raise _fail(kind, name, origin, f"{attr} is not callable")
+
+
+def check_plugin(kind: str, name: str, obj: Any, origin: str) -> None:
+    """Raise `ConfigError` when `obj` cannot serve as the `kind` plugin `name`."""
+    if kind == "tasks":
+        if not isinstance(obj, Task):
+            raise _fail(kind, name, origin, f"expected a mathusereval.Task, got {type(obj).__name__}")
+        if obj.name != name:
+            raise _fail(kind, name, origin, f"the Task is named {obj.name!r}; register it under that name")
+        if not obj.graders or not all(isinstance(g, str) and g for g in obj.graders):
+            raise _fail(kind, name, origin, "graders must be a non-empty tuple of grader names")
+        for attr in ("load", "aggregate"):
+            if not callable(getattr(obj, attr)):
+                raise _fail(kind, name, origin, f"{attr} is not callable")
+    elif kind == "graders":
+        judge_like = [a for a in JUDGE_ATTRIBUTES if hasattr(obj, a)]
+        if any(a in judge_like for a in ("messages", "parse", "prompt_sha256")):
+            missing = [a for a in JUDGE_ATTRIBUTES if a not in judge_like]
+            if missing:
+                raise _fail(kind, name, origin, f"looks like an LLM judge but lacks {', '.join(missing)}")
+            not_callable = [a for a in JUDGE_METHODS if not callable(getattr(obj, a))]
+            if not_callable:
+                raise _fail(kind, name, origin, f"{', '.join(not_callable)} must be methods")
+        elif not callable(obj):
+            raise _fail(kind, name, origin, "a rule grader must be callable as grader(sample, generation) -> Grade")
+        _optional(kind, name, origin, obj)
+    elif kind == "backends" and not callable(obj):
+        raise _fail(kind, name, origin, "a backend plugin is a factory: callable as factory(spec) -> backend")
+    elif kind == "renderers":
+        missing = [a for a in RENDERER_METHODS if not callable(getattr(obj, a, None))]
+        if missing:
+            raise _fail(kind, name, origin, f"a renderer needs the methods {', '.join(missing)}")
+
+
+def check_backend(name: str, backend: Any) -> None:
+    """A backend object as its factory built it (checked once per run, before anything is sent)."""
+    origin = f"built by {type(backend).__module__}.{type(backend).__qualname__}"
+    missing = [a for a in (*BACKEND_METHODS, "model") if not hasattr(backend, a)]
+    if missing:
+        raise _fail("backends", name, origin, f"the backend lacks {', '.join(missing)}")
+    not_callable = [a for a in BACKEND_METHODS if not callable(getattr(backend, a))]
+    if not_callable:
+        raise _fail("backends", name, origin, f"{', '.join(not_callable)} must be methods")
+    _optional("backends", name, origin, backend)

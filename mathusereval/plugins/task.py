@@ -1,0 +1,140 @@
+"""What a benchmark is: a frozen `Task` record that a task module builds and registers by name."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..records import GenerationParams, Grade, MetricValue, Sample
+
+
+@dataclass(frozen=True)
+class LoadedData:
+    """The samples of a task plus the provenance the manifest records."""
+
+    samples: list[Sample]
+    sha256: str
+    source: str
+
+
+BOXED_COT = "{question}\n\nPlease reason step by step, and put your final answer within \\boxed{{}}."
+"""Zero-shot chain of thought with a boxed final answer: the de-facto chat prompt for GSM8K/MATH/AIME
+(the Qwen2.5-Math and DeepSeek-Math evaluation scripts use this wording)."""
+
+Loader = Callable[[Path | None], LoadedData]
+Aggregator = Callable[[Sequence[Sample], Sequence[Grade]], list[MetricValue]]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One benchmark: where its data comes from, how it is prompted, graded and aggregated.
+
+    Attributes:
+        name: registry name, also the results sub-directory.
+        version: bump when data handling or scoring change, so stored runs are not mixed (a prompt change
+            needs no bump: the prompts actually rendered are fingerprinted, `prompt_fingerprint`).
+        load: data directory (or None for the official source) -> samples with provenance.
+        graders: registered grader names; the first one is primary and feeds `aggregate`.
+        aggregate: grades of the primary grader -> metrics; the first metric is the headline number.
+        params: default generation settings (the CLI may override them).
+        description: one line for `mue-eval tasks`.
+        row_key: upstream data row -> sample id; also reads answer files that copy the question fields
+            (``mue-eval import``). None: the task cannot import answers.
+    """
+
+    name: str
+    version: str
+    load: Loader
+    graders: tuple[str, ...]
+    aggregate: Aggregator
+    params: GenerationParams = GenerationParams()
+    description: str = ""
+    row_key: Callable[[dict[str, Any]], str] | None = None
+
+
+def prompt_fingerprint(samples: Sequence[Sample], stop: Sequence[str]) -> str:
+    """sha256 of what is sent: every loaded sample's messages (and its own temperature, where a task sets
+    one per item, as AlignBench does) and the stop sequences. Any prompt change changes it, so a stored run
+    with other prompts is refused rather than mixed."""
+    digest = hashlib.sha256(json.dumps(list(stop), ensure_ascii=False).encode())
+    for sample in samples:
+        item = [list(sample.messages), sample.metadata.get("temperature")]
+        digest.update(json.dumps(item, ensure_ascii=False, sort_keys=True).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def jsonl_loader(
+    relative: str | Path,
+    to_sample: Callable[[dict[str, Any]], Sample | None] | None = None,
+    required: Sequence[str] = (),
+    numbers: Sequence[str] = (),
+    *,
+    prepare: Callable[[Path | None], Callable[[dict[str, Any]], Sample | None]] | None = None,
+    task: str | None = None,
+) -> Loader:
+    """A task's loader for one JSONL file: ``<data dir>/<relative>``, its pinned download
+    (`mathusereval.pinned_source`) when no data directory is given, or a fixed `Path` (data shipped with
+    the task). Rows are checked (`required` fields are text; `numbers` may also be numbers) and each
+    becomes a `Sample` through `to_sample` (None leaves the row out). `prepare(data_dir)` returns that
+    function instead, for tasks that need the data directory first (few-shot exemplars). A ``ValueError``
+    or ``KeyError`` from it becomes a `DataError` naming file:line."""
+    if (to_sample is None) == (prepare is None):
+        raise TypeError("jsonl_loader takes one of to_sample and prepare")
+    name = task or str(relative).split("/", 1)[0]
+
+    def load(data_dir: Path | None) -> LoadedData:
+        from ..data.files import find_data_file, read_jsonl, sha256_file
+        from ..errors import DataError
+
+        path = relative if isinstance(relative, Path) else find_data_file(data_dir, relative, name)
+        convert = prepare(data_dir) if prepare is not None else to_sample
+        assert convert is not None
+        samples = []
+        for lineno, row in read_jsonl(path, required, numbers):
+            try:
+                sample = convert(row)
+            except (DataError, ValueError, KeyError) as exc:
+                raise DataError(f"{path}:{lineno}: {exc}") from exc
+            if sample is not None:
+                samples.append(sample)
+        return LoadedData(samples=samples, sha256=sha256_file(path), source=str(path))
+
+    return load
+
+
+def user_turn(text: str) -> tuple[dict[str, str], ...]:
+    """A single user message, the protocol of every built-in zero-shot task."""
+    return ({"role": "user", "content": text},)
+
+
+def boxed_answer(solution: str) -> str | None:
+    """The final boxed answer of a worked solution, read as the answer grader reads a response: several
+    boxes that end a solution together ("the answers are \\boxed{-2} and \\boxed{1}") give "-2, 1"."""
+    from ..graders.extract import last_box_group
+
+    found = last_box_group(solution)
+    return None if found is None else found[1]
+
+
+def pinned_rows(data_dir: Path | None, relative: str, task: str, fields: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """All rows of a pinned data file (`mathusereval.pinned_source`), refused when its digest is not the pin:
+    for few-shot exemplars, whose prompt would change with another version of the file."""
+    from ..data.files import find_data_file, read_jsonl, sha256_file
+    from ..data.sources import pinned_sha256
+    from ..errors import DataError
+
+    pin = pinned_sha256(relative)
+    if pin is None:
+        raise DataError(f"task {task!r}: {relative} has no pinned sha256 (declare it with pinned_source)")
+    path = find_data_file(data_dir, relative, task)
+    digest = sha256_file(path)
+    if digest != pin:
+        raise DataError(
+            f"{path}: sha256 {digest} is not the pinned {pin}; task {task!r} takes its few-shot exemplars "
+            "from this file, so another version would change the prompt"
+        )
+    return [row for _, row in read_jsonl(path, required=fields)]

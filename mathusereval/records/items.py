@@ -1,0 +1,253 @@
+"""Typed records: the only currency between stages.
+
+A task turns data rows into `Sample`s; a backend turns samples into `Generation`s; a grader turns a
+(sample, generation) pair into a `Grade`; an aggregator turns grades into `MetricValue`s. Every record is
+frozen and converts to and from plain JSON (`to_json` / `from_json`) at the file boundary
+(`mathusereval.store`). The records of whole runs are in `mathusereval.records.runs`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+GROUP_KEYS = ("category", "subcategory", "subject", "level")
+"""Sample metadata that names an item's group: MathUserEval/AlignBench categories, MATH subject and level."""
+
+Message = dict[str, str]
+"""One chat turn, OpenAI style: ``{"role": "user", "content": "..."}``."""
+
+JsonDict = dict[str, Any]
+T = TypeVar("T")
+
+
+def from_json_fields(cls: type[T], data: JsonDict) -> T:
+    """Build a record from a dict, ignoring unknown keys so newer files stay readable."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One benchmark item, ready to be sent to a model."""
+
+    task: str
+    id: str
+    messages: tuple[Message, ...]
+    reference: str
+    metadata: JsonDict = field(default_factory=dict)
+
+    @property
+    def question(self) -> str:
+        """The question as the user asked it (what a judge or verifier is shown): tasks that wrap it in an
+        instruction keep it in ``metadata["question"]``; otherwise the last user turn."""
+        question = self.metadata.get("question")
+        if isinstance(question, str):
+            return question
+        return next((m["content"] for m in reversed(self.messages) if m.get("role") == "user"), "")
+
+    @property
+    def group(self) -> str:
+        """The item's group for per-category counts: its category, else subject, else level, else "-"."""
+        for key in GROUP_KEYS:
+            value = self.metadata.get(key)
+            if value not in (None, ""):
+                return str(value)
+        return "-"
+
+    def to_json(self) -> JsonDict:
+        return {
+            "task": self.task,
+            "id": self.id,
+            "messages": list(self.messages),
+            "reference": self.reference,
+            "metadata": self.metadata,
+        }
+
+    @classmethod
+    def from_json(cls, data: JsonDict) -> Sample:
+        sample = from_json_fields(cls, data)
+        return dataclasses.replace(sample, messages=tuple(sample.messages))
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationParams:
+    """Sampling settings shared by every backend; a task gives defaults, the CLI overrides them."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 1024
+    stop: tuple[str, ...] = ()
+    seed: int = 0
+    n: int = 1
+
+    def to_json(self) -> JsonDict:
+        return {**dataclasses.asdict(self), "stop": list(self.stop)}
+
+    @classmethod
+    def from_json(cls, data: JsonDict) -> GenerationParams:
+        params = from_json_fields(cls, data)
+        return dataclasses.replace(params, stop=tuple(params.stop))
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One generation to make: the `n_index`-th answer to `sample`."""
+
+    sample: Sample
+    n_index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """A model's answer to one sample, or the error that prevented it.
+
+    An error is data: it is stored, counted and retried on the next run, never graded as wrong.
+    """
+
+    sample_id: str
+    n_index: int
+    model: str
+    text: str = ""
+    finish_reason: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    latency_s: float = 0.0
+    error: str | None = None
+    reasoning: str | None = None
+    """A reasoning model's thinking, kept apart from `text` (the answer graders see): what the server
+    returned as ``reasoning_content``, or what stood between ``<think>`` tags."""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_json(self) -> JsonDict:
+        # by hand, not dataclasses.asdict: this runs once per answer on the event loop's hot path
+        return {
+            "sample_id": self.sample_id,
+            "n_index": self.n_index,
+            "model": self.model,
+            "text": self.text,
+            "finish_reason": self.finish_reason,
+            "usage": {"prompt_tokens": self.usage.prompt_tokens, "completion_tokens": self.usage.completion_tokens},
+            "latency_s": self.latency_s,
+            "error": self.error,
+            "reasoning": self.reasoning,
+            "kind": "generation",
+        }
+
+    @classmethod
+    def from_json(cls, data: JsonDict) -> Generation:
+        usage = data.get("usage") or {}
+        return from_json_fields(cls, {**data, "usage": Usage(**usage) if isinstance(usage, dict) else Usage()})
+
+
+@dataclass(frozen=True, slots=True)
+class Grade:
+    """A grader's verdict on one generation.
+
+    `score` is the number the task aggregates (1.0/0.0 for answer checks, 1–10 for judges); `correct` is the
+    binary verdict where one exists. A grader that could not decide sets `error` and leaves `score` None.
+    """
+
+    sample_id: str
+    n_index: int
+    grader: str
+    score: float | None
+    correct: bool | None = None
+    details: JsonDict = field(default_factory=dict)
+    error: str | None = None
+
+    def to_json(self) -> JsonDict:
+        return {**dataclasses.asdict(self), "kind": "grade"}
+
+    @classmethod
+    def from_json(cls, data: JsonDict) -> Grade:
+        return from_json_fields(cls, data)
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeCall:
+    """One reply of the judge model, cached in ``judgments.jsonl`` under `key`.
+
+    The key hashes the judge model, its backend, the judge prompt's template hash, the rendered messages
+    (question, reference and answer), the sampling settings and the attempt number, so a stored reply is
+    reused only for exactly the same call. `generation` is the judge's raw reply (or the call's error).
+    """
+
+    key: str
+    grader: str
+    sample_id: str
+    n_index: int
+    attempt: int
+    generation: Generation
+
+    def to_json(self) -> JsonDict:
+        return {
+            "kind": "judgment",
+            "key": self.key,
+            "grader": self.grader,
+            "sample_id": self.sample_id,
+            "n_index": self.n_index,
+            "attempt": self.attempt,
+            "generation": self.generation.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: JsonDict) -> JudgeCall:
+        return from_json_fields(cls, {**data, "generation": Generation.from_json(data["generation"])})
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What an LLM grader's ``settle`` step decided for one item without asking its model."""
+
+    score: float
+    details: JsonDict = field(default_factory=dict)
+    standing: bool = True
+    """True when the decision stands on its own (the verifier's rule verdict); False when it stands only while
+    the run asks for it (``--judge-cascade``): a run without the cascade sends the item to the judge."""
+
+
+@dataclass(frozen=True, slots=True)
+class MetricValue:
+    """One aggregate number with its uncertainty."""
+
+    name: str
+    value: float
+    n: int
+    stderr: float | None = None
+    higher_is_better: bool = True
+
+    @property
+    def ci95(self) -> tuple[float, float] | None:
+        if self.stderr is None:
+            return None
+        return (self.value - 1.96 * self.stderr, self.value + 1.96 * self.stderr)
+
+    def to_json(self) -> JsonDict:
+        """Strict JSON: a metric with nothing behind it (NaN) is ``"value": null`` with a reason, never NaN,
+        which ``JSON.parse`` and ``jq`` reject."""
+        data: JsonDict = {**dataclasses.asdict(self), "ci95": self.ci95}
+        if not math.isfinite(self.value):
+            data.update(value=None, ci95=None, reason="no scored answers" if self.n == 0 else "undefined")
+        if self.stderr is not None and not math.isfinite(self.stderr):
+            data.update(stderr=None, ci95=None)
+        return data
+
+    @classmethod
+    def from_json(cls, data: JsonDict) -> MetricValue:
+        value = data.get("value")
+        return from_json_fields(cls, {**data, "value": float("nan") if value is None else float(value)})

@@ -1,0 +1,97 @@
+"""Stored runs as pandas DataFrames, for analysis outside our tables.
+
+```python
+from mathusereval import results
+frames = results.load("results/")       # a results tree, or one run directory
+frames.items.groupby(["model", "task"])["answer.score"].mean()
+```
+
+Built on `mathusereval.results.runs` (a sharded run is one run here too); reading never changes a run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError
+from ..records import GROUP_KEYS
+from .runs import StoredAnswer, find_runs, iter_answers, load_run
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass(frozen=True)
+class Results:
+    """`items`: one row per (model, task, sample, answer index); `runs`: one row per run with its metrics."""
+
+    items: pd.DataFrame
+    runs: pd.DataFrame
+
+
+def _item_row(answer: StoredAnswer, graders: Sequence[str]) -> dict[str, Any]:
+    gen, meta = answer.generation, answer.sample.metadata
+    primary = answer.grades.get(graders[0]) if graders else None
+    row: dict[str, Any] = {
+        "model": answer.manifest.model,
+        "task": answer.manifest.task,
+        "run_id": answer.manifest.run_id,
+        "directory": str(answer.directory),
+        "sample_id": answer.sample.id,
+        "n_index": answer.n_index,
+        **{key: meta.get(key) for key in GROUP_KEYS},
+        "question": answer.sample.question,
+        "reference": answer.sample.reference,
+        "response": gen.text if gen is not None and gen.ok else None,
+        "reasoning": gen.reasoning if gen is not None else None,
+        "extracted": primary.details.get("extracted") if primary is not None else None,
+        "finish_reason": gen.finish_reason if gen is not None else None,
+        "error": "not generated" if gen is None else gen.error,
+        "prompt_tokens": gen.usage.prompt_tokens if gen is not None else None,
+        "completion_tokens": gen.usage.completion_tokens if gen is not None else None,
+    }
+    for name in graders:
+        grade = answer.grades.get(name)
+        row[f"{name}.score"] = grade.score if grade is not None else None
+        row[f"{name}.correct"] = grade.correct if grade is not None else None
+        row[f"{name}.error"] = grade.error if grade is not None else "not graded"
+    return row
+
+
+def load(path: str | Path, parity: str = "none") -> Results:
+    """DataFrames over a results tree (or one run directory). Needs pandas (``pip install
+    'mathusereval[results]'``). Grader columns are ``<grader>.score``, ``<grader>.correct`` and
+    ``<grader>.error``; run metrics are ``<metric>``, ``<metric>.stderr`` and ``<metric>.n``, recomputed
+    from the records exactly as the leaderboard does (`parity` as on ``mue-eval leaderboard``)."""
+    try:
+        import pandas as pd
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise ConfigError("mathusereval.results.load needs pandas: pip install 'mathusereval[results]'") from exc
+
+    item_rows: list[dict[str, Any]] = []
+    run_rows: list[dict[str, Any]] = []
+    for parts in find_runs(Path(path)):
+        run = load_run(parts, parity)
+        manifest = run.manifest
+        answers = list(iter_answers(parts))
+        graders = list(manifest.graders) or sorted({name for a in answers for name in a.grades})
+        rows = [_item_row(answer, graders) for answer in answers]
+        item_rows += rows
+        run_row: dict[str, Any] = {
+            "model": manifest.model,
+            "task": manifest.task,
+            "run_id": manifest.run_id,
+            "directory": str(run.directory),
+            "fingerprint": manifest.fingerprint,
+            "answers": len(rows),
+            "scored": sum(r.get(f"{graders[0]}.score") is not None for r in rows) if graders else 0,
+        }
+        for metric in run.metrics:
+            run_row[metric.name] = metric.value
+            run_row[f"{metric.name}.stderr"] = metric.stderr
+            run_row[f"{metric.name}.n"] = metric.n
+        run_rows.append(run_row)
+    return Results(items=pd.DataFrame(item_rows), runs=pd.DataFrame(run_rows))

@@ -1,0 +1,199 @@
+"""The grading phases of a run: rule graders on each answer, LLM graders on the lot.
+
+Shared by a fresh run (`pipeline.run_task`) and a re-grade of a stored one (`pipeline.regrade`); the
+metrics are computed from the grades by `mathusereval.results.scoring`, as every reader computes them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from types import TracebackType
+from typing import Any
+
+from ..errors import ConfigError
+from ..plugins import registry
+from ..plugins.contracts import JudgeGrader, is_judge
+from ..plugins.task import Task
+from ..records import Generation, Grade, JudgeUsage, Sample
+from ..store import RunStore
+from .judging import JudgeRole, role_for
+from .progress import Progress
+
+Grader = Callable[[Sample, Generation], Grade]
+CHUNK = 512
+"""Answers whose texts are read back from the store at once for grading or judging: memory stays flat
+however many answers a run holds."""
+
+
+def safe_grade(grader_name: str, grader: Grader, sample: Sample, generation: Generation) -> Grade:
+    """A grader that crashes yields an error grade (counted, never scored), not a crashed run."""
+    try:
+        return grader(sample, generation)
+    except Exception as exc:  # graders see hostile model output; one bad item must not stop the run
+        return Grade(
+            sample_id=sample.id,
+            n_index=generation.n_index,
+            grader=grader_name,
+            score=None,
+            error=f"{exc.__class__.__name__}: {exc}",
+        )
+
+
+def resolve_graders(task: Task, names: Sequence[str] | None) -> dict[str, Any]:
+    """The graders of a run, in order (the first is primary): the task's own unless ``--graders`` says."""
+    return {name: registry.lookup("graders", name) for name in (names or task.graders)}
+
+
+class Grading:
+    """The grading phases of one run, shared by `run_task` and `regrade`."""
+
+    def __init__(
+        self,
+        graders: dict[str, Any],
+        store: RunStore,
+        samples: Sequence[Sample],
+        generations: dict[tuple[str, int], Generation],
+        n: int,
+        roles: dict[str, JudgeRole],
+    ) -> None:
+        self.rules: dict[str, Grader] = {k: g for k, g in graders.items() if not is_judge(g)}
+        self.judges: dict[str, JudgeGrader] = {k: g for k, g in graders.items() if is_judge(g)}
+        self.roles = {name: role_for(roles, judge) for name, judge in self.judges.items()}
+        missing = [name for name, role in self.roles.items() if role is None]
+        if missing:
+            raise ConfigError(f"grader {missing[0]!r} is an LLM grader: pass --judge MODEL")
+        self.store, self.samples, self.generations, self.n = store, samples, generations, n
+        self.by_id = {s.id: s for s in samples}
+        self.grades = store.grades()
+        self.usage: dict[str, JudgeUsage] = {}
+
+    def _answered(self) -> Iterator[tuple[Sample, int]]:
+        for s in self.samples:
+            for k in range(self.n):
+                if (s.id, k) in self.generations and self.generations[(s.id, k)].ok:
+                    yield s, k
+
+    def _texts(self, keys: Iterable[tuple[Sample, int]]) -> list[tuple[Sample, Generation]]:
+        """Answers with their texts, read back from the store: only a chunk is in memory at a time."""
+        return [(s, self.store.load_generation((s.id, k))) for s, k in keys]
+
+    def record(self, name: str, grade: Grade, sample_id: str | None = None, n_index: int | None = None) -> None:
+        """Store a grade under the grader's registered `name` (and the item it was asked about): what a
+        plugin writes into ``Grade.grader`` never decides where its grade is filed."""
+        grade = dataclasses.replace(
+            grade,
+            grader=name,
+            sample_id=grade.sample_id if sample_id is None else sample_id,
+            n_index=grade.n_index if n_index is None else n_index,
+        )
+        self.grades[(grade.sample_id, grade.n_index, name)] = grade
+        self.store.add_grade(grade)
+
+    def rule_grade(self, sample: Sample, generation: Generation) -> None:
+        for name, grader in self.rules.items():
+            if (sample.id, generation.n_index, name) not in self.grades:
+                self.record(name, safe_grade(name, grader, sample, generation), sample.id, generation.n_index)
+
+    def rule_backlog(self) -> list[tuple[Sample, int]]:
+        """Stored answers some rule grader has not graded yet (a resumed or re-graded run), as (sample, n)."""
+        return [(s, k) for s, k in self._answered() if any((s.id, k, name) not in self.grades for name in self.rules)]
+
+    def grade_backlog(self, backlog: list[tuple[Sample, int]], bars: Progress) -> None:
+        """Rule-grade the backlog, `CHUNK` answers at a time (their texts read back from the store)."""
+        for start in range(0, len(backlog), CHUNK):
+            self._grade_chunk(self._texts(backlog[start : start + CHUNK]), bars)
+
+    def _grade_chunk(self, backlog: list[tuple[Sample, Generation]], bars: Progress) -> None:
+        """Graders that can grade many items at once (``grade_batch``, e.g. on all cores) take the chunk in
+        one call; the rest, and any batch that fails, go item by item."""
+        for name, grader in self.rules.items():
+            batch = getattr(grader, "grade_batch", None)
+            todo = [(s, g) for s, g in backlog if (s.id, g.n_index, name) not in self.grades]
+            if batch is None or len(todo) < 2:
+                continue
+            try:
+                results: list[Grade] = batch(todo)
+            except Exception:  # noqa: BLE001 - one-by-one grading below records per-item errors
+                continue
+            asked = {(s.id, g.n_index) for s, g in todo}
+            for grade in results:
+                if (grade.sample_id, grade.n_index) in asked:  # a grade for an item not asked about is dropped
+                    self.record(name, grade)
+        for sample, generation in backlog:
+            self.rule_grade(sample, generation)
+            bars.advance("grade")
+
+    async def judge_all(self, bars: Progress) -> None:
+        """Every answer whose judge grade is missing or stale goes to the judge."""
+        for name, judge in self.judges.items():
+            judge_role = self.roles[name]
+            assert judge_role is not None
+            keys = [
+                (s, k)
+                for s, k in self._answered()
+                if not judge_role.is_current(judge, self.grades.get((s.id, k, name)))
+            ]
+            bars.add(f"judge {name}", len(keys))
+
+            def on_grade(grade: Grade, bar: str = f"judge {name}", name: str = name) -> None:
+                self.record(name, grade)
+                bars.advance(bar)
+
+            usage = JudgeUsage()
+            for start in range(0, len(keys), CHUNK):  # texts read back a chunk at a time
+                chunk = self._texts(keys[start : start + CHUNK])
+                usage = usage.plus(await judge_role.grade(judge, chunk, self.store, on_grade))
+            self.usage[name] = usage
+
+
+def manifest_judges(graders: dict[str, Any], roles: dict[str, JudgeRole]) -> dict[str, Any]:
+    """The manifest's ``judges``: which model played each LLM grader, with its settings."""
+    described = {}
+    for name, grader in graders.items():
+        role = role_for(roles, grader) if is_judge(grader) else None
+        if role is not None:
+            described[name] = role.describe(grader)
+    return described
+
+
+class StreamingRuleGrades:
+    """Rule-grades answers as they stream in, on one worker thread beside the event loop.
+
+    One long-lived thread instead of a thread hop per answer: grading a plain answer takes about 0.1 ms, a
+    hop about as much again, and a pair that needs the sandboxed sympy stage can take seconds, during which
+    the backend's requests in flight must keep moving. Use as a context manager; leaving it waits for the
+    queue to drain and re-raises whatever stopped the worker (a full disk, say).
+    """
+
+    def __init__(self, grading: Grading, bars: Progress) -> None:
+        self.grading, self.bars = grading, bars
+        self._queue: queue.SimpleQueue[tuple[Sample, Generation] | None] = queue.SimpleQueue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="mue-rule-grading", daemon=True)
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self.grading.rule_grade(*item)
+                except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread on exit
+                    self._error = exc
+            self.bars.advance("grade")
+
+    def submit(self, sample: Sample, generation: Generation) -> None:
+        self._queue.put((sample, generation))
+
+    def __enter__(self) -> StreamingRuleGrades:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None and exc is None:
+            raise self._error

@@ -1,0 +1,305 @@
+"""Orchestration: task -> samples -> backend -> generations -> graders -> grades -> metrics.
+
+Everything a run produces is written through the `RunStore` as it happens, so a run that is killed and
+started again with the same settings re-uses every finished generation and grade and does only the rest.
+Rule graders grade each answer as it streams in (on a worker thread); LLM graders (`mathusereval.run.judging`)
+judge once the answers are in, through their role's backend. `regrade` runs the grading phases alone on a
+stored run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..__about__ import __version__
+from ..backends import Backend, ModelSpec
+from ..backends.base import generation_stream, stop_sending
+from ..data.shards import shard_directory_name, shard_of
+from ..errors import ConfigError, DataError
+from ..plugins import registry
+from ..plugins.task import LoadedData, Task, prompt_fingerprint
+from ..records import GenerationParams, Request, RunManifest, RunResult, Sample, Usage
+from ..results.scoring import compute_metrics, count_outcomes
+from ..store import RunStore, run_directory
+from .budget import Budget
+from .grading import Grading, StreamingRuleGrades, manifest_judges, resolve_graders
+from .judging import JudgeRole
+from .postprocess import THINK_MODES, finalize, without_text
+from .progress import Progress
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Per-invocation settings. `overrides` (generation parameters) and `think` change what is graded and
+    are part of the run's fingerprint; the rest say which items, where and how to report."""
+
+    out: Path = Path("results")
+    data_dir: Path | None = None
+    limit: int | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    progress: bool = True
+    graders: tuple[str, ...] | None = None
+    """Replace the task's graders (``--graders``); the first is primary."""
+    parity: str = "none"
+    """``"upstream"``: aggregate judge scores the way upstream code does (-1 for unparseable replies)."""
+    shard: tuple[int, int] | None = None
+    """``--shard I/N``: run only shard I of N of each task, in its own directory (`mathusereval.data.shards`)."""
+    think: str = "strip"
+    """``--think``: grade only what follows ``</think>`` (strip) or the whole reply (keep)."""
+
+    def __post_init__(self) -> None:
+        if self.think not in THINK_MODES:
+            raise ConfigError(f"--think must be one of {', '.join(THINK_MODES)}, got {self.think!r}")
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _host() -> dict[str, Any]:
+    return {
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+        "hostname": platform.node(),
+    }
+
+
+def select_samples(task: Task, loaded: LoadedData, limit: int | None) -> list[Sample]:
+    """The samples to run; duplicate ids are refused, repeated prompts said once (they count twice)."""
+    if not loaded.samples:
+        raise DataError(f"{loaded.source}: task {task.name!r} has no items")
+    seen: set[str] = set()
+    prompts: dict[str, str] = {}
+    repeats = []
+    for sample in loaded.samples:
+        if sample.id in seen:
+            raise DataError(f"{loaded.source}: task {task.name!r} has duplicate sample id {sample.id!r}")
+        seen.add(sample.id)
+        prompt = json.dumps(sample.messages, ensure_ascii=False, sort_keys=True)
+        if prompt in prompts:
+            repeats.append(f"{sample.id} (= {prompts[prompt]})")
+        prompts.setdefault(prompt, sample.id)
+    if repeats:
+        print(
+            f"mue-eval: warning: {loaded.source}: {len(repeats)} items of {task.name!r} repeat an earlier item's "
+            f"prompt and count twice: {', '.join(repeats[:5])}{' ...' if len(repeats) > 5 else ''}",
+            file=sys.stderr,
+        )
+    return loaded.samples[:limit] if limit is not None else loaded.samples
+
+
+def build_manifest(
+    task: Task,
+    spec: ModelSpec,
+    backend_config: dict[str, Any],
+    params: GenerationParams,
+    loaded: LoadedData,
+    settings: dict[str, Any] | None = None,
+) -> RunManifest:
+    """What the run is. The fingerprint covers every setting that changes answers or what is graded:
+    task version, data, rendered prompts, backend, model, generation parameters and `settings` (``think``
+    and the backend's own, `ModelSpec.identity`)."""
+    prompt_sha256 = prompt_fingerprint(loaded.samples, params.stop)
+    settings = {**(settings or {}), **{f"backend.{k}": v for k, v in spec.identity().items()}}
+    identity = {
+        "task": task.name,
+        "task_version": task.version,
+        "data_sha256": loaded.sha256,
+        "prompt_sha256": prompt_sha256,
+        "backend": spec.backend,
+        "model": spec.model,
+        "params": params.to_json(),
+        "settings": settings,
+    }
+    fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    return RunManifest(
+        run_id=f"{spec.slug}/{task.name}",
+        task=task.name,
+        task_version=task.version,
+        model=spec.model,
+        backend=spec.backend,
+        backend_config=backend_config,
+        params=params.to_json(),
+        data_sha256=loaded.sha256,
+        data_source=loaded.source,
+        prompt_sha256=prompt_sha256,
+        fingerprint=fingerprint,
+        mathusereval_version=__version__,
+        started_at=now(),
+        host=_host(),
+        versions={"python": sys.version.split()[0], "mathusereval": __version__},
+        graders=task.graders,
+        settings=settings,
+    )
+
+
+def _group_by_params(
+    requests: Sequence[Request], params: GenerationParams, overrides: dict[str, Any]
+) -> dict[GenerationParams, list[Request]]:
+    """Split requests by their effective settings: a task may fix a sample's temperature in its metadata
+    (AlignBench samples by category), unless the user set ``--temperature`` explicitly."""
+    groups: dict[GenerationParams, list[Request]] = {}
+    for request in requests:
+        effective = params
+        if "temperature" in request.sample.metadata and "temperature" not in overrides:
+            effective = dataclasses.replace(params, temperature=float(request.sample.metadata["temperature"]))
+        groups.setdefault(effective, []).append(request)
+    return groups
+
+
+def _finish(
+    task: Task,
+    manifest: RunManifest,
+    grading: Grading,
+    options: RunOptions,
+    reused: int,
+    budget: Budget | None = None,
+    stopped: str | None = None,
+) -> RunResult:
+    names = tuple(manifest.graders)
+    metrics = compute_metrics(task, names, grading.samples, grading.grades, grading.n, options.parity)
+    counts = count_outcomes(names, grading.samples, grading.generations, grading.grades, grading.n, options.parity)
+    counts = dataclasses.replace(counts, reused=reused)
+    # the cost of every stored answer of the run (resumed parts included), at this invocation's prices
+    cost = None if budget is None else budget.cost(Usage(counts.prompt_tokens, counts.completion_tokens))
+    manifest = dataclasses.replace(manifest, finished_at=now())
+    grading.store.write_manifest(manifest)
+    result = RunResult(manifest, grading.store.dir, metrics, counts, dict(grading.usage), cost, stopped=stopped)
+    grading.store.write_summary(result.summary(options.parity))
+    return result
+
+
+def _placement(
+    task: Task, spec: ModelSpec, options: RunOptions, samples: list[Sample], manifest: RunManifest
+) -> tuple[Path, list[Sample], RunManifest]:
+    """The run's directory, samples and manifest, narrowed to one shard with ``--shard I/N``."""
+    directory = run_directory(options.out, spec.slug, task.name)
+    if options.shard is None:
+        return directory, samples, manifest
+    index, count = options.shard
+    name = shard_directory_name(index, count)
+    manifest = dataclasses.replace(
+        manifest, shard=f"{index}/{count}", shard_items=len(samples), run_id=f"{manifest.run_id}/{name}"
+    )
+    return directory / name, [s for s in samples if shard_of(task.name, s.id, count) == index], manifest
+
+
+async def _generate(
+    backend: Backend,
+    todo: list[Request],
+    params: GenerationParams,
+    options: RunOptions,
+    grading: Grading,
+    bars: Progress,
+    budget: Budget | None,
+) -> str | None:
+    """Generate `todo`, storing each answer as it arrives and rule-grading it on the worker thread; returns
+    why generation stopped early (a spent budget), else None."""
+    store = grading.store
+    stopped = budget.message() if budget is not None and budget.exhausted else None
+    with StreamingRuleGrades(grading, bars) as rule_grades:
+        for group_params, group in _group_by_params(todo, params, options.overrides).items():
+            if stopped:
+                break
+            async with generation_stream(backend, group, group_params) as stream:
+                async for raw in stream:
+                    generation = finalize(raw, options.think, group_params.stop)
+                    store.add_generation(generation)
+                    grading.generations[(generation.sample_id, generation.n_index)] = without_text(generation)
+                    bars.advance("generate")
+                    if generation.ok:
+                        rule_grades.submit(grading.by_id[generation.sample_id], generation)
+                    else:
+                        bars.advance("grade")
+                    if budget is not None:
+                        budget.charge(generation.usage)
+                        if budget.exhausted and not stopped:
+                            stopped = budget.message()
+                            if not stop_sending(backend):
+                                break  # closing the stream cancels the requests in flight
+    return stopped
+
+
+async def run_task(
+    task: Task,
+    spec: ModelSpec,
+    backend: Backend,
+    options: RunOptions,
+    roles: dict[str, JudgeRole] | None = None,
+    budget: Budget | None = None,
+    loaded: LoadedData | None = None,
+) -> RunResult:
+    """Evaluate one model on one task, resuming whatever an earlier identical run left (`loaded`: the task's
+    data when the caller has loaded it already; `roles`: the judge roles of LLM graders).
+
+    `budget` (shared by the invocation's tasks) stops generation once spent: requests in flight finish and
+    are stored (a backend without ``stop_sending`` has them cancelled instead), nothing more is sent, and
+    the next run starts where this one stopped."""
+    roles = roles or {}
+    loaded = loaded if loaded is not None else task.load(options.data_dir)
+    samples = select_samples(task, loaded, options.limit)
+    params = dataclasses.replace(task.params, **options.overrides)
+    graders = resolve_graders(task, options.graders)
+    manifest = build_manifest(task, spec, backend.describe(), params, loaded, {"think": options.think})
+    manifest = dataclasses.replace(manifest, graders=tuple(graders), judges=manifest_judges(graders, roles))
+    directory, samples, manifest = _placement(task, spec, options, samples, manifest)
+    store = RunStore(directory)
+    with store.writing(manifest) as manifest:
+        generations = store.generation_index()  # outcomes only: texts stay on disk until a grader needs one
+        grading = Grading(graders, store, samples, generations, params.n, roles)
+        stored_ids = set(store.samples())
+        for sample in samples:
+            if sample.id not in stored_ids:
+                store.add_sample(sample)
+        todo = [Request(s, k) for s in samples for k in range(params.n) if not _answered(generations, s.id, k)]
+        backlog = grading.rule_backlog()
+        with Progress(options.progress, f"{spec.slug}/{task.name}") as bars:
+            bars.add("generate", len(todo))
+            bars.add("grade", len(todo) + len(backlog))
+            grading.grade_backlog(backlog, bars)
+            stopped = await _generate(backend, todo, params, options, grading, bars, budget)
+            if not stopped:
+                await grading.judge_all(bars)
+        return _finish(task, manifest, grading, options, len(samples) * params.n - len(todo), budget, stopped)
+
+
+def _answered(generations: dict[tuple[str, int], Any], sample_id: str, k: int) -> bool:
+    stored = generations.get((sample_id, k))
+    return stored is not None and stored.ok
+
+
+async def regrade(directory: Path, options: RunOptions, roles: dict[str, JudgeRole] | None = None) -> RunResult:
+    """Grade a stored run again (``mue-eval grade RUN_DIR``): missing rule grades, and judge grades that
+    are missing or came from another judge. Answers are never regenerated; samples come from the run."""
+    roles = roles or {}
+    store = RunStore(directory)
+    manifest = store.existing_manifest()
+    if manifest is None:
+        raise ConfigError(f"{directory} is not a run directory (no manifest.json)")
+    task: Task = registry.lookup("tasks", manifest.task)
+    samples = list(store.samples().values())
+    if not samples:
+        raise DataError(f"{directory}/samples.jsonl holds no samples")
+    samples = samples[: options.limit] if options.limit is not None else samples
+    n = int(manifest.params.get("n", 1))
+    graders = resolve_graders(task, options.graders or manifest.graders or None)
+    judges = {**manifest.judges, **manifest_judges(graders, roles)}
+    with store.writing(dataclasses.replace(manifest, graders=tuple(graders), judges=judges)) as manifest:
+        grading = Grading(graders, store, samples, store.generation_index(), n, roles)
+        backlog = grading.rule_backlog()
+        with Progress(options.progress, f"{directory.name}") as bars:
+            bars.add("grade", len(backlog))
+            grading.grade_backlog(backlog, bars)
+            await grading.judge_all(bars)
+        return _finish(task, manifest, grading, options, len(samples) * n)

@@ -1,0 +1,56 @@
+"""One post-processing layer for every backend: what a backend returns is raw; this makes it an answer.
+
+Backends (llama.cpp, vLLM, any OpenAI-compatible server, a plugin's) return the model's text as generated,
+a server-side reasoning field where the server splits one off, usage and the engine's finish reason. The
+pipeline passes every generation through `finalize` before it is stored or graded, so ``--think``, stop
+sequences and finish reasons mean the same thing whatever the engine:
+
+- ``--think strip`` (default): the answer is what follows ``</think>`` (`split_reasoning`); the thinking is
+  kept in ``reasoning``. A reply cut off while thinking has no answer. ``keep`` grades the whole reply.
+- stop sequences: an engine that returns the stop string (or text after it) is cut at its first
+  occurrence, with finish reason ``stop``.
+- finish reasons: engines' own words (``eos``, ``stop_sequence``, ``max_tokens``, ``end_turn``) become
+  ``stop`` or ``length``; anything else is kept as the engine said it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from ..backends.base import split_reasoning
+from ..records import Generation
+
+THINK_MODES = ("strip", "keep")
+_FINISH = {
+    "eos": "stop",
+    "eos_token": "stop",
+    "stop_sequence": "stop",
+    "end_turn": "stop",
+    "stop": "stop",
+    "max_tokens": "length",
+    "max_length": "length",
+    "length": "length",
+}
+
+
+def without_text(generation: Generation) -> Generation:
+    """What a run keeps in memory of an answer once it is stored: outcome, finish reason, usage."""
+    return dataclasses.replace(generation, text="", reasoning=None)
+
+
+def finalize(generation: Generation, think: str = "strip", stop: Sequence[str] = ()) -> Generation:
+    """The stored form of a backend's raw `generation` (errors pass through unchanged)."""
+    if not generation.ok:
+        return generation
+    text, reasoning, finish = generation.text, generation.reasoning, generation.finish_reason
+    if finish is not None:
+        finish = _FINISH.get(finish.lower(), finish)
+    cuts = [i for i in (text.find(s) for s in stop if s) if i >= 0]
+    if cuts:
+        text, finish = text[: min(cuts)], "stop"
+    if think == "strip" and reasoning is None:
+        text, reasoning = split_reasoning(text)
+    if (text, reasoning, finish) == (generation.text, generation.reasoning, generation.finish_reason):
+        return generation
+    return dataclasses.replace(generation, text=text, reasoning=reasoning, finish_reason=finish)
