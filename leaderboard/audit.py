@@ -19,7 +19,7 @@ from mathusereval.store import RunStore
 
 from .html import facts, page_ends
 from .layout import format_cell
-from .tables import model_label
+from .tables import row_label
 
 
 def _group(sample: Sample) -> str:
@@ -72,7 +72,7 @@ def write_run_page(run: RunResult, path: Path, judge_scale: float = 1.0) -> None
     """Write the page item by item: answer texts are read back one at a time, so memory does not grow with
     the size of the run (written to a temporary file, renamed when complete)."""
     critiques = {k: call.generation.text for d in run.record_dirs for k, call in RunStore(d).judge_calls().items()}
-    title = f"{model_label(run.manifest)} · {run.manifest.task}"
+    title = f"{row_label(run)} · {run.manifest.task}"
     headline = ", ".join(f"{m.name} {format_cell(m, judge_scale)}" for m in run.metrics[:3])
     head = [
         f"<h1>{escape(title)}</h1>",

@@ -24,7 +24,7 @@ from mathusereval.records import MetricValue, RunManifest, RunResult
 from mathusereval.results.runs import run_page_name
 
 from .layout import file_stem, format_cell, label, markdown_text, order, scaled
-from .tables import Table, model_label, overview, with_mark
+from .tables import Table, overview, row_label, with_mark
 
 
 def comparability(manifest: RunManifest) -> tuple[str, ...]:
@@ -71,9 +71,9 @@ def breakdown(runs: Sequence[RunResult], task: str = "") -> Table:
         for metric in run.metrics:
             if metric.name not in names:
                 names.append(metric.name)
-            rows.setdefault(model_label(run.manifest), {})[metric.name] = metric
+            rows.setdefault(row_label(run), {})[metric.name] = metric
         if run.coverage_mark():
-            partial_models[model_label(run.manifest)] = run.coverage_mark()
+            partial_models[row_label(run)] = run.coverage_mark()
 
     def headline(model: str) -> float:
         value = rows[model].get(names[0]) if names else None
@@ -146,7 +146,7 @@ def write_leaderboard(
     pages: list[Path] = []
     rendered: list[RunResult] = []
     for run in runs:  # one page at a time, written as it goes; a run that cannot be read is left out
-        path = out / "runs" / f"{run_page_name(run.manifest)}.html"
+        path = out / "runs" / f"{run_page_name(run.manifest, run.directory)}.html"
         try:
             write_run_page(run, path, judge_scale)
         except MueError as exc:

@@ -22,7 +22,7 @@ from mathusereval.results.runs import run_page_name
 from .layout import format_cell, label, order, rounded, ties
 from .plots import Plot
 from .reference import is_published
-from .tables import Table, best_per_column, model_label
+from .tables import Table, best_per_column, row_label
 
 
 def asset(name: str) -> str:
@@ -134,8 +134,8 @@ def model_details(model: str, runs: Sequence[RunResult], judge_scale: float) -> 
         )
         parts += [
             f"<h3>{escape(run.manifest.task)}</h3>",
-            f'<p><a href="runs/{run_page_name(run.manifest)}.html">sample-level records</a> (prompt, response, '
-            "extracted answer, grade, judge critique)</p>",
+            f'<p><a href="runs/{run_page_name(run.manifest, run.directory)}.html">sample-level records</a> '
+            "(prompt, response, extracted answer, grade, judge critique)</p>",
             f"<table><thead><tr><th>metric</th><th>value</th><th>n</th></tr></thead><tbody>{rows}</tbody></table>",
             facts(run),
         ]
@@ -176,6 +176,6 @@ def index_page(
     body.append("<h2>Models</h2>")
     by_model: dict[str, list[RunResult]] = {}
     for run in runs:
-        by_model.setdefault(model_label(run.manifest), []).append(run)
+        by_model.setdefault(row_label(run), []).append(run)
     body += [model_details(model, by_model[model], judge_scale) for model in sorted(by_model)]
     return page("mathusereval leaderboard", "\n".join(body))

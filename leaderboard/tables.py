@@ -7,8 +7,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from mathusereval.records import MetricValue, RunManifest, RunResult
-from mathusereval.records import model_label as base_label
+from mathusereval.records import MetricValue, RunResult
 
 from .layout import format_cell, markdown_text, plain_text
 from .reference import is_published, reference_rows
@@ -25,9 +24,9 @@ class Table:
         return self.marks.get((row, column), "")
 
 
-def model_label(manifest: RunManifest) -> str:
-    """A row's name (the one model-name rule, `mathusereval.records.model_label`), printable."""
-    return plain_text(base_label(manifest.backend, manifest.model))
+def row_label(run: RunResult) -> str:
+    """A run's row name (`RunResult.row`: disambiguated among the runs shown), printable."""
+    return plain_text(run.row)
 
 
 def overview(columns: Mapping[str, Sequence[RunResult]], reference: bool = False) -> tuple[Table, list[str]]:
@@ -39,9 +38,9 @@ def overview(columns: Mapping[str, Sequence[RunResult]], reference: bool = False
     for name, column_runs in columns.items():
         for run in column_runs:
             if run.metrics:
-                cells.setdefault(model_label(run.manifest), {})[name] = run.metrics[0]
+                cells.setdefault(row_label(run), {})[name] = run.metrics[0]
                 if run.coverage_mark():
-                    marks[(model_label(run.manifest), name)] = run.coverage_mark()
+                    marks[(row_label(run), name)] = run.coverage_mark()
     rows = [(model, [by_column.get(name) for name in columns]) for model, by_column in cells.items()]
 
     def mean_score(row: tuple[str, list[MetricValue | None]]) -> float:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mathusereval.plugins.registry import lookup
+from mathusereval.run.selection import select_samples
 
 from .conftest import run_cli
 from .judge_server import ScriptedServer, judged_answer
@@ -25,10 +26,11 @@ def _coin(text: str, salt: str) -> float:
 
 
 def references(shared_data: Path, limits: dict[str, int | None] = LIMITS) -> dict[str, str]:
-    """Prompt -> gold final answer for the first `limits[task]` items of gsm8k and math500."""
+    """Prompt -> gold final answer for the `limits[task]` items ``--limit`` takes of gsm8k and math500."""
     out = {}
     for task in ("gsm8k", "math500"):
-        for s in lookup("tasks", task).load(shared_data).samples[: limits[task]]:
+        loaded = lookup("tasks", task).load(shared_data)
+        for s in select_samples(lookup("tasks", task), loaded, limits[task]):  # the items --limit takes
             ref = s.reference if task == "math500" else s.reference.rsplit("####", 1)[-1].strip()
             out[s.messages[-1]["content"]] = ref
     return out

@@ -26,6 +26,9 @@ from mathusereval.plugins.task import LoadedData, Task
 from mathusereval.records import Sample
 from mathusereval.run.pipeline import RunOptions, RunResult, run_task
 
+# every manifest.json and summary.json written while the tests run, in this process and in every mue-eval
+# the tests start, is validated against the JSON Schemas the package ships (mathusereval.store.run_store)
+os.environ["MUE_CHECK_SCHEMAS"] = "1"
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MUE_TEST_DATA", REPO.parent / "shared" / "data"))
 MUE_EVAL = Path(sys.executable).with_name("mue-eval")

@@ -82,7 +82,7 @@ def test_parity_with_mue_eval_item_by_item(tmp_path: Path, shared_data: Path) ->
     with ScriptedServer(lambda body, _: replies.get(body["messages"][-1]["content"], "I am not sure.")) as server:
         ours = run_cli(
             *("--base-url", server.url, "--model", "scripted", "--tasks", "gsm8k,math500", "--limit", "12"),
-            *("--data-dir", str(shared_data), "--quiet"),
+            *("--limit-order", "file", "--data-dir", str(shared_data), "--quiet"),  # lm-eval's --limit: the first N
             cwd=tmp_path,
         )
         assert ours.returncode == 0, ours.stderr

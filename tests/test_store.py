@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mathusereval.errors import ConfigError, DataError
-from mathusereval.records import Generation, RunManifest
+from mathusereval.records import Generation, GenerationParams, RunManifest
 from mathusereval.store import RunStore
 
 
@@ -20,7 +20,7 @@ def _manifest(**changes: object) -> RunManifest:
         model="m",
         backend="openai",
         backend_config={},
-        params={"n": 1},
+        params=GenerationParams().to_json(),
         data_sha256="d",
         prompt_sha256="p",
         fingerprint="f1",
@@ -75,7 +75,7 @@ def test_resume_with_different_settings_is_refused_and_nothing_overwritten(tmp_p
     store = RunStore(tmp_path / "run")
     store.write_manifest(_manifest())
     before = store.manifest_path.read_bytes()
-    with pytest.raises(ConfigError, match=r"different settings \(params changed\)"):
-        store.check_compatible(_manifest(fingerprint="f2", params={"n": 2}))
+    with pytest.raises(ConfigError, match=r"different settings \(params.n: 1 -> 2 changed\)"):
+        store.check_compatible(_manifest(fingerprint="f2", params={**GenerationParams().to_json(), "n": 2}))
     assert store.manifest_path.read_bytes() == before
     assert store.check_compatible(_manifest()) == _manifest()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from mathusereval.records import Generation, Grade, RunManifest, Sample
+from mathusereval.records import Generation, GenerationParams, Grade, RunManifest, Sample
 from mathusereval.store import RunStore
 
 
@@ -43,7 +43,7 @@ def write_run(
         model=model,
         backend="openai",
         backend_config={},
-        params={"n": n, "temperature": 0.8},
+        params=GenerationParams(temperature=0.8, n=n).to_json(),
         data_sha256="d" * 64,
         prompt_sha256="p" * 64,
         fingerprint=f"fp-{model}-{task}",

@@ -87,7 +87,7 @@ class LlamaCppBackend:
                 max_tokens=params.max_tokens,
                 stop=list(params.stop) or None,
                 seed=params.seed + request.n_index,
-                **self.options.extra_sampling,
+                **_sampling(params),
             )
         except (ValueError, RuntimeError) as exc:  # e.g. prompt longer than the context window
             return Generation(
@@ -127,6 +127,12 @@ class LlamaCppBackend:
         if self._llm is not None:
             self._llm.close()
             self._llm = None
+
+
+def _sampling(params: GenerationParams) -> dict[str, float]:
+    """``--top-k``, ``--min-p``, ``--repetition-penalty`` under llama.cpp's names."""
+    names = {"top_k": "top_k", "min_p": "min_p", "repetition_penalty": "repeat_penalty"}
+    return {names[k]: v for k, v in params.sampling_extras().items()}
 
 
 def chat_template_handler(llm: Any, template: str) -> Any:

@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -30,7 +31,7 @@ from ..records import Generation, GenerationParams, Request, Usage
 from .base import ModelSpec, completion_prompt
 from .endpoints import AuthFailure, Endpoint, EndpointPool, FatalError, RetryableError, backoff_s, check_status
 from .options import ServedOptions
-from .replies import UrlCredentials, parse_json, parse_reply, read_body
+from .replies import UrlCredentials, parse_json, parse_reply, read_body, served_model_ids, with_path
 
 DEFAULT_CONCURRENCY = 64
 """Per endpoint. vLLM and SGLang batch far more than this; hosted APIs usually rate-limit below it, and
@@ -82,6 +83,8 @@ class OpenAIBackend:
         self.headers = headers
         self._session: aiohttp.ClientSession | None = None
         self.served_by = dict(o.served_by) if o.served_by else None
+        self.served_models: set[str] = set()
+        """What the servers' ``/models`` say they serve (recorded in the manifest)."""
         self._draining = False
         self.max_in_flight = self.pool.capacity
 
@@ -108,6 +111,7 @@ class OpenAIBackend:
             **({"extra_body": self.extra_body} if self.extra_body else {}),
             "extra_headers": self.header_names,  # names only: values may be credentials
             **({"served_by": self.served_by} if self.served_by else {}),
+            **({"served_models": sorted(self.served_models)} if self.served_models else {}),
         }
 
     def _auth(self, endpoint: Endpoint) -> dict[str, str] | None:
@@ -123,19 +127,30 @@ class OpenAIBackend:
         down = []
         for endpoint in self.pool.endpoints:
             shown = self._by_url[endpoint.url].shown
+            status = 0
             try:
                 async with self._client().get(
-                    f"{endpoint.url}/models", headers=self._auth(endpoint), timeout=aiohttp.ClientTimeout(total=10)
+                    with_path(endpoint.url, "/models"),
+                    headers=self._auth(endpoint),
+                    timeout=aiohttp.ClientTimeout(total=10),
                 ) as response:
                     body = await read_body(response, REPLY_BYTES_BASE)
-                    check_status(response.status, response.headers, body)
+                    status = response.status
+                    check_status(status, response.headers, body)
+                    self.served_models.update(served_model_ids(body))
             except AuthFailure as exc:
                 raise BackendUnavailable(f"{shown}: {self._scrub(endpoint, str(exc))}") from None
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 down.append(f"{shown}: {exc.__class__.__name__}: {self._scrub(endpoint, str(exc))}")
                 self.pool.failed(endpoint)
             except (RetryableError, FatalError):
-                pass  # it answers; some servers have no /models, or a broken one
+                # it answers; some servers have no /models, or a broken one. A 404 on a base URL without a
+                # path is the classic typo: the API lives under /v1
+                if status == 404 and not urlsplit(endpoint.url).path.strip("/"):
+                    raise BackendUnavailable(
+                        f"{shown}: HTTP 404 for /models; an OpenAI-compatible API lives under /v1: try --base-url "
+                        f"{with_path(shown, '/v1')}"
+                    ) from None
         if len(down) == len(self.pool.endpoints):
             raise BackendUnavailable(f"cannot reach {'; '.join(down)}")
         for problem in down:
@@ -156,6 +171,7 @@ class OpenAIBackend:
             body["prompt"] = completion_prompt(request.sample.messages)
         if params.stop:
             body["stop"] = list(params.stop)
+        body.update(params.sampling_extras())  # vLLM, SGLang and llama.cpp's server read these names
         return body
 
     async def _attempt(self, endpoint: Endpoint, body: dict[str, Any]) -> tuple[str, str | None, str | None, Usage]:
@@ -163,7 +179,7 @@ class OpenAIBackend:
         cap = self.max_reply_bytes or REPLY_BYTES_BASE + REPLY_BYTES_PER_TOKEN * int(body["max_tokens"])
         try:
             async with self._client().post(
-                endpoint.url + path, data=json.dumps(body).encode(), headers=self._auth(endpoint)
+                with_path(endpoint.url, path), data=json.dumps(body).encode(), headers=self._auth(endpoint)
             ) as response:
                 raw = await read_body(response, cap)
                 status, headers = response.status, response.headers

@@ -68,11 +68,9 @@ class LlamaCppOptions:
     n_ctx: int | None = None
     chat_template: str | None = None
     """``--chat-template FILE``'s Jinja text, in place of the template the GGUF carries."""
-    extra_sampling: Mapping[str, Any] = field(default_factory=dict)
-    """top_k, min_p, repeat_penalty for llama.cpp's sampler."""
 
     def identity(self) -> dict[str, Any]:
-        return {"chat_template": _digest(self.chat_template), "sampling": dict(self.extra_sampling)}
+        return {"chat_template": _digest(self.chat_template)}
 
 
 @dataclass(frozen=True)
@@ -88,8 +86,6 @@ class VLLMOptions:
     distributed_executor_backend: str | None = None
     endpoint: str = "chat"
     chat_template: str | None = None
-    extra_sampling: Mapping[str, Any] = field(default_factory=dict)
-    """top_k, min_p, repetition_penalty for vLLM's SamplingParams."""
     max_num_seqs: int | None = None
 
     def __post_init__(self) -> None:
@@ -102,7 +98,6 @@ class VLLMOptions:
             "endpoint": self.endpoint,
             "chat_template": _digest(self.chat_template),
             "dtype": self.dtype,
-            "sampling": dict(self.extra_sampling),
         }
 
 

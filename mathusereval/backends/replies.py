@@ -168,3 +168,27 @@ class UrlCredentials:
         for secret in self.secrets:
             text = text.replace(secret, REDACTED)
         return text
+
+
+def with_path(base: str, path: str) -> str:
+    """`base` with `path` appended to its path, its query string kept after it: ``http://h/v1?api-key=X`` and
+    ``/chat/completions`` give ``http://h/v1/chat/completions?api-key=X``."""
+    parts = urlsplit(base)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/") + path, parts.query, parts.fragment))
+
+
+MAX_MODEL_IDS = 32
+
+
+def served_model_ids(body: bytes) -> list[str]:
+    """The model ids of a ``/models`` reply (OpenAI's ``{"data": [{"id": ...}]}``), at most 32 of at most 200
+    characters each; anything else reads as none."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return []
+    entries = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        return []
+    ids = [e.get("id") for e in entries[:MAX_MODEL_IDS] if isinstance(e, dict)]
+    return [clean_text(i)[:200] for i in ids if isinstance(i, str)]

@@ -94,7 +94,7 @@ class VLLMBackend:
             max_tokens=params.max_tokens,
             stop=list(params.stop) or None,
             seed=params.seed + request.n_index,  # the k-th sample of an item is reproducible on its own
-            **self.options.extra_sampling,
+            **params.sampling_extras(),
         )
 
     def _enqueue(self, llm: Any, requests: Sequence[Request], params: GenerationParams) -> list[str]:

@@ -24,6 +24,7 @@ COMMANDS = {
     "export": "export",
     "agreement": "agreement",
     "verify": "verify",
+    "compare": "compare",
 }
 """Command -> its module in `mathusereval.cli`; ``lm-eval`` parses its own arguments."""
 
@@ -52,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         return _error(str(exc))
     command = argv.pop(0) if argv and argv[0] in COMMANDS else "run"
     module = importlib.import_module(f"{__package__}.{COMMANDS[command]}")
-    args = module.parser().parse_args(argv)
+    parse = getattr(module, "parse", None)  # a command with --config reads its file first
+    args = parse(argv) if parse is not None else module.parser().parse_args(argv)
     # SIGTERM (Slurm, Kubernetes, `kill`) stops a run as Ctrl-C does: answers kept, a clean message
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:

@@ -1,9 +1,10 @@
-"""``mue-eval [run]``: evaluate a model on tasks, then print the table of these runs."""
+"""``mue-eval [run]``: evaluate one model (or several: a sweep) on tasks, then print the table of these runs."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from ..errors import MueError
 from . import options
@@ -18,6 +19,7 @@ EPILOG = """commands:
                                   training data from judged runs (RFT answers, DPO pairs, KTO rows)
   mue-eval agreement A B          how far two graders agree on the same answers (kappa, Spearman, ...)
   mue-eval verify RUN...          say whether a run was edited after it was written
+  mue-eval compare A B            is B better than A on the same items (paired: delta, CI, p-value)
   mue-eval lm-eval ARGS...        lm-eval's CLI with our tasks added (mathusereval_gsm8k, ..., group
                                   mathusereval); --only-ours skips indexing lm-eval's own tasks,
                                   --judge MODEL [--judge-base-url URL] scores the judged tasks
@@ -36,11 +38,17 @@ def parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    from ..__about__ import __version__
+
+    p.add_argument("--version", action="version", version=f"mathusereval {__version__}")
+    p.add_argument("--config", metavar="FILE.toml", help="options from a TOML file (flags given here override it)")
     p.add_argument(
         "--model",
-        help="a .gguf file, an HF model directory, a served model name with "
-        "--base-url, or 'smollm2-135m-instruct' (embedded, the default)",
+        help="a .gguf file, an HF model directory, a served model name with --base-url, or "
+        "'smollm2-135m-instruct' (embedded, the default); several as a comma list or a glob (runs/ckpt-*): "
+        "each is evaluated as its own run, in turn",
     )
+    p.add_argument("--name", help="the run's label (its directory and leaderboard row; one model only)")
     p.add_argument("--backend", help="force a backend: llamacpp, openai, vllm, or a plugin's name")
     p.add_argument(
         "--base-url",
@@ -48,7 +56,14 @@ def parser() -> argparse.ArgumentParser:
         "the same model are load-balanced",
     )
     p.add_argument("--tasks", default="demo", help="comma-separated task names (default: demo)")
-    p.add_argument("--limit", type=int, help="evaluate only the first N items of each task")
+    p.add_argument(
+        "--limit",
+        type=int,
+        help="evaluate N items of each task: spread over the task's categories (the same items every run; "
+        "a larger N contains them), or the first N with --limit-order file",
+    )
+    p.add_argument("--limit-order", choices=("spread", "file"), default="spread", help="which items --limit takes")
+    p.add_argument("--sample-ids", metavar="FILE", help="evaluate only the items whose ids the file lists")
     p.add_argument(
         "--shard",
         metavar="I/N",
@@ -57,47 +72,93 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default="results", help="results directory (default: results)")
     p.add_argument("--data-dir", help="local benchmark data (default: $MUE_DATA_DIR)")
-    p.add_argument("--samples", type=int, dest="n", help="generations per item (default: 1)")
-    p.add_argument("--temperature", type=float)
-    p.add_argument("--top-p", type=float, dest="top_p")
-    p.add_argument("--max-tokens", type=int, dest="max_tokens")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--stop", action="append", help="stop sequence (repeatable)")
+    _add_generation_options(p)
     p.add_argument("--threads", type=int, help="CPU threads for llama.cpp (default: half the cores)")
     p.add_argument("--n-ctx", type=int, dest="n_ctx", help="context window for llama.cpp (default: 4096)")
     options.add_served_options(p)
     options.add_vllm_options(p)
     options.add_budget_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--log-to", choices=("tensorboard", "wandb"), action="append", help="also log each task's metrics there"
+    )
     options.add_grading_options(p)
     return p
 
 
-def run(args: argparse.Namespace) -> int:
-    import asyncio
+def _add_generation_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("generation (each is part of the run's identity)")
+    g.add_argument("--samples", type=int, dest="n", help="generations per item (default: 1)")
+    g.add_argument("--temperature", type=float)
+    g.add_argument("--top-p", type=float, dest="top_p")
+    g.add_argument("--top-k", type=int, dest="top_k")
+    g.add_argument("--min-p", type=float, dest="min_p")
+    g.add_argument("--repetition-penalty", type=float, dest="repetition_penalty")
+    g.add_argument("--max-tokens", type=int, dest="max_tokens")
+    g.add_argument("--seed", type=int)
+    g.add_argument("--stop", action="append", help="stop sequence (repeatable)")
+    g.add_argument("--system-prompt", metavar="TEXT|@FILE", help="a system turn before every prompt")
+    g.add_argument("--chat-template", metavar="FILE", help="Jinja chat template for llama.cpp or vLLM in process")
+    g.add_argument("--extra-body", metavar="JSON", help="fields added to every request to an OpenAI-compatible server")
 
-    from ..backends import ModelSpec, resolve_model
-    from ..backends.options import RayOptions, ServedOptions, options_for
+
+GENERATION = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_tokens", "seed", "n")
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """The options, with ``--config FILE``'s values as defaults under the command line's."""
+    from .config import apply_config, config_path
+
+    p = parser()
+    path = config_path(argv)
+    per_task = apply_config(p, path) if path is not None else {}
+    args = p.parse_args(argv)
+    args.task_overrides = per_task
+    return args
+
+
+def _text_or_file(value: str | None, flag: str) -> str | None:
+    if value is None or not value.startswith("@"):
+        return value
+    try:
+        return Path(value[1:]).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MueError(f"{flag} {value}: cannot be read ({exc})") from exc
+
+
+def _effective_config(args: argparse.Namespace) -> dict[str, Any]:
+    """What the manifest records of the invocation: every option as given or defaulted; secrets left out
+    (the API key, header values) or redacted (credentials in URLs)."""
+    from ..backends.replies import UrlCredentials
+
+    hidden = {"api_key", "header"}
+    config = {k: v for k, v in sorted(vars(args).items()) if k not in hidden and v is not None and v is not False}
+    for key in ("base_url", "judge_base_url", "verifier_base_url"):
+        if key in config:
+            config[key] = ",".join(UrlCredentials.of(u.strip()).shown for u in str(config[key]).split(","))
+    return config
+
+
+def _run_options(args: argparse.Namespace) -> Any:
     from ..data.files import resolve_data_dir
     from ..data.shards import parse_shard
-    from ..plugins import registry
-    from ..run.judge_options import judge_settings
     from ..run.pipeline import RunOptions
-    from ..run.session import evaluate, incomplete, serve_and_evaluate
+    from ..run.selection import read_sample_ids
 
-    for dest, flag in (("limit", "--limit"), ("n", "--samples"), ("max_tokens", "--max-tokens")):
+    for dest, flag in (("limit", "--limit"), ("n", "--samples"), ("max_tokens", "--max-tokens"), ("top_k", "--top-k")):
         options.positive(flag, getattr(args, dest))
-    overrides = {
-        k: getattr(args, k) for k in ("temperature", "top_p", "max_tokens", "seed", "n") if getattr(args, k) is not None
-    }
+    overrides = {k: getattr(args, k) for k in GENERATION if getattr(args, k) is not None}
     if args.stop:
         overrides["stop"] = tuple(args.stop)
-    task_names = [t.strip() for t in args.tasks.split(",") if t.strip()]
-    if not task_names:
-        raise MueError("--tasks is empty")
-    judges = judge_settings(options.judge_options(args))
-    budget = options.budget(args)
-    run_options = RunOptions(
+    task_overrides = {
+        task: {k: tuple(v) if k == "stop" else v for k, v in values.items()}
+        for task, values in args.task_overrides.items()
+    }
+    sample_ids = None
+    if args.sample_ids:
+        path = Path(args.sample_ids)
+        sample_ids = (path, tuple(read_sample_ids(path)))
+    return RunOptions(
         out=Path(args.out),
         data_dir=resolve_data_dir(args.data_dir),
         limit=args.limit,
@@ -107,21 +168,84 @@ def run(args: argparse.Namespace) -> int:
         parity=args.parity,
         shard=parse_shard(args.shard) if args.shard else None,
         think=args.think,
+        name=args.name or "",
+        system_prompt=_text_or_file(args.system_prompt, "--system-prompt"),
+        limit_order=args.limit_order,
+        sample_ids=sample_ids,
+        task_overrides=task_overrides,
+        config=_effective_config(args),
     )
+
+
+def _backend_values(args: argparse.Namespace) -> dict[str, Any]:
+    import json
+
     values = options.backend_values(args)
-    spec = resolve_model(args.model, args.backend, args.base_url, values)
+    template = _text_or_file(f"@{args.chat_template}" if args.chat_template else None, "--chat-template")
+    if template is not None:
+        values["chat_template"] = template
+    if args.extra_body:
+        try:
+            extra = json.loads(args.extra_body)
+        except ValueError as exc:
+            raise MueError(f"--extra-body is not JSON ({exc})") from None
+        if not isinstance(extra, dict):
+            raise MueError("--extra-body wants a JSON object, e.g. '{\"top_k\": 20}'")
+        values["extra_body"] = extra
+    return values
+
+
+def _spec(args: argparse.Namespace, model: str | None, values: dict[str, Any]) -> Any:
+    from ..backends import ModelSpec, resolve_model
+    from ..backends.options import RayOptions
+
+    spec = resolve_model(model, args.backend, args.base_url, values)
+    if "chat_template" in values and spec.backend not in ("llamacpp", "vllm"):
+        raise MueError("--chat-template applies to llama.cpp and vLLM in process; a server applies its own template")
+    if "extra_body" in values and spec.backend != "openai":
+        raise MueError("--extra-body applies to OpenAI-compatible servers (--base-url)")
     if args.ray:
         if spec.backend not in ("llamacpp", "vllm") or args.serve:
             raise MueError("--ray runs in-process engines: a .gguf (llama.cpp) or an HF model folder (vLLM)")
         replicas = int(values.get("data_parallel_size") or 1)
         ray = RayOptions(address=args.ray, engine=spec.backend, engine_options=spec.options, replicas=replicas)
         spec = ModelSpec("ray", spec.model, ray)
-    if args.serve:
-        via = options_for("openai", values)
-        assert isinstance(via, ServedOptions)
-        work = serve_and_evaluate(spec, via, task_names, run_options, judges, budget)
-    else:
-        work = evaluate(spec=spec, task_names=task_names, options=run_options, judges=judges, budget=budget)
-    results = asyncio.run(work)
-    registry.lookup("renderers", "leaderboard").print_table(results)
+    return spec
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ..backends.options import ServedOptions, options_for
+    from ..plugins import registry
+    from ..results.labels import label_runs
+    from ..run.judge_options import judge_settings
+    from ..run.session import evaluate, incomplete, serve_and_evaluate
+    from ..run.tracking import trackers
+    from .models import expand_models
+
+    task_names = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    if not task_names:
+        raise MueError("--tasks is empty")
+    judges = judge_settings(options.judge_options(args))
+    budget = options.budget(args)
+    run_options = _run_options(args)
+    values = _backend_values(args)
+    models = expand_models(args.model) if args.model else [None]
+    if args.name and len(models) > 1:
+        raise MueError(f"--name labels one run; --model names {len(models)} models")
+    specs = [_spec(args, model, values) for model in models]  # every model checked before the first runs
+    results = []
+    with trackers(args.log_to or (), run_options.out) as track:
+        for spec in specs:  # one engine at a time
+            if args.serve:
+                via = options_for("openai", values)
+                assert isinstance(via, ServedOptions)
+                work = serve_and_evaluate(spec, via, task_names, run_options, judges, budget)
+            else:
+                work = evaluate(spec=spec, task_names=task_names, options=run_options, judges=judges, budget=budget)
+            done = asyncio.run(work)
+            track(done)
+            results += done
+    registry.lookup("renderers", "leaderboard").print_table(label_runs(results))
     return 1 if incomplete(results) else 0

@@ -1,4 +1,10 @@
-"""Typed records: the only currency between stages (items in `.items`, whole runs in `.runs`)."""
+"""Typed records: the only currency between stages (items in `.items`, whole runs in `.runs`).
+
+``manifest.json`` and ``summary.json`` are described by JSON Schemas shipped beside them (`schema`)."""
+
+import json
+from importlib import resources
+from typing import Any
 
 from .items import (
     GROUP_KEYS,
@@ -25,7 +31,20 @@ from .runs import (
     safe_name,
 )
 
+SCHEMAS = ("manifest", "summary")
+
+
+def schema(name: str) -> dict[str, Any]:
+    """The JSON Schema of ``<name>.json`` (``manifest`` or ``summary``), as shipped in the package."""
+    if name not in SCHEMAS:
+        raise ValueError(f"no schema {name!r} (one of {', '.join(SCHEMAS)})")
+    text = resources.files(__package__).joinpath("schemas").joinpath(f"{name}.schema.json").read_text(encoding="utf-8")
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
 __all__ = [
+    "SCHEMAS",
     "GROUP_KEYS",
     "LOCAL_BACKENDS",
     "Generation",
@@ -46,4 +65,5 @@ __all__ = [
     "Usage",
     "model_label",
     "safe_name",
+    "schema",
 ]

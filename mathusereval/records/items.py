@@ -82,9 +82,21 @@ class GenerationParams:
     stop: tuple[str, ...] = ()
     seed: int = 0
     n: int = 1
+    top_k: int | None = None
+    min_p: float | None = None
+    repetition_penalty: float | None = None
+    """The last three are the engine's own default when None (and then left out of the JSON, so runs that do
+    not set them keep their fingerprint)."""
+
+    OPTIONAL = ("top_k", "min_p", "repetition_penalty")
 
     def to_json(self) -> JsonDict:
-        return {**dataclasses.asdict(self), "stop": list(self.stop)}
+        data = {**dataclasses.asdict(self), "stop": list(self.stop)}
+        return {k: v for k, v in data.items() if v is not None or k not in self.OPTIONAL}
+
+    def sampling_extras(self) -> dict[str, float]:
+        """The optional sampling settings that are set, by name."""
+        return {k: getattr(self, k) for k in self.OPTIONAL if getattr(self, k) is not None}
 
     @classmethod
     def from_json(cls, data: JsonDict) -> GenerationParams:

@@ -50,7 +50,20 @@ class RunManifest:
     """The number of items of the whole task (all shards), so a missing shard shows as partial."""
     settings: JsonDict = field(default_factory=dict)
     """The other settings that change answers or what is graded (``think``, the backend's ``endpoint``,
-    chat template ...), each by name, so a refused resume can say which one changed."""
+    chat template, system prompt ...), each by name, so a refused resume can say which one changed."""
+    name: str = ""
+    """``--name LABEL``: the run's own label (its directory and its leaderboard row)."""
+    overrides: JsonDict = field(default_factory=dict)
+    """The generation settings the user set (``--max-tokens`` ...), apart from the task's defaults: what tells
+    two runs of one model apart on the leaderboard."""
+    config: JsonDict = field(default_factory=dict)
+    """The effective configuration of the invocation (``--config FILE`` merged with the command line; no
+    secrets)."""
+
+    @property
+    def label(self) -> str:
+        """The run's name in tables: ``--name``, else the model's (`model_label`)."""
+        return self.name or model_label(self.backend, self.model)
 
     def to_json(self) -> JsonDict:
         return {**dataclasses.asdict(self), "graders": list(self.graders)}
@@ -207,6 +220,13 @@ class RunResult:
     """The directories holding the run's records when they are not `directory` itself (a sharded run)."""
     stopped: str | None = None
     """Why generation stopped early (a spent ``--max-cost`` / ``--max-tokens-total``); None when it did not."""
+    label: str = ""
+    """The run's row name among the runs it is shown with (`mathusereval.results.labels.label_runs`); the
+    manifest's label when it was read alone."""
+
+    @property
+    def row(self) -> str:
+        return self.label or self.manifest.label
 
     @property
     def record_dirs(self) -> tuple[Path, ...]:

@@ -176,7 +176,7 @@ def compare(a: Side, b: Side, top: int = 20) -> dict[str, Any]:
                 "category": x.group,
                 "a": va,
                 "b": vb,
-                "link": f"runs/{run_page_name(a.manifest)}.html#{quote(_anchor(x), safe='')}",
+                "link": f"runs/{run_page_name(a.manifest, a.directory)}.html#{quote(_anchor(x), safe='')}",
             }
         )
     confusion: dict[str, dict[str, int]] = defaultdict(dict)

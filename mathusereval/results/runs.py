@@ -20,9 +20,10 @@ from pathlib import Path
 
 from ..errors import ConfigError, MueError
 from ..plugins import registry
-from ..records import Generation, Grade, MetricValue, RunCounts, RunManifest, RunResult, Sample, model_label
+from ..records import Generation, Grade, MetricValue, RunCounts, RunManifest, RunResult, Sample
 from ..store import MANIFEST, RunStore
 from ..store.integrity import Verdict, check_run
+from .labels import label_runs
 from .scoring import compute_metrics, count_outcomes
 
 RunParts = tuple[Path, ...]
@@ -155,7 +156,7 @@ def collect_runs(results: Path, parity: str = "none") -> tuple[list[RunResult], 
     for records in sorted(results.glob("**/generations.jsonl")):  # a run whose manifest was deleted
         if not (records.parent / MANIFEST).exists():
             problems.append(f"{records.parent}: answers but no {MANIFEST} (deleted or never written); not shown")
-    return runs, problems
+    return label_runs(runs), problems
 
 
 def verify_run(directory: Path) -> Verdict:
@@ -212,8 +213,9 @@ def iter_answers(parts: RunParts | Path) -> Iterator[StoredAnswer]:
                 yield StoredAnswer(manifest, directory, sample, k, generation, grades.get(key, {}))
 
 
-def run_page_name(manifest: RunManifest) -> str:
+def run_page_name(manifest: RunManifest, directory: Path) -> str:
     """The file name of a run's sample-level page (``runs/<name>.html`` of ``leaderboard --out``): readable,
-    and unique through a hash of its run id."""
-    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{model_label(manifest.backend, manifest.model)}__{manifest.task}")
-    return f"{readable}-{hashlib.sha256(manifest.run_id.encode()).hexdigest()[:8]}"
+    and unique through a hash of where the run is (two trees may hold runs with the same run id)."""
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{manifest.label}__{manifest.task}")
+    where = f"{manifest.run_id}\0{directory.resolve()}"
+    return f"{readable}-{hashlib.sha256(where.encode()).hexdigest()[:8]}"

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,18 +25,19 @@ from typing import Any
 from ..__about__ import __version__
 from ..backends import Backend, ModelSpec
 from ..backends.base import generation_stream, stop_sending
-from ..data.shards import shard_directory_name, shard_of
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, one_line
 from ..plugins import registry
 from ..plugins.task import LoadedData, Task, prompt_fingerprint
-from ..records import GenerationParams, Request, RunManifest, RunResult, Sample, Usage
+from ..records import GenerationParams, Request, RunManifest, RunResult, Usage
 from ..results.scoring import compute_metrics, count_outcomes
-from ..store import RunStore, run_directory
+from ..store import RunStore
 from .budget import Budget
 from .grading import Grading, StreamingRuleGrades, manifest_judges, resolve_graders
 from .judging import JudgeRole
+from .placement import check_same_grading, place
 from .postprocess import THINK_MODES, finalize, without_text
 from .progress import Progress
+from .selection import select_samples
 
 
 @dataclass(frozen=True)
@@ -56,10 +58,25 @@ class RunOptions:
     """``--shard I/N``: run only shard I of N of each task, in its own directory (`mathusereval.data.shards`)."""
     think: str = "strip"
     """``--think``: grade only what follows ``</think>`` (strip) or the whole reply (keep)."""
+    name: str = ""
+    """``--name LABEL``: the run's directory and leaderboard row."""
+    system_prompt: str | None = None
+    """``--system-prompt``: a system turn before every sample's messages (part of the prompt fingerprint)."""
+    limit_order: str = "spread"
+    """``--limit-order``: which items ``--limit`` takes (`mathusereval.run.selection`)."""
+    sample_ids: tuple[Path, tuple[str, ...]] | None = None
+    """``--sample-ids FILE``: (the file, its ids)."""
+    task_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """``[tasks.NAME]`` of ``--config``: generation settings for one task, over `overrides`."""
+    config: dict[str, Any] = field(default_factory=dict)
+    """The effective configuration, recorded in every manifest."""
 
     def __post_init__(self) -> None:
         if self.think not in THINK_MODES:
             raise ConfigError(f"--think must be one of {', '.join(THINK_MODES)}, got {self.think!r}")
+
+    def overrides_for(self, task: str) -> dict[str, Any]:
+        return {**self.overrides, **self.task_overrides.get(task, {})}
 
 
 def now() -> str:
@@ -75,30 +92,6 @@ def _host() -> dict[str, Any]:
     }
 
 
-def select_samples(task: Task, loaded: LoadedData, limit: int | None) -> list[Sample]:
-    """The samples to run; duplicate ids are refused, repeated prompts said once (they count twice)."""
-    if not loaded.samples:
-        raise DataError(f"{loaded.source}: task {task.name!r} has no items")
-    seen: set[str] = set()
-    prompts: dict[str, str] = {}
-    repeats = []
-    for sample in loaded.samples:
-        if sample.id in seen:
-            raise DataError(f"{loaded.source}: task {task.name!r} has duplicate sample id {sample.id!r}")
-        seen.add(sample.id)
-        prompt = json.dumps(sample.messages, ensure_ascii=False, sort_keys=True)
-        if prompt in prompts:
-            repeats.append(f"{sample.id} (= {prompts[prompt]})")
-        prompts.setdefault(prompt, sample.id)
-    if repeats:
-        print(
-            f"mue-eval: warning: {loaded.source}: {len(repeats)} items of {task.name!r} repeat an earlier item's "
-            f"prompt and count twice: {', '.join(repeats[:5])}{' ...' if len(repeats) > 5 else ''}",
-            file=sys.stderr,
-        )
-    return loaded.samples[:limit] if limit is not None else loaded.samples
-
-
 def build_manifest(
     task: Task,
     spec: ModelSpec,
@@ -111,7 +104,7 @@ def build_manifest(
     task version, data, rendered prompts, backend, model, generation parameters and `settings` (``think``
     and the backend's own, `ModelSpec.identity`)."""
     prompt_sha256 = prompt_fingerprint(loaded.samples, params.stop)
-    settings = {**(settings or {}), **{f"backend.{k}": v for k, v in spec.identity().items()}}
+    settings = {**(settings or {}), **{f"backend.{k}": v for k, v in spec.identity().items() if v not in (None, {})}}
     identity = {
         "task": task.name,
         "task_version": task.version,
@@ -180,26 +173,12 @@ def _finish(
     return result
 
 
-def _placement(
-    task: Task, spec: ModelSpec, options: RunOptions, samples: list[Sample], manifest: RunManifest
-) -> tuple[Path, list[Sample], RunManifest]:
-    """The run's directory, samples and manifest, narrowed to one shard with ``--shard I/N``."""
-    directory = run_directory(options.out, spec.slug, task.name)
-    if options.shard is None:
-        return directory, samples, manifest
-    index, count = options.shard
-    name = shard_directory_name(index, count)
-    manifest = dataclasses.replace(
-        manifest, shard=f"{index}/{count}", shard_items=len(samples), run_id=f"{manifest.run_id}/{name}"
-    )
-    return directory / name, [s for s in samples if shard_of(task.name, s.id, count) == index], manifest
-
-
 async def _generate(
     backend: Backend,
     todo: list[Request],
     params: GenerationParams,
     options: RunOptions,
+    overrides: dict[str, Any],
     grading: Grading,
     bars: Progress,
     budget: Budget | None,
@@ -208,8 +187,9 @@ async def _generate(
     why generation stopped early (a spent budget), else None."""
     store = grading.store
     stopped = budget.message() if budget is not None and budget.exhausted else None
+    said: set[str] = set()
     with StreamingRuleGrades(grading, bars) as rule_grades:
-        for group_params, group in _group_by_params(todo, params, options.overrides).items():
+        for group_params, group in _group_by_params(todo, params, overrides).items():
             if stopped:
                 break
             async with generation_stream(backend, group, group_params) as stream:
@@ -222,6 +202,7 @@ async def _generate(
                         rule_grades.submit(grading.by_id[generation.sample_id], generation)
                     else:
                         bars.advance("grade")
+                        say_first(said, generation.error or "", store.dir)
                     if budget is not None:
                         budget.charge(generation.usage)
                         if budget.exhausted and not stopped:
@@ -247,13 +228,23 @@ async def run_task(
     are stored (a backend without ``stop_sending`` has them cancelled instead), nothing more is sent, and
     the next run starts where this one stopped."""
     roles = roles or {}
-    loaded = loaded if loaded is not None else task.load(options.data_dir)
-    samples = select_samples(task, loaded, options.limit)
-    params = dataclasses.replace(task.params, **options.overrides)
+    loaded = with_system_prompt(loaded if loaded is not None else task.load(options.data_dir), options.system_prompt)
+    samples = select_samples(task, loaded, options.limit, options.limit_order, options.sample_ids)
+    overrides = options.overrides_for(task.name)
+    params = dataclasses.replace(task.params, **overrides)
     graders = resolve_graders(task, options.graders)
-    manifest = build_manifest(task, spec, backend.describe(), params, loaded, {"think": options.think})
-    manifest = dataclasses.replace(manifest, graders=tuple(graders), judges=manifest_judges(graders, roles))
-    directory, samples, manifest = _placement(task, spec, options, samples, manifest)
+    settings = {"think": options.think, **_system_setting(options.system_prompt)}
+    manifest = build_manifest(task, spec, backend.describe(), params, loaded, settings)
+    manifest = dataclasses.replace(
+        manifest,
+        graders=tuple(graders),
+        judges=manifest_judges(graders, roles),
+        name=options.name,
+        overrides={k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
+        config=options.config,
+    )
+    directory, samples, manifest = place(task, spec, options.out, options.name, options.shard, samples, manifest)
+    check_same_grading(directory, manifest)
     store = RunStore(directory)
     with store.writing(manifest) as manifest:
         generations = store.generation_index()  # outcomes only: texts stay on disk until a grader needs one
@@ -268,10 +259,49 @@ async def run_task(
             bars.add("generate", len(todo))
             bars.add("grade", len(todo) + len(backlog))
             grading.grade_backlog(backlog, bars)
-            stopped = await _generate(backend, todo, params, options, grading, bars, budget)
+            stopped = await _generate(backend, todo, params, options, overrides, grading, bars, budget)
             if not stopped:
                 await grading.judge_all(bars)
         return _finish(task, manifest, grading, options, len(samples) * params.n - len(todo), budget, stopped)
+
+
+def say_first(said: set[str], error: str, where: Path) -> None:
+    """Print the first error of each kind (``HTTP 400``, ``ClientConnectorError`` ...) as it happens; all of
+    them are stored, counted and retried by the next run."""
+    match = re.match(r"(HTTP \d+|[\w.]+)", error)
+    kind = match.group(1) if match else error[:20]
+    if kind in said:
+        return
+    said.add(kind)
+    print(
+        f"mue-eval: warning: {where}: an answer failed: {one_line(error)[:300]} (the first of its kind; every "
+        "failed answer is stored, counted and retried by the next run)",
+        file=sys.stderr,
+    )
+
+
+def with_system_prompt(loaded: LoadedData, system_prompt: str | None) -> LoadedData:
+    """``--system-prompt``: every sample's messages behind one system turn (a task's own system turn is
+    replaced); the prompt fingerprint sees it, as it sees every rendered prompt."""
+    if system_prompt is None:
+        return loaded
+    turn = {"role": "system", "content": system_prompt}
+    samples = [
+        dataclasses.replace(s, messages=(turn, *[m for m in s.messages if m.get("role") != "system"]))
+        for s in loaded.samples
+    ]
+    return dataclasses.replace(loaded, samples=samples)
+
+
+def _system_setting(system_prompt: str | None) -> dict[str, str]:
+    if system_prompt is None:
+        return {}
+    shown = (
+        system_prompt
+        if len(system_prompt) <= 60
+        else f"sha256:{hashlib.sha256(system_prompt.encode()).hexdigest()[:16]}"
+    )
+    return {"system_prompt": shown}
 
 
 def _answered(generations: dict[tuple[str, int], Any], sample_id: str, k: int) -> bool:

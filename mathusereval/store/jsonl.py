@@ -49,6 +49,17 @@ def strict(data: Any) -> Any:
     return data
 
 
+def non_finite(data: Any) -> bool:
+    """Whether `data` holds a NaN or an infinity anywhere."""
+    if isinstance(data, float):
+        return not math.isfinite(data)
+    if isinstance(data, dict):
+        return any(non_finite(v) for v in data.values())
+    if isinstance(data, (list, tuple)):
+        return any(non_finite(v) for v in data)
+    return False
+
+
 def json_text(data: Any) -> bytes:
     """Strict, sorted, indented JSON; a lone surrogate (hostile text) is written as a \\u escape."""
     data = strict(data)

@@ -118,13 +118,17 @@ class RunStore:
             return old
         changed = [
             name
-            for name in ("task_version", "model", "backend", "params", "data_sha256", "prompt_sha256")
+            for name in ("task_version", "model", "backend", "data_sha256", "prompt_sha256")
             if getattr(old, name) != getattr(manifest, name)
         ]
-        for key in sorted(set(old.settings) | set(manifest.settings)):
-            before, now = old.settings.get(key), manifest.settings.get(key)
-            if before != now:
-                changed.append(f"{key}: {before!r} -> {now!r}")
+        for prefix, before_map, now_map in (
+            ("params.", old.params, manifest.params),
+            ("", old.settings, manifest.settings),
+        ):
+            for key in sorted(set(before_map) | set(now_map)):
+                before, now = before_map.get(key), now_map.get(key)
+                if before != now:
+                    changed.append(f"{prefix}{key}: {before!r} -> {now!r}")
         raise ConfigError(
             f"{self.dir} holds a run with different settings ({'; '.join(changed) or 'fingerprint'} changed); "
             "nothing was overwritten: choose another --out, or delete that directory"
@@ -144,10 +148,10 @@ class RunStore:
 
     def write_manifest(self, manifest: RunManifest) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self.manifest_path, manifest.to_json())
+        write_json_atomic(self.manifest_path, checked("manifest", manifest.to_json()))
 
     def write_summary(self, summary: RunSummary) -> None:
-        write_json_atomic(self.dir / SUMMARY, summary.to_json())
+        write_json_atomic(self.dir / SUMMARY, checked("summary", summary.to_json()))
 
     def existing_summary(self) -> RunSummary | None:
         path = self.dir / SUMMARY
@@ -203,6 +207,26 @@ class RunStore:
     def judge_calls(self) -> dict[str, JudgeCall]:
         """Latest judge reply per cache key."""
         return {c.key: c for c in read_records(self.dir / JUDGMENTS, JudgeCall.from_json)}
+
+
+CHECK_SCHEMAS_ENV = "MUE_CHECK_SCHEMAS"
+
+
+def checked(name: str, data: dict[str, object]) -> dict[str, object]:
+    """`data` as it will be written; with ``$MUE_CHECK_SCHEMAS`` set (the test suite sets it), validated first
+    against the schema the package ships (`mathusereval.records.schema`), so a record that drifts from its
+    documented form fails the run that writes it."""
+    if os.environ.get(CHECK_SCHEMAS_ENV):
+        import jsonschema
+
+        from ..records import schema
+        from .jsonl import non_finite
+
+        if non_finite(data):
+            raise ValueError(f"{name}.json would hold NaN or Infinity")
+        as_written = json.loads(json.dumps(data, default=str))  # tuples as lists, as the file holds them
+        jsonschema.validate(as_written, schema(name), cls=jsonschema.Draft202012Validator)
+    return data
 
 
 def run_directory(out: Path, model_slug: str, task: str) -> Path:

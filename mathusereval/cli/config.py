@@ -1,0 +1,110 @@
+"""``--config run.toml``: any option of ``mue-eval run`` in a file, with per-task generation settings.
+
+```toml
+model = "runs/ckpt-*"          # or models = ["a.gguf", "b.gguf"]
+base_url = "http://127.0.0.1:8000/v1"
+max_tokens = 1024              # an option's name, with _ or -
+[tasks.gsm8k]                  # the tasks to run, each with its own generation settings
+max_tokens = 512
+[tasks.math500]
+```
+
+Values become the parser's defaults, so a flag on the command line overrides the file. An unknown key, or a
+value of the wrong type, is an error naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+PER_TASK = {"temperature": float, "top_p": float, "max_tokens": int, "seed": int, "samples": int, "stop": list,
+            "top_k": int, "min_p": float, "repetition_penalty": float}  # fmt: skip
+"""What a ``[tasks.NAME]`` table may set, and each value's type."""
+_DEST = {"samples": "n"}
+
+
+def _load_toml(path: Path) -> dict[str, Any]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        try:
+            import tomli as tomllib  # type: ignore[no-redef,unused-ignore]
+        except ModuleNotFoundError as exc:
+            raise ConfigError("--config needs Python 3.11 (tomllib) or the tomli package") from exc
+    try:
+        with path.open("rb") as fh:
+            data: dict[str, Any] = tomllib.load(fh)
+            return data
+    except OSError as exc:
+        raise ConfigError(f"--config {path}: cannot be read ({exc.strerror})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"--config {path}: not valid TOML ({exc})") from exc
+
+
+def _typed(path: Path, key: str, value: Any, kind: type) -> Any:
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is list and isinstance(value, str):
+        return [value]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise ConfigError(f"--config {path}: {key} should be {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def apply_config(parser: argparse.ArgumentParser, path: Path) -> dict[str, dict[str, Any]]:
+    """Set `parser`'s defaults from the file; return the per-task generation settings (``[tasks.NAME]``)."""
+    data = _load_toml(path)
+    actions = {a.dest: a for a in parser._actions if a.dest not in ("help", "config")}
+    flags = {opt.lstrip("-").replace("-", "_"): a.dest for a in actions.values() for opt in a.option_strings}
+    defaults: dict[str, Any] = {}
+    per_task: dict[str, dict[str, Any]] = {}
+    tasks = data.pop("tasks", None)
+    if isinstance(tasks, dict):
+        for name, settings in tasks.items():
+            if not isinstance(settings, dict):
+                raise ConfigError(f"--config {path}: tasks.{name} should be a table of generation settings")
+            for key, value in settings.items():
+                kind = PER_TASK.get(key.replace("-", "_"))
+                if kind is None:
+                    raise ConfigError(
+                        f"--config {path}: tasks.{name}.{key} is not a per-task setting ({', '.join(PER_TASK)})"
+                    )
+                per_task.setdefault(name, {})[_DEST.get(key, key.replace("-", "_"))] = _typed(
+                    path, f"tasks.{name}.{key}", value, kind
+                )
+            per_task.setdefault(name, {})
+        defaults["tasks"] = ",".join(tasks)
+    elif tasks is not None:
+        defaults["tasks"] = ",".join(tasks) if isinstance(tasks, list) else _typed(path, "tasks", tasks, str)
+    if "models" in data:
+        models = data.pop("models")
+        defaults["model"] = ",".join(_typed(path, "models", models, list))
+    for key, value in data.items():
+        dest = flags.get(key.replace("-", "_"))
+        if dest is None:
+            raise ConfigError(f"--config {path}: {key} is not an option of mue-eval run")
+        action = actions[dest]
+        if isinstance(action, argparse._StoreTrueAction):
+            value = _typed(path, key, value, bool)
+        elif isinstance(action, argparse._AppendAction):
+            value = [str(v) for v in _typed(path, key, value, list)]
+        elif action.type in (int, float):
+            value = _typed(path, key, value, action.type)
+        elif not isinstance(value, str):
+            raise ConfigError(f"--config {path}: {key} should be a string, got {type(value).__name__}")
+        defaults[dest] = value
+    parser.set_defaults(**defaults)
+    return {name: dict(settings) for name, settings in per_task.items()}
+
+
+def config_path(argv: list[str]) -> Path | None:
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            return Path(argv[i + 1])
+        if arg.startswith("--config="):
+            return Path(arg.split("=", 1)[1])
+    return None

@@ -1,0 +1,101 @@
+"""Where a run lives: one directory per run identity, never shared by two models.
+
+``<out>/<model>/<task>``, where ``<model>`` is ``--name`` or the model's name (`ModelSpec.slug`). Two local
+models with the same file name (``ck1/model.gguf``, ``ck2/model.gguf``) must not share a directory: a model
+name already taken in ``<out>`` by another model gets its parent folders' names in front (``ck2-model``),
+and, past three levels, a hash of its path. The same model with other settings in the same directory is
+refused by the store (`RunStore.check_compatible`), naming what changed; so are other graders or another
+judge on ``run`` (re-judging stored answers is ``mue-eval grade``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..backends import ModelSpec
+from ..data.shards import shard_directory_name, shard_of
+from ..errors import ConfigError, MueError
+from ..plugins.task import Task
+from ..records import LOCAL_BACKENDS, RunManifest, Sample, safe_name
+from ..store import MANIFEST, RunStore, run_directory
+
+
+def _candidates(spec: ModelSpec) -> Iterator[str]:
+    yield spec.slug
+    if spec.backend in LOCAL_BACKENDS:
+        parents = [p for p in Path(spec.model).resolve().parent.parts if p not in ("/", "")]
+        for depth in range(1, 4):
+            if len(parents) >= depth:
+                yield safe_name("-".join([*parents[-depth:], spec.slug]), "model")
+    yield f"{spec.slug}-{hashlib.sha256(f'{spec.backend}:{spec.model}'.encode()).hexdigest()[:8]}"
+
+
+def _taken_by_another(folder: Path, spec: ModelSpec) -> bool:
+    """Whether some run under `folder` is of another model (or was named with ``--name``)."""
+    for path in folder.glob(f"**/{MANIFEST}"):
+        try:
+            manifest = RunStore(path.parent).existing_manifest()
+        except MueError:
+            return True  # unreadable: not ours to share
+        if manifest is not None and (manifest.name or (manifest.backend, manifest.model) != (spec.backend, spec.model)):
+            return True
+    return False
+
+
+def model_directory(out: Path, spec: ModelSpec, name: str) -> str:
+    """The ``<model>`` part of the run's directory (see the module docstring)."""
+    if name:
+        return safe_name(name, "model")
+    for slug in _candidates(spec):
+        if not _taken_by_another(out / slug, spec):
+            return slug
+    raise ConfigError(f"{out}: no free directory for {spec.model} (pass --name)")  # pragma: no cover - hash taken
+
+
+def place(
+    task: Task,
+    spec: ModelSpec,
+    out: Path,
+    name: str,
+    shard: tuple[int, int] | None,
+    samples: list[Sample],
+    manifest: RunManifest,
+) -> tuple[Path, list[Sample], RunManifest]:
+    """The run's directory, its samples and manifest; with ``--shard I/N`` narrowed to that shard."""
+    slug = model_directory(out, spec, name)
+    directory = run_directory(out, slug, task.name)
+    manifest = dataclasses.replace(manifest, run_id=f"{slug}/{task.name}")
+    if shard is None:
+        return directory, samples, manifest
+    index, count = shard
+    folder = shard_directory_name(index, count)
+    manifest = dataclasses.replace(
+        manifest, shard=f"{index}/{count}", shard_items=len(samples), run_id=f"{manifest.run_id}/{folder}"
+    )
+    return directory / folder, [s for s in samples if shard_of(task.name, s.id, count) == index], manifest
+
+
+def _judge_of(manifest: RunManifest, grader: str) -> tuple[object, object]:
+    judge = manifest.judges.get(grader) or {}
+    return judge.get("judge_model"), judge.get("prompt_sha256")
+
+
+def check_same_grading(directory: Path, manifest: RunManifest) -> None:
+    """``run`` into a directory graded by other graders or another judge is refused, naming the change."""
+    old = RunStore(directory).existing_manifest()
+    if old is None or old.fingerprint != manifest.fingerprint:
+        return  # a new run, or the store refuses it with the settings that changed
+    changed = []
+    if tuple(old.graders) != tuple(manifest.graders):
+        changed.append(f"graders: {','.join(old.graders)} -> {','.join(manifest.graders)}")
+    for grader in manifest.judges:
+        if grader in old.judges and _judge_of(old, grader) != _judge_of(manifest, grader):
+            changed.append(f"judge of {grader}: {_judge_of(old, grader)[0]} -> {_judge_of(manifest, grader)[0]}")
+    if changed:
+        raise ConfigError(
+            f"{directory} was graded differently ({'; '.join(changed)}); nothing was sent or overwritten: "
+            f"re-grade these answers in place with `mue-eval grade {directory} ...`, or keep both runs with --name"
+        )

@@ -1,0 +1,112 @@
+"""Which items a run evaluates: all of them, a representative ``--limit N`` subset, or ``--sample-ids FILE``.
+
+``--limit N`` on a task whose items have groups (category, subcategory, subject, level:
+`mathusereval.records.GROUP_KEYS`) takes a subset spread over the groups: every group gets an item while N
+allows, and past that each group's share of the subset follows its share of the task. The order behind it
+is one fixed ranking of all items (a hash of task and item id within each group), so the subset is the same
+on every run and machine, and a larger ``--limit`` contains the smaller one's items: raising it resumes.
+AlignBench's file is sorted by category, so its first 5 rows are one category; the spread subset covers 5.
+``--limit-order file`` takes the first N rows instead; tasks without groups always do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import ConfigError, DataError
+from ..plugins.task import LoadedData, Task
+from ..records import GROUP_KEYS, Sample
+
+LIMIT_ORDERS = ("spread", "file")
+
+
+def stratum(sample: Sample) -> tuple[str, ...]:
+    """The finest group an item belongs to (all its group keys), or () when it has none."""
+    return tuple(str(sample.metadata[k]) for k in GROUP_KEYS if sample.metadata.get(k) not in (None, ""))
+
+
+def _rank(task: str, sample: Sample) -> str:
+    return hashlib.sha256(f"{task}\0{sample.id}".encode()).hexdigest()
+
+
+def spread_order(task: str, samples: Sequence[Sample]) -> list[Sample]:
+    """All items in the order ``--limit`` takes them: first one item of each group (largest groups first),
+    then the rest so that every prefix is as close to proportional as the counts allow (the k-th item of
+    a group of size m stands at (k + 0.5) / m)."""
+    groups: dict[tuple[str, ...], list[Sample]] = {}
+    for sample in samples:
+        groups.setdefault(stratum(sample), []).append(sample)
+    for members in groups.values():
+        members.sort(key=lambda s: _rank(task, s))
+    firsts = sorted(groups, key=lambda g: (-len(groups[g]), g))
+    head = [groups[g][0] for g in firsts]
+    rest = [(((k + 0.5) / len(m)), g, k) for g, m in groups.items() for k in range(1, len(m))]
+    return head + [groups[g][k] for _, g, k in sorted(rest)]
+
+
+def read_sample_ids(path: Path) -> list[str]:
+    """``--sample-ids FILE``: one id per line (blank lines and ``#`` comments skipped)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"--sample-ids {path}: cannot be read ({exc})") from exc
+    ids = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not ids:
+        raise DataError(f"--sample-ids {path}: no ids in the file")
+    return ids
+
+
+def _check_unique(task: Task, loaded: LoadedData) -> None:
+    """Duplicate ids are refused; repeated prompts are said once (they count twice)."""
+    if not loaded.samples:
+        raise DataError(f"{loaded.source}: task {task.name!r} has no items")
+    seen: set[str] = set()
+    prompts: dict[str, str] = {}
+    repeats = []
+    for sample in loaded.samples:
+        if sample.id in seen:
+            raise DataError(f"{loaded.source}: task {task.name!r} has duplicate sample id {sample.id!r}")
+        seen.add(sample.id)
+        prompt = json.dumps(sample.messages, ensure_ascii=False, sort_keys=True)
+        if prompt in prompts:
+            repeats.append(f"{sample.id} (= {prompts[prompt]})")
+        prompts.setdefault(prompt, sample.id)
+    if repeats:
+        print(
+            f"mue-eval: warning: {loaded.source}: {len(repeats)} items of {task.name!r} repeat an earlier item's "
+            f"prompt and count twice: {', '.join(repeats[:5])}{' ...' if len(repeats) > 5 else ''}",
+            file=sys.stderr,
+        )
+
+
+def select_samples(
+    task: Task,
+    loaded: LoadedData,
+    limit: int | None,
+    order: str = "spread",
+    sample_ids: tuple[Path, Sequence[str]] | None = None,
+) -> list[Sample]:
+    """The samples to run, in the task's own order: those `sample_ids` names (file, ids), else the first
+    `limit` of the spread order (`spread_order`) or of the file."""
+    if order not in LIMIT_ORDERS:
+        raise ConfigError(f"--limit-order must be one of {', '.join(LIMIT_ORDERS)}, got {order!r}")
+    _check_unique(task, loaded)
+    samples = loaded.samples
+    if sample_ids is not None:
+        path, ids = sample_ids
+        known = {s.id for s in samples}
+        unknown = [i for i in ids if i not in known]
+        if unknown:
+            raise DataError(f"--sample-ids {path}: {len(unknown)} ids are not items of {task.name!r}: {unknown[:5]}")
+        wanted = set(ids)
+        samples = [s for s in samples if s.id in wanted]
+    if limit is None or limit >= len(samples):
+        return list(samples)
+    if order == "file" or not any(stratum(s) for s in samples):
+        return samples[:limit]
+    chosen = {s.id for s in spread_order(task.name, samples)[:limit]}
+    return [s for s in samples if s.id in chosen]
