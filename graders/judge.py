@@ -14,6 +14,7 @@ regexes miss), for ``--parity upstream`` comparisons.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 import unicodedata
@@ -72,15 +73,70 @@ def _in_range(value: float) -> bool:
 _BRACKET_FORMS = str.maketrans("【】〔〕", "[][]")
 QUOTE_MASK_MIN_CHARS = 16
 """A whole answer at least this long that the judge reproduces is blanked out before parsing; shorter answers
-("2") would blank the judge's own digits, and the per-score check in `_quoted` covers them."""
+("2") would blank the judge's own digits, and `_Quotation` covers them."""
 
 
 @dataclass(frozen=True, slots=True)
 class _Score:
     end: int
-    kind: str  # "dict", "overall", "brackets", "rating"
+    kind: str  # "dict", "dims", "overall", "brackets", "rating"
     value: float
     dims: dict[str, float] = field(default_factory=dict)
+    suspect: bool = False
+    """Its text occurs in the answer (but not inside answer text the judge reproduced): it counts only when
+    the judge wrote no score of its own beside it."""
+
+
+_QUOTES = str.maketrans({c: "'" for c in "'\"‘’“”「」『』`"})
+GRAM = 10
+"""Answer text reproduced in a reply is found by runs of this many characters (white space aside) that
+both hold."""
+CONTEXT = 12
+"""A score sits inside a quotation when the reproduced answer text reaches this far beyond it: farther than
+a verdict's own label ("Rating:", "综合得分：") reaches, so a judge writing the label the answer also has is
+not taken for a quote."""
+
+
+def _normal(text: str) -> tuple[str, list[int]]:
+    """`text` without white space and with every quote mark as ``'`` (judges re-quote what they cite), and
+    for each kept character its index in `text`."""
+    kept, where = [], []
+    for k, ch in enumerate(text.translate(_QUOTES)):
+        if not ch.isspace():
+            kept.append(ch)
+            where.append(k)
+    return "".join(kept), where
+
+
+class _Quotation:
+    """Where a reply reproduces the answer: the places, not just the strings (an answer that happens to
+    contain the judge's own verdict string must not veto it)."""
+
+    def __init__(self, tail: str, answer: str) -> None:
+        self.answer, _ = _normal(answer)
+        text, self.where = _normal(tail)
+        grams = {self.answer[k : k + GRAM] for k in range(len(self.answer) - GRAM + 1)}
+        self.covered = bytearray(len(text))
+        for k in range(len(text) - GRAM + 1):
+            if text[k : k + GRAM] in grams:
+                self.covered[k : k + GRAM] = b"\1" * GRAM
+
+    def inside(self, start: int, end: int) -> bool:
+        """Whether the reply's [start, end) lies within reproduced answer text that reaches `CONTEXT`
+        characters beyond it on one side."""
+        first, last = bisect.bisect_left(self.where, start), bisect.bisect_left(self.where, end) - 1
+        if first > last or not all(self.covered[first : last + 1]):
+            return False
+        low, high = first, last
+        while low > 0 and self.covered[low - 1]:
+            low -= 1
+        while high + 1 < len(self.covered) and self.covered[high + 1]:
+            high += 1
+        return first - low >= CONTEXT or high - last >= CONTEXT
+
+    def suspect(self, span: str) -> bool:
+        key = _normal(span)[0]
+        return bool(self.answer) and key in self.answer
 
 
 def _squeeze(text: str) -> str:
@@ -93,11 +149,13 @@ def _prepare(text: str) -> str:
 
 
 def _scores(tail: str, answer: str) -> tuple[list[_Score], int]:
-    """Every score-shaped span of the reply with its end position, and how many came from the answer.
+    """Every score-shaped span of the reply the judge wrote, and how many were the answer's.
 
-    A span whose text (white space aside) occurs in the answer is the answer speaking, not the judge: judges
-    quote answers, and an answer must never write its own score (``{'综合得分': 10}`` or ``Rating: [[10]]``
-    inside the answer, quoted back). A whole answer quoted verbatim is blanked first, so no span straddles it.
+    Judges quote answers, and an answer must never write its own score (``{'综合得分': 10}`` or ``Rating:
+    [[10]]`` inside the answer, quoted back). A whole answer reproduced verbatim is blanked; a score inside
+    answer text the reply reproduces (whatever its spacing or quote marks) is dropped; a score whose text
+    merely also occurs in the answer is kept as suspect (`parse_judgment` uses it only when the judge wrote
+    no other score).
     """
     answer = _prepare(answer)
     dropped = 0
@@ -105,33 +163,27 @@ def _scores(tail: str, answer: str) -> tuple[list[_Score], int]:
     if len(whole) >= QUOTE_MASK_MIN_CHARS and whole in tail:
         tail = tail.replace(whole, " " * len(whole))
         dropped += any(p.search(whole) for p in (_DICT, _OVERALL, _BRACKETS, _RATING))
-    squeezed_answer = _squeeze(answer)
-    verdicts: dict[str, bool] = {}
-
-    def quoted(span: str) -> bool:
-        key = _squeeze(span)
-        if key not in verdicts:
-            verdicts[key] = bool(squeezed_answer) and key in squeezed_answer
-        return verdicts[key]
-
+    quotation = _Quotation(tail, answer)
     found: list[_Score] = []
+
+    def add(match: re.Match[str], kind: str, value: float, dims: dict[str, float] | None = None) -> None:
+        nonlocal dropped
+        if quotation.inside(match.start(), match.end()):
+            dropped += 1
+            return
+        found.append(_Score(match.end(), kind, value, dims or {}, quotation.suspect(match.group())))
+
     for match in _DICT.finditer(tail):
         pairs = {k.strip(): float(v) for k, v in _PAIR.findall(match.group()[1:-1])}
-        if not pairs:
-            continue
-        if quoted(match.group()):
-            dropped += 1
-            continue
-        if OVERALL in pairs:
-            found.append(_Score(match.end(), "dict", pairs[OVERALL], pairs))
-        else:
-            found.append(_Score(match.end(), "dims", float("nan"), pairs))
+        if pairs:
+            add(match, "dict" if OVERALL in pairs else "dims", pairs.get(OVERALL, float("nan")), pairs)
     for kind, pattern in (("overall", _OVERALL), ("brackets", _BRACKETS), ("rating", _RATING)):
         for match in pattern.finditer(tail):
-            if quoted(match.group()):
-                dropped += 1
-            else:
-                found.append(_Score(match.end(), kind, float(match.group(1))))
+            add(match, kind, float(match.group(1)))
+    own = [f for f in found if not f.suspect]
+    if any(f.kind != "dims" for f in own):  # the judge's own verdict outweighs text the answer also holds
+        dropped += len(found) - len(own)
+        found = own
     return found, dropped
 
 

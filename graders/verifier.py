@@ -47,7 +47,12 @@ Student's final answer:
 
 Your judgment (A, B or C):"""
 
-_LETTER = re.compile(r"(?<![A-Za-z])([ABC])(?![A-Za-z])")
+_VERDICT = re.compile(
+    r"^[\s*_>#`\"'(\[]*(?i:(?:your\s+)?(?:final\s+)?(?:judg(?:e)?ment|verdict|answer|grade|decision|letter|判断|答案)"
+    r"\s*(?:\([^)\n]{0,20}\))?\s*[:：]\s*[*_\"'(\[]*)?([ABC])(?![A-Za-z0-9])"
+)
+"""The verdict where the prompt asks for it: the reply's first word, after at most a label (``Grade:``,
+``Your judgment (A, B or C):``) and mark-up; never a letter later in the reply (a quoted answer's)."""
 SCORES = {"A": 1.0, "B": 0.0, "C": 0.0}
 ANSWER_CHARS = 2000
 
@@ -72,12 +77,15 @@ class LLMVerifier:
         return ({"role": "user", "content": text},)
 
     def parse(self, text: str, answer: str = "") -> Judgment:
-        """The verdict letter: the last A, B or C standing alone in the reply's last 200 characters."""
-        letters = _LETTER.findall(text[-200:])
-        if not letters:
-            return Judgment(None, {}, "no verdict letter (A, B or C)")
+        """The verdict letter, read where the prompt asks for it: the reply's first word (`_VERDICT`). A reply
+        that does not begin with it is a parse failure (asked again, then counted), never a flip: a letter
+        later in the reply may be the student's answer quoted, or prose ("A student could argue")."""
+        match = _VERDICT.match(text[:400])
+        if match is None:
+            return Judgment(None, {}, "the reply does not begin with a verdict letter (A, B or C)")
+        letter = match.group(1)
         # only answers the rules rejected reach the model: an A turns a wrong answer right
-        return Judgment(SCORES[letters[-1]], {"flipped": 1.0} if letters[-1] == "A" else {})
+        return Judgment(SCORES[letter], {"flipped": 1.0} if letter == "A" else {})
 
     def upstream(self, text: str) -> float:
         judgment = self.parse(text)

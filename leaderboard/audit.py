@@ -16,6 +16,7 @@ from typing import Any
 from mathusereval.records import GROUP_KEYS, Grade, RunResult, Sample
 from mathusereval.results.runs import StoredAnswer, iter_answers
 from mathusereval.store import RunStore
+from mathusereval.store.guard import check_output, recorded
 
 from .html import facts, page_ends
 from .layout import format_cell
@@ -83,6 +84,7 @@ def write_run_page(run: RunResult, path: Path, judge_scale: float = 1.0) -> None
     ]
     start, end = page_ends(title)
     path.parent.mkdir(parents=True, exist_ok=True)
+    check_output(path)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         with tmp.open("w", encoding="utf-8") as fh:
@@ -91,5 +93,6 @@ def write_run_page(run: RunResult, path: Path, judge_scale: float = 1.0) -> None
                 fh.write("\n" + _item(answer, critiques))
             fh.write(end)
         os.replace(tmp, path)
+        recorded(path)
     finally:
         tmp.unlink(missing_ok=True)

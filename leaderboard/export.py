@@ -21,9 +21,14 @@ from pathlib import Path
 
 from mathusereval.errors import MueError
 from mathusereval.records import MetricValue, RunManifest, RunResult
+from mathusereval.results.analysis import Analysis
 from mathusereval.results.runs import run_page_name
+from mathusereval.store.guard import write_output
 
-from .layout import file_stem, format_cell, label, markdown_text, order, scaled
+from .layout import file_stem, format_cell, headline_label, label, markdown_text, order, scaled, task_of
+from .plots import Plot
+from .reference import breakdown_rows
+from .sweeps import sweep_plot, sweep_table
 from .tables import Table, overview, row_label, with_mark
 
 
@@ -61,17 +66,20 @@ def split_variants(runs: Sequence[RunResult]) -> tuple[dict[str, list[RunResult]
     return columns, legend
 
 
-def breakdown(runs: Sequence[RunResult], task: str = "") -> Table:
+def breakdown(runs: Sequence[RunResult], task: str = "", reference: bool = False) -> tuple[Table, list[str]]:
     """One row per model, one column per metric the runs report: `task`'s published layout first, then the
-    aggregation's order (first run's, then any others)."""
+    aggregation's order (first run's, then any others); with `reference`, the task's published rows after
+    them (every published column). Also returns the published rows' source lines."""
     names: list[str] = []
     rows: dict[str, dict[str, MetricValue]] = {}
     partial_models: dict[str, str] = {}
+    behind: dict[tuple[str, str], RunResult] = {}
     for run in runs:
         for metric in run.metrics:
             if metric.name not in names:
                 names.append(metric.name)
             rows.setdefault(row_label(run), {})[metric.name] = metric
+            behind[(row_label(run), metric.name)] = run
         if run.coverage_mark():
             partial_models[row_label(run)] = run.coverage_mark()
 
@@ -82,7 +90,14 @@ def breakdown(runs: Sequence[RunResult], task: str = "") -> Table:
     names = order(task, names)
     ordered = sorted(rows, key=lambda m: (m in partial_models, headline(m), m))
     marks = {(m, n): partial_models[m] for m in partial_models for n in names}
-    return Table(columns=names, rows=[(m, [rows[m].get(n) for n in names]) for m in ordered], marks=marks)
+    table_rows = [(m, [rows[m].get(n) for n in names]) for m in ordered]
+    sources: list[str] = []
+    if reference:
+        published, sources = breakdown_rows(task_of(task))
+        table_rows += [(model, [cells.get(n) for n in names]) for model, cells in published]
+    k = max((int(r.manifest.params.get("n", 1)) for r in runs), default=1)
+    headers = {names[0]: headline_label(names[0], k)} if names and k > 1 else {}
+    return Table(columns=names, rows=table_rows, marks=marks, runs=behind, headers=headers), sources
 
 
 def markdown(table: Table, title: str, judge_scale: float, legend: Sequence[str] = ()) -> str:
@@ -90,7 +105,7 @@ def markdown(table: Table, title: str, judge_scale: float, legend: Sequence[str]
     if judge_scale != 1.0:
         lines += [f"Judge scores are shown ×{judge_scale:g} (1–10 becomes {judge_scale:g}–{10 * judge_scale:g}).", ""]
     lines += [
-        "| model | " + " | ".join(markdown_text(label(c)) for c in table.columns) + " |",
+        "| model | " + " | ".join(markdown_text(table.headers.get(c) or label(c)) for c in table.columns) + " |",
         "|---|" + "---:|" * len(table.columns),
     ]
     for model, cells in table.rows:
@@ -100,10 +115,14 @@ def markdown(table: Table, title: str, judge_scale: float, legend: Sequence[str]
         ]
         lines.append(f"| {markdown_text(model)} | " + " | ".join(markdown_text(x) for x in shown) + " |")
     lines += ["", "Each cell: mean ± standard error (n). Accuracies in percent."]
-    if table.marks:
+    if any("partial" in mark for mark in table.marks.values()):
         lines += [
             "[partial s/N]: the run scored s of its N answers (errors, unparseable judgments, budget, not "
             "generated); it is ranked after complete runs and its numbers cover those answers only."
+        ]
+    if any("edited" in mark for mark in table.marks.values()):
+        lines += [
+            "[edited]: `mue-eval verify` finds the run changed after it was written; its numbers are not its own."
         ]
     if legend:
         lines += ["", *(f"- {line}" for line in legend)]
@@ -129,7 +148,11 @@ def to_csv(table: Table, judge_scale: float) -> str:
 
 
 def write_leaderboard(
-    runs: Sequence[RunResult], out: Path, judge_scale: float = 1.0, reference: bool = False
+    runs: Sequence[RunResult],
+    out: Path,
+    judge_scale: float = 1.0,
+    reference: bool = False,
+    analysis: Analysis | None = None,
 ) -> list[Path]:
     """Everything under `out`; returns the files written:
 
@@ -137,7 +160,10 @@ def write_leaderboard(
       labelled, with their sources);
     - ``tasks/<task>.md/.csv``: each task's breakdown in its published column layout;
     - ``plots/*.png``: category bars, the AlignBench radar, accuracy by MATH level;
+    - ``plots/sweep-<task>.png`` and ``sweeps/<task>.md``: checkpoint sweeps, when `analysis` found any;
     - ``index.html``: the self-contained page, and ``runs/<run>.html``: each run's sample-level records.
+
+    Every file is written atomically (a temporary file renamed into place).
     """
     from .audit import write_run_page
     from .html import index_page
@@ -163,21 +189,25 @@ def write_leaderboard(
         out / "leaderboard.md": markdown(table, "mathusereval leaderboard", judge_scale, [*legend, *sources]),
         out / "leaderboard.csv": to_csv(table, judge_scale),
     }
-    breakdowns = {name: breakdown(column_runs, name) for name, column_runs in columns.items()}
+    breakdowns, published = {}, {}
+    for name, column_runs in columns.items():
+        breakdowns[name], published[name] = breakdown(column_runs, name, reference)
     plots = {name: task_plots(name, task_table) for name, task_table in breakdowns.items()}
     for name, task_table in breakdowns.items():
         stem = file_stem(name)
-        files[out / "tasks" / f"{stem}.md"] = markdown(task_table, name, judge_scale)
+        files[out / "tasks" / f"{stem}.md"] = markdown(task_table, name, judge_scale, published[name])
         files[out / "tasks" / f"{stem}.csv"] = to_csv(task_table, judge_scale)
         for plot in plots[name]:
             files[out / "plots" / f"{plot.name}.png"] = plot.png
+    sweeps: dict[str, tuple[str, Plot]] = {}
+    for task in sorted({s.task for s in analysis.sweeps} if analysis else ()):
+        of_task = [s for s in analysis.sweeps if s.task == task] if analysis else []
+        sweeps[task] = (sweep_table(of_task, task, judge_scale), sweep_plot(of_task, task))
+        files[out / "sweeps" / f"{file_stem(task)}.md"] = sweeps[task][0]
+        files[out / "plots" / f"{sweeps[task][1].name}.png"] = sweeps[task][1].png
     partial_runs = [note for note in (run.partial_note() for run in runs) if note]
     notes = [*legend, *sources, *partial_runs]
-    files[out / "index.html"] = index_page(table, notes, breakdowns, plots, runs, judge_scale)
+    files[out / "index.html"] = index_page(table, notes, breakdowns, plots, runs, judge_scale, analysis, sweeps)
     for path, content in files.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_text(content, encoding="utf-8")
+        write_output(path, content if isinstance(content, bytes) else content.encode())
     return [*pages, *files]

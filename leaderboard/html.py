@@ -17,9 +17,10 @@ from html import escape
 from importlib import resources
 
 from mathusereval.records import MetricValue, RunResult
+from mathusereval.results.analysis import Analysis
 from mathusereval.results.runs import run_page_name
 
-from .layout import format_cell, label, order, rounded, ties
+from .layout import Paired, format_cell, label, order, rounded, ties
 from .plots import Plot
 from .reference import is_published
 from .tables import Table, best_per_column, row_label
@@ -71,10 +72,29 @@ def cell(
     return f'<td{css} data-v="{shown.value:.6g}" title="{escape(", ".join(hover))}">{text}</td>'
 
 
-def table_html(table: Table, judge_scale: float, headers: Sequence[str], table_id: str) -> str:
+def paired_for(table: Table, column: str, analysis: Analysis | None) -> Paired | None:
+    """The paired test between two rows' runs in `column` (None without an analysis)."""
+    if analysis is None:
+        return None
+
+    def paired(above: str, below: str) -> bool | None:
+        a, b = table.runs.get((above, column)), table.runs.get((below, column))
+        metric = next((m.name for m in (a.metrics if a else ()) if m.name == column), None) if a else None
+        name = metric or (a.metrics[0].name if a and a.metrics else "")
+        return analysis.tie(a, b, name) if a is not None and b is not None and name else None
+
+    return paired
+
+
+def table_html(
+    table: Table, judge_scale: float, headers: Sequence[str], table_id: str, analysis: Analysis | None = None
+) -> str:
     """A sortable table; user rows link to their model's details, published rows are set apart."""
     own = [(model, cells) for model, cells in table.rows if not is_published(model)]
-    marks = [ties([(model, cells[k]) for model, cells in own]) for k in range(len(table.columns))]
+    marks = [
+        ties([(model, cells[k]) for model, cells in own], paired_for(table, table.columns[k], analysis))
+        for k in range(len(table.columns))
+    ]
     best = best_per_column(table)
     head = "".join(f"<th>{escape(h)}</th>" for h in ["model", *headers])
     lines = [f'<table class="sortable" id="{table_id}">', f"<thead><tr>{head}</tr></thead>", "<tbody>"]
@@ -149,8 +169,10 @@ def index_page(
     plots: Mapping[str, Sequence[Plot]],
     runs: Sequence[RunResult],
     judge_scale: float,
+    analysis: Analysis | None = None,
+    sweeps: Mapping[str, tuple[str, Plot]] | None = None,
 ) -> str:
-    """The whole page: overview, per-task breakdowns with their plots, per-model details."""
+    """The whole page: overview, per-task breakdowns with their plots, sweeps, per-model details."""
     scale_note = (
         f" Judge scores are shown ×{judge_scale:g} (1–10 becomes {judge_scale:g}–{10 * judge_scale:g})."
         if judge_scale != 1.0
@@ -159,20 +181,29 @@ def index_page(
     body = [
         "<h1>mathusereval leaderboard</h1>",
         f'<p class="note">Rebuilt from {len(runs)} stored runs. Each cell: mean ± standard error; hover for the '
-        "95% CI and n. Accuracies in percent." + scale_note + " ≈: not significantly different (two-sided "
-        "z-test, 5%) from the model ranked just above it in that column. Bold: best in the column.</p>",
+        "95% CI and n. Accuracies in percent." + scale_note + " ≈: not significantly different (5%) from the "
+        "model ranked just above it in that column: by a paired test when the two runs share items (exact "
+        "McNemar for pass/fail, a sign-flip permutation test for scores), else a two-sided z-test. Bold: best in "
+        "the column.</p>",
         '<input id="filter" type="search" placeholder="filter models" aria-label="filter models">',
         "<h2>Overview</h2>",
-        table_html(overview, judge_scale, overview.columns, "overview"),
+        table_html(overview, judge_scale, [overview.headers.get(c, c) for c in overview.columns], "overview", analysis),
     ]
     if notes:
         body.append("<ul class='note'>" + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul>")
     for k, (name, table) in enumerate(breakdowns.items()):
         body += [
             f"<h2>{escape(name)}</h2>",
-            table_html(table, judge_scale, [label(c) for c in table.columns], f"task-{k}"),
+            table_html(
+                table, judge_scale, [table.headers.get(c) or label(c) for c in table.columns], f"task-{k}", analysis
+            ),
         ]
         body += [figure(plot) for plot in plots.get(name, ())]
+    for task, (text, plot) in (sweeps or {}).items():
+        rows = "".join(
+            f"<li>{escape(line)}</li>" for line in text.splitlines() if line.startswith("|") and "---" not in line
+        )
+        body += [f"<h2>{escape(task)}: checkpoint sweep</h2>", figure(plot), f"<ul class='note'>{rows}</ul>"]
     body.append("<h2>Models</h2>")
     by_model: dict[str, list[RunResult]] = {}
     for run in runs:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from mathusereval.records import MetricValue
 
@@ -87,9 +87,20 @@ def order(task: str, metrics: Sequence[str]) -> list[str]:
     return named + [m for m in metrics if m not in named]
 
 
+SHARES = ("accuracy", "pass@", "maj@", "hard_split")
+
+
 def is_share(metric: MetricValue) -> bool:
-    """Accuracies, pass@k, maj@k and hard-split are shares (shown in percent); the rest are judge scores."""
-    return metric.name.startswith(("accuracy", "pass@", "maj@", "hard_split")) or "/accuracy" in metric.name
+    """Accuracies, pass@k, maj@k and hard-split are shares (shown in percent), for every grader
+    (``verifier/accuracy``, ``answer/pass@8``); the rest are judge scores."""
+    return any(part.startswith(SHARES) for part in metric.name.split("/"))
+
+
+def headline_label(metric: str, samples: int) -> str:
+    """A column header; the headline of a run with k > 1 answers per item is their mean, avg@k."""
+    if samples > 1 and metric.split("/")[-1] in ("accuracy", "overall", "avg_score"):
+        return f"avg@{samples}" if metric.endswith("accuracy") else f"{label(metric)} (avg@{samples})"
+    return label(metric)
 
 
 def decimals(metric: MetricValue, judge_scale: float = 1.0) -> int:
@@ -128,11 +139,8 @@ def format_cell(metric: MetricValue | None, judge_scale: float = 1.0, n: bool = 
 
 
 def indistinguishable(above: MetricValue | None, below: MetricValue | None) -> bool:
-    """True when two neighbouring models' values differ by less than a two-sided 5% z-test can tell.
-
-    Unpaired: the standard error of the difference is taken as sqrt(se1² + se2²). When both runs scored
-    the same items their errors are positively correlated, so this overstates the error and marks ties
-    conservatively (it never claims a difference a paired test would not)."""
+    """The fallback when two runs share no items (or the metric has no paired test): True when their values
+    differ by less than a two-sided 5% z-test can tell, with the difference's error sqrt(se1² + se2²)."""
     if above is None or below is None or above.stderr is None or below.stderr is None:
         return False
     if math.isnan(above.value) or math.isnan(below.value):
@@ -140,15 +148,22 @@ def indistinguishable(above: MetricValue | None, below: MetricValue | None) -> b
     return abs(above.value - below.value) < 1.96 * math.sqrt(above.stderr**2 + below.stderr**2)
 
 
-def ties(cells: Sequence[tuple[str, MetricValue | None]]) -> dict[str, str]:
-    """Per column: model -> the model ranked just above it in this column, when the two are not
-    significantly different."""
+Paired = Callable[[str, str], "bool | None"]
+"""(model above, model below) -> whether a paired test finds them not different; None: no paired test."""
+
+
+def ties(cells: Sequence[tuple[str, MetricValue | None]], paired: Paired | None = None) -> dict[str, str]:
+    """Per column: model -> the model ranked just above it, when the two are not significantly different:
+    by the paired test of the two runs (`mathusereval.results.analysis`) whenever they share items, else
+    by the unpaired z-test (`indistinguishable`)."""
     ranked = sorted(
         ((model, m) for model, m in cells if m is not None and not math.isnan(m.value)),
         key=lambda item: (-item[1].value if item[1].higher_is_better else item[1].value, item[0]),
     )
-    return {
-        model: ranked[k - 1][0]
-        for k, (model, metric) in enumerate(ranked)
-        if k and indistinguishable(ranked[k - 1][1], metric)
-    }
+    marks = {}
+    for k in range(1, len(ranked)):
+        (above, upper), (model, metric) = ranked[k - 1], ranked[k]
+        verdict = paired(above, model) if paired is not None else None
+        if verdict if verdict is not None else indistinguishable(upper, metric):
+            marks[model] = above
+    return marks

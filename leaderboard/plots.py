@@ -60,6 +60,11 @@ def _caption(text: str, table: Table) -> str:
     return text + (f" (best {MAX_MODELS} of {len(table.rows)} models)" if extra > 0 else "")
 
 
+def axis_range(ylabel: str) -> tuple[float, float]:
+    """Accuracies on 0-100 %, judge scores on 1-10, whatever the values."""
+    return (0.0, 100.0) if "%" in ylabel else (1.0, 10.0)
+
+
 def grouped_bars(task: str, table: Table, columns: Sequence[str], ylabel: str, name: str, what: str) -> Plot:
     """One group of bars per column (category), one bar per model."""
     fig, plt = _figure(max(6.0, 0.9 * len(columns) + 2), 4.2)
@@ -69,6 +74,7 @@ def grouped_bars(task: str, table: Table, columns: Sequence[str], ylabel: str, n
     for k, (model, values) in enumerate(rows):
         ax.bar([i + k * width - 0.4 + width / 2 for i in range(len(columns))], values, width, label=model)
     ax.set_xticks(range(len(columns)), [label(c) for c in columns], rotation=30, ha="right", fontsize=8)
+    ax.set_ylim(*axis_range(ylabel))  # fixed, so one bar cannot fill a chart and charts compare
     ax.set_ylabel(ylabel)
     ax.set_title(f"{task}: {what}")
     ax.legend(fontsize=7, ncols=min(4, len(rows)))

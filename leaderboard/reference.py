@@ -1,87 +1,113 @@
-"""Published headline numbers, shown as labelled reference rows next to a user's own runs (``--reference``).
+"""Published numbers, shown as labelled reference rows next to a user's own runs (``--reference``): in the
+overview (Overall) and in each task's breakdown (every published column).
 
-Copied from the upstream READMEs: MathUserEval (THUDM/ChatGLM-Math README leaderboard = paper
-Table 15, judge GPT-4-1106-Preview), AlignBench v1.1 (THUDM/AlignBench README at 5b79d4a8, judge gpt-4-0613) and
-AlignBench v1.0 (README-en.md at acf7a469, judge gpt-4-0613). Only the Overall column: the breakdowns are in
-those tables, and the official aggregation reproduces them from their category means (tests).
+Copied from the upstream READMEs: MathUserEval (THUDM/ChatGLM-Math README leaderboard = paper Table 15, judge
+GPT-4-1106-Preview), AlignBench v1.1 (THUDM/AlignBench README at 5b79d4a8, judge gpt-4-0613) and AlignBench
+v1.0 (README-en.md at acf7a469, judge gpt-4-0613). The official aggregation reproduces each row's averages
+from its category means (tests/test_tasks_judged.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mathusereval.records import MetricValue
 
 
 @dataclass(frozen=True)
-class Published:
+class PublishedTable:
     task: str
-    model: str
-    overall: float
     source: str
     judge: str
+    columns: tuple[str, ...]
+    """Metric names (the task's aggregation), in the published column order."""
+    rows: Mapping[str, tuple[float, ...]]
 
 
-_MUE = ("ChatGLM-Math README leaderboard", "gpt-4-1106-preview")
-_AB11 = ("AlignBench v1.1 README", "gpt-4-0613")
-_AB10 = ("AlignBench v1.0 README-en", "gpt-4-0613")
-
-PUBLISHED = (
-    Published("mathusereval", "GPT-4-0125-Preview", 5.79, *_MUE),
-    Published("mathusereval", "GPT-4-1106-Preview", 5.73, *_MUE),
-    Published("mathusereval", "GLM-4", 5.11, *_MUE),
-    Published("mathusereval", "ChatGLM3-32B-SFT-2312 + RFT&DPO", 4.23, *_MUE),
-    Published("mathusereval", "GPT-4-0613", 4.14, *_MUE),
-    Published("mathusereval", "ChatGLM3-32B-SFT-2312 + RFT", 4.01, *_MUE),
-    Published("mathusereval", "Qwen-72B-Chat", 3.87, *_MUE),
-    Published("mathusereval", "GPT-3.5-Turbo-0613", 3.42, *_MUE),
-    Published("mathusereval", "ChatGLM3-32B-SFT-2312", 3.39, *_MUE),
-    Published("mathusereval", "Claude-2", 3.29, *_MUE),
-    Published("mathusereval", "DeepSeek-Chat-67B", 3.24, *_MUE),
-    Published("mathusereval", "Yi-34B-Chat", 2.64, *_MUE),
-    Published("alignbench", "GPT-4o", 8.38, *_AB11),
-    Published("alignbench", "通义千问2.5", 8.17, *_AB11),
-    Published("alignbench", "GPT-4 Turbo-20240409", 8.0, *_AB11),
-    Published("alignbench", "Abab 6.5(MoE)", 7.94, *_AB11),
-    Published("alignbench", "GLM-4-0520", 7.89, *_AB11),
-    Published("alignbench", "Sensechat 5.0", 7.89, *_AB11),
-    Published("alignbench", "Qwen 1.5-110B-Chat", 7.86, *_AB11),
-    Published("alignbench", "文心一言4.0", 7.85, *_AB11),
-    Published("alignbench", "Yi-Large", 7.8, *_AB11),
-    Published("alignbench", "DeepSeek-V2", 7.72, *_AB11),
-    Published("alignbench", "GLM-4-Air", 7.58, *_AB11),
-    Published("alignbench", "Claude 3 Opus", 7.53, *_AB11),
-    Published("alignbench", "Gemini 1.5 Pro", 7.47, *_AB11),
-    Published("alignbench", "Baichuan 4", 7.45, *_AB11),
-    Published("alignbench", "Llama 3-70B", 7.42, *_AB11),
-    Published("alignbench", "Gemini 1.5 Flash", 7.38, *_AB11),
-    Published("alignbench", "WizardLM-2-8x22B", 7.34, *_AB11),
-    Published("alignbench", "moonshot-v1-8k", 7.31, *_AB11),
-    Published("alignbench", "Step-1-32k", 7.08, *_AB11),
-    Published("alignbench", "讯飞星火3.5", 6.9, *_AB11),
-    Published("alignbench", "Claude 3 Sonnet", 6.71, *_AB11),
-    Published("alignbench", "Mixtral-8x22B (MoE)", 6.48, *_AB11),
-    Published("alignbench", "Claude 3 Haiku", 6.38, *_AB11),
-    Published("alignbench-v1.0", "gpt-4-1106-preview", 8.01, *_AB10),
-    Published("alignbench-v1.0", "gpt-4-0613", 7.53, *_AB10),
-    Published("alignbench-v1.0", "chatglm-turbo（智谱清言）", 6.24, *_AB10),
-    Published("alignbench-v1.0", "erniebot-3.0（文心一言）", 6.14, *_AB10),
-    Published("alignbench-v1.0", "gpt-3.5-turbo-0613", 6.08, *_AB10),
-    Published("alignbench-v1.0", "chatglm-pro（智谱清言）", 5.83, *_AB10),
-    Published("alignbench-v1.0", "spark_desk_v2（讯飞星火）", 5.74, *_AB10),
-    Published("alignbench-v1.0", "qwen-14b-chat", 5.72, *_AB10),
-    Published("alignbench-v1.0", "baichuan2-13b-chat", 5.25, *_AB10),
-    Published("alignbench-v1.0", "chatglm3-6b", 4.97, *_AB10),
-    Published("alignbench-v1.0", "baichuan2-7b-chat", 4.97, *_AB10),
-    Published("alignbench-v1.0", "internlm-20b", 4.96, *_AB10),
-    Published("alignbench-v1.0", "qwen-7b-chat", 4.91, *_AB10),
-    Published("alignbench-v1.0", "chatglm2-6b", 4.48, *_AB10),
-    Published("alignbench-v1.0", "internlm-chat-7b", 3.65, *_AB10),
-    Published("alignbench-v1.0", "Chinese-llama-2-7b-chat", 3.57, *_AB10),
-    Published("alignbench-v1.0", "llama-2-13b-Chinese-chat", 3.35, *_AB10),
+MUE_COLUMNS = ("overall", "elementary", "subcategory/algebra", "subcategory/calculate", "subcategory/geometry",
+               "subcategory/trigonometry", "advanced", "subcategory/calculus", "subcategory/discrete",
+               "subcategory/linear_algebra", "subcategory/Probability")  # fmt: skip
+ALIGNBENCH_COLUMNS = (
+    "overall",
+    "reasoning",
+    "category/数学计算",
+    "category/逻辑推理",
+    "language",
+    "category/基本任务",
+    "category/中文理解",
+    "category/综合问答",
+    "category/文本写作",
+    "category/角色扮演",
+    "category/专业能力",
 )
 
+_MUE_ROWS = {
+    "GPT-4-0125-Preview": (5.79, 5.26, 5.04, 7.63, 3.98, 4.59, 6.71, 7.26, 6.62, 5.48, 7.72),
+    "GPT-4-1106-Preview": (5.73, 5.07, 4.96, 7.0, 3.78, 4.71, 6.81, 7.39, 6.96, 5.29, 7.91),
+    "GLM-4": (5.11, 4.86, 4.47, 6.56, 3.95, 4.74, 5.43, 6.0, 5.67, 4.26, 6.02),
+    "ChatGLM3-32B-SFT-2312 + RFT&DPO": (4.23, 4.01, 3.88, 5.41, 2.9, 3.99, 4.59, 5.22, 4.76, 3.38, 5.2),
+    "GPT-4-0613": (4.14, 3.34, 2.88, 4.76, 3.17, 2.78, 5.33, 5.57, 5.49, 4.26, 6.22),
+    "ChatGLM3-32B-SFT-2312 + RFT": (4.01, 3.86, 3.84, 5.37, 2.57, 3.77, 4.26, 4.72, 4.69, 2.98, 4.89),
+    "Qwen-72B-Chat": (3.87, 3.99, 3.96, 4.81, 3.83, 3.34, 3.67, 4.54, 3.71, 2.84, 3.65),
+    "GPT-3.5-Turbo-0613": (3.42, 3.04, 2.81, 4.07, 2.23, 3.26, 4.07, 4.83, 4.38, 3.26, 3.91),
+    "ChatGLM3-32B-SFT-2312": (3.39, 3.35, 3.35, 4.51, 2.51, 3.11, 3.44, 4.04, 4.38, 2.41, 3.13),
+    "Claude-2": (3.29, 2.63, 2.35, 3.63, 2.2, 2.53, 4.35, 4.56, 4.53, 3.29, 5.28),
+    "DeepSeek-Chat-67B": (3.24, 2.76, 2.21, 4.73, 2.12, 2.3, 3.84, 4.41, 4.82, 2.79, 3.52),
+    "Yi-34B-Chat": (2.64, 2.49, 2.04, 3.61, 2.25, 2.27, 2.87, 2.8, 3.47, 2.03, 3.41),
+}
 
+_AB11_ROWS = {
+    "GPT-4o": (8.38, 8.44, 8.62, 8.25, 8.32, 8.25, 7.97, 8.79, 7.95, 8.35, 8.62),
+    "通义千问2.5": (8.17, 7.79, 7.97, 7.6, 8.55, 7.87, 8.4, 8.94, 8.6, 8.73, 8.76),
+    "GPT-4 Turbo-20240409": (8.0, 8.0, 8.32, 7.67, 8.01, 7.6, 7.57, 8.37, 7.75, 8.18, 8.59),
+    "Abab 6.5(MoE)": (7.94, 7.73, 7.82, 7.63, 8.16, 8.21, 7.81, 8.31, 8.14, 8.24, 8.22),
+    "GLM-4-0520": (7.89, 7.66, 7.67, 7.64, 8.13, 7.78, 8.22, 8.21, 8.09, 7.99, 8.47),
+    "Sensechat 5.0": (7.89, 7.54, 7.96, 7.12, 8.23, 8.27, 7.69, 8.45, 8.15, 8.53, 8.29),
+    "Qwen 1.5-110B-Chat": (7.86, 7.49, 7.69, 7.28, 8.23, 7.76, 8.12, 8.46, 8.2, 8.3, 8.52),
+    "文心一言4.0": (7.85, 7.81, 7.6, 8.02, 7.89, 7.33, 8.35, 8.16, 8.11, 8.07, 7.29),
+    "Yi-Large": (7.8, 7.44, 7.65, 7.23, 8.17, 7.81, 7.85, 8.51, 7.96, 8.18, 8.69),
+    "DeepSeek-V2": (7.72, 7.26, 7.51, 7.0, 8.19, 8.1, 7.83, 8.16, 8.2, 8.41, 8.44),
+    "GLM-4-Air": (7.58, 7.2, 7.19, 7.2, 7.97, 7.53, 7.71, 8.18, 7.97, 8.1, 8.32),
+    "Claude 3 Opus": (7.53, 7.19, 7.27, 7.11, 7.87, 7.94, 7.71, 8.21, 7.61, 7.73, 8.02),
+    "Gemini 1.5 Pro": (7.47, 7.07, 7.77, 6.36, 7.87, 7.31, 7.22, 8.55, 7.83, 7.79, 8.52),
+    "Baichuan 4": (7.45, 7.28, 7.34, 7.22, 7.63, 7.34, 7.4, 7.74, 7.6, 7.36, 8.33),
+    "Llama 3-70B": (7.42, 7.02, 7.18, 6.86, 7.82, 7.75, 6.63, 8.65, 7.8, 8.02, 8.08),
+    "Gemini 1.5 Flash": (7.38, 7.29, 7.96, 6.61, 7.47, 6.75, 7.16, 8.05, 6.96, 7.73, 8.16),
+    "WizardLM-2-8x22B": (7.34, 6.99, 6.99, 6.98, 7.7, 7.57, 6.6, 8.4, 7.6, 8.17, 7.83),
+    "moonshot-v1-8k": (7.31, 6.76, 6.94, 6.58, 7.86, 7.56, 7.83, 7.82, 7.76, 7.93, 8.25),
+    "Step-1-32k": (7.08, 6.43, 6.77, 6.09, 7.72, 8.09, 7.74, 7.34, 7.56, 7.74, 7.86),
+    "讯飞星火3.5": (6.9, 6.47, 7.3, 5.63, 7.33, 7.28, 7.71, 7.24, 7.12, 7.41, 7.24),
+    "Claude 3 Sonnet": (6.71, 6.17, 6.24, 6.1, 7.25, 7.56, 6.39, 7.37, 7.14, 7.76, 7.26),
+    "Mixtral-8x22B (MoE)": (6.48, 6.23, 6.47, 5.98, 6.73, 6.87, 5.72, 7.0, 6.61, 7.14, 7.01),
+    "Claude 3 Haiku": (6.38, 5.58, 6.06, 5.1, 7.18, 7.15, 6.74, 7.58, 6.95, 7.26, 7.37),
+}
+
+_AB10_ROWS = {
+    "gpt-4-1106-preview": (8.01, 7.73, 7.8, 7.66, 8.29, 7.99, 7.33, 8.61, 8.67, 8.47, 8.65),
+    "gpt-4-0613": (7.53, 7.47, 7.56, 7.37, 7.59, 7.81, 6.93, 7.42, 7.93, 7.51, 7.94),
+    "chatglm-turbo（智谱清言）": (6.24, 5.0, 4.74, 5.26, 7.49, 6.82, 7.17, 8.16, 7.77, 7.76, 7.24),
+    "erniebot-3.0（文心一言）": (6.14, 5.15, 5.03, 5.27, 7.13, 6.62, 7.6, 7.26, 7.56, 6.83, 6.9),
+    "gpt-3.5-turbo-0613": (6.08, 5.35, 5.68, 5.02, 6.82, 6.71, 5.81, 7.29, 7.03, 7.28, 6.77),
+    "chatglm-pro（智谱清言）": (5.83, 4.65, 4.54, 4.75, 7.01, 6.51, 6.76, 7.47, 7.07, 7.34, 6.89),
+    "spark_desk_v2（讯飞星火）": (5.74, 4.73, 4.71, 4.74, 6.76, 5.84, 6.97, 7.29, 7.18, 6.92, 6.34),
+    "qwen-14b-chat": (5.72, 4.81, 4.91, 4.71, 6.63, 6.9, 6.36, 6.74, 6.64, 6.59, 6.56),
+    "baichuan2-13b-chat": (5.25, 3.92, 3.76, 4.07, 6.59, 6.22, 6.05, 7.11, 6.97, 6.75, 6.43),
+    "chatglm3-6b": (4.97, 3.85, 3.55, 4.14, 6.1, 5.75, 5.29, 6.71, 6.83, 6.28, 5.73),
+    "baichuan2-7b-chat": (4.97, 3.66, 3.56, 3.75, 6.28, 5.81, 5.5, 7.13, 6.84, 6.53, 5.84),
+    "internlm-20b": (4.96, 3.66, 3.39, 3.92, 6.26, 5.96, 5.5, 7.18, 6.19, 6.49, 6.22),
+    "qwen-7b-chat": (4.91, 3.73, 3.62, 3.83, 6.09, 6.4, 5.74, 6.26, 6.31, 6.19, 5.66),
+    "chatglm2-6b": (4.48, 3.39, 3.16, 3.61, 5.58, 4.91, 4.52, 6.66, 6.25, 6.08, 5.08),
+    "internlm-chat-7b": (3.65, 2.56, 2.45, 2.66, 4.75, 4.34, 4.09, 5.82, 4.89, 5.32, 4.06),
+    "Chinese-llama-2-7b-chat": (3.57, 2.68, 2.29, 3.07, 4.46, 4.31, 4.26, 4.5, 4.63, 4.91, 4.13),
+    "llama-2-13b-Chinese-chat": (3.35, 2.47, 2.21, 2.73, 4.23, 4.13, 3.31, 4.79, 3.93, 4.53, 4.71),
+}
+
+TABLES = (
+    PublishedTable("mathusereval", "ChatGLM-Math README leaderboard", "gpt-4-1106-preview", MUE_COLUMNS, _MUE_ROWS),
+    PublishedTable("alignbench", "AlignBench v1.1 README", "gpt-4-0613", ALIGNBENCH_COLUMNS, _AB11_ROWS),
+    PublishedTable("alignbench-v1.0", "AlignBench v1.0 README-en", "gpt-4-0613", ALIGNBENCH_COLUMNS, _AB10_ROWS),
+)
 MARK = "[published]"
 
 
@@ -90,15 +116,31 @@ def is_published(row_label: str) -> bool:
     return row_label.endswith(MARK)
 
 
+def _source(table: PublishedTable, what: str) -> str:
+    return f"{table.task} {MARK}: {table.source}, judge {table.judge} ({what}, 1-10)"
+
+
 def reference_rows(columns: list[str]) -> tuple[list[tuple[str, dict[str, MetricValue]]], list[str]]:
-    """Rows ``"<model> [published]"`` for the tasks among `columns`, and a legend line per source."""
+    """Overview rows ``"<model> [published]"`` (Overall) for the tasks among `columns`, and a legend line
+    per source."""
     rows: dict[str, dict[str, MetricValue]] = {}
-    sources: dict[str, str] = {}
-    for row in PUBLISHED:
-        if row.task in columns:
-            label = f"{row.model} {MARK}"
-            rows.setdefault(label, {})[row.task] = MetricValue("overall", row.overall, 0)
-            sources[row.task] = f"{row.task} {MARK}: {row.source}, judge {row.judge} (Overall, 1-10)"
-    return sorted(rows.items(), key=lambda item: (-max(m.value for m in item[1].values()), item[0])), [
-        sources[task] for task in sorted(sources)
-    ]
+    sources = []
+    for table in TABLES:
+        if table.task in columns:
+            for model, values in table.rows.items():
+                rows.setdefault(f"{model} {MARK}", {})[table.task] = MetricValue("overall", values[0], 0)
+            sources.append(_source(table, "Overall"))
+    ordered = sorted(rows.items(), key=lambda item: (-max(m.value for m in item[1].values()), item[0]))
+    return ordered, sorted(sources)
+
+
+def breakdown_rows(task: str) -> tuple[list[tuple[str, dict[str, MetricValue]]], list[str]]:
+    """A task's published breakdown rows, every published column by its metric name, and their source."""
+    for table in TABLES:
+        if table.task == task:
+            rows = [
+                (f"{model} {MARK}", {c: MetricValue(c, v, 0) for c, v in zip(table.columns, values, strict=True)})
+                for model, values in table.rows.items()
+            ]
+            return rows, [_source(table, "every published column")]
+    return [], []

@@ -19,6 +19,10 @@ class Table:
     rows: list[tuple[str, list[MetricValue | None]]]
     marks: dict[tuple[str, str], str] = field(default_factory=dict)
     """(row, column) -> "partial 6/567" for cells whose run did not score every answer."""
+    runs: dict[tuple[str, str], RunResult] = field(default_factory=dict)
+    """(row, column) -> the run behind the cell (none for published rows), for paired tests."""
+    headers: dict[str, str] = field(default_factory=dict)
+    """Column -> its header where it is not the column's own name (``gsm8k (avg@8)``)."""
 
     def mark(self, row: str, column: str) -> str:
         return self.marks.get((row, column), "")
@@ -35,10 +39,12 @@ def overview(columns: Mapping[str, Sequence[RunResult]], reference: bool = False
     Also returns the published rows' source lines (empty without `reference`)."""
     cells: dict[str, dict[str, MetricValue]] = {}
     marks: dict[tuple[str, str], str] = {}
+    behind: dict[tuple[str, str], RunResult] = {}
     for name, column_runs in columns.items():
         for run in column_runs:
             if run.metrics:
                 cells.setdefault(row_label(run), {})[name] = run.metrics[0]
+                behind[(row_label(run), name)] = run
                 if run.coverage_mark():
                     marks[(row_label(run), name)] = run.coverage_mark()
     rows = [(model, [by_column.get(name) for name in columns]) for model, by_column in cells.items()]
@@ -53,7 +59,12 @@ def overview(columns: Mapping[str, Sequence[RunResult]], reference: bool = False
     if reference:
         published, sources = reference_rows(list(columns))
         rows += [(label, [by_column.get(name) for name in columns]) for label, by_column in published]
-    return Table(columns=list(columns), rows=rows, marks=marks), sources
+    headers = {}
+    for name, column_runs in columns.items():
+        k = max((int(r.manifest.params.get("n", 1)) for r in column_runs), default=1)
+        if k > 1:
+            headers[name] = f"{name} (avg@{k})"
+    return Table(columns=list(columns), rows=rows, marks=marks, runs=behind, headers=headers), sources
 
 
 def build_table(runs: Sequence[RunResult], reference: bool = False) -> Table:
@@ -83,7 +94,7 @@ def with_mark(text: str, mark: str) -> str:
 
 
 def to_markdown(table: Table) -> str:
-    header = "| model | " + " | ".join(markdown_text(c) for c in table.columns) + " |"
+    header = "| model | " + " | ".join(markdown_text(table.headers.get(c, c)) for c in table.columns) + " |"
     rule = "|---|" + "---|" * len(table.columns)
     lines = [header, rule]
     lines += [
@@ -97,25 +108,28 @@ def to_markdown(table: Table) -> str:
     return "\n".join(lines) + "\n"
 
 
-def print_table(table: Table, title: str = "mathusereval leaderboard") -> None:
+def print_table(table: Table, title: str = "mathusereval leaderboard", judge_scale: float = 1.0) -> None:
     """A rich table on stdout, best value per column in bold green; accuracies in percent, ± one standard
-    error."""
+    error; judge scores times `judge_scale` (said in the caption)."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table as RichTable
 
-    rich_table = RichTable(title=title)
-    rich_table.add_column("model", style="bold")
+    caption = "mean ± standard error (n); accuracies in percent"
+    if judge_scale != 1.0:
+        caption += f"; judge scores ×{judge_scale:g} (1–10 becomes {judge_scale:g}–{10 * judge_scale:g})"
+    rich_table = RichTable(title=title, caption=caption)
+    rich_table.add_column("model", style="bold", overflow="fold")
     for column in table.columns:
-        rich_table.add_column(column, justify="right")
+        rich_table.add_column(escape(plain_text(table.headers.get(column, column))), justify="right")
     best = best_per_column(table)
     for model, cells in table.rows:
         shown = [
-            f"[bold green]{format_cell(m)}[/]"
+            f"[bold green]{format_cell(m, judge_scale)}[/]"
             if m is not None and m.value == best[k] and not is_published(model) and not table.mark(model, c)
-            else escape(with_mark(format_cell(m), table.mark(model, c)))
+            else escape(with_mark(format_cell(m, judge_scale), table.mark(model, c)))
             for k, (c, m) in enumerate(zip(table.columns, cells, strict=True))
         ]
         # model names are data, not markup: "[published]" or "model[v2]" must print as written
         rich_table.add_row(escape(model), *shown)
-    Console().print(rich_table)
+    Console(width=max(120, Console().width)).print(rich_table)

@@ -28,6 +28,7 @@ class FaultServer(LoopbackServer):
         self.requests: Counter[str] = Counter()
         self.paths: Counter[str] = Counter()
         self.headers: dict[str, str] = {}
+        self.bodies: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         server = self
 
@@ -55,6 +56,7 @@ class FaultServer(LoopbackServer):
                     server.requests[prompt] += 1
                     server.paths[self.path] += 1
                     server.headers = dict(self.headers.items())
+                    server.bodies.append(body)
                 plan = re.search(r"FAULT:([\w,]+)", prompt)
                 steps = plan.group(1).split(",") if plan else ["ok"]
                 step = steps[min(attempt, len(steps) - 1)]

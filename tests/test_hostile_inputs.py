@@ -466,7 +466,10 @@ def test_verify_and_the_leaderboard_say_when_a_run_was_edited(tmp_path: Path) ->
     bad = run_cli("verify", "results/v1/demo", "results/v2/demo", cwd=tmp_path)
     assert bad.returncode == 1
     assert "EDITED: results/v1/demo" in bad.stdout and "grades.jsonl:3: changed after it was written" in bad.stdout
-    assert "accuracy = 0.99 but the records give" in bad.stdout
+    assert (
+        "accuracy value = 0.99 but the records give" in bad.stdout
+        and "summary.json: changed after it was" in bad.stdout
+    )
     board = run_cli("leaderboard", "results", cwd=tmp_path)
     assert board.returncode == 0, board.stderr
     assert "edited after it was written: results/v1/demo/grades.jsonl:3" in board.stderr

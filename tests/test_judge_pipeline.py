@@ -330,7 +330,8 @@ def test_leaderboard_reference_rows_beside_a_judged_run(imported: tuple[Path, li
         assert grade(cwd, server.url, "--limit", "20").returncode == 0  # the first 20 samples judged
     board = run_cli("leaderboard", "--reference", "--out", "board", "--scale", "10", cwd=cwd)
     assert board.returncode == 0, board.stderr
-    assert "GPT-4-1106-Preview [published]" in board.stdout and "5.73" in board.stdout
+    assert "GPT-4-1106-Preview [published]" in board.stdout and "57.3" in board.stdout  # --scale in the terminal too
+    assert "judge scores ×10" in board.stdout
     text = (cwd / "board" / "leaderboard.md").read_text(encoding="utf-8")
     assert "| GPT-4-1106-Preview [published] | 57.3 |" in text  # 5.73 x 10 to 1 dp as OpenCompass, no n
     assert "Judge scores are shown ×10" in text

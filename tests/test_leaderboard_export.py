@@ -40,7 +40,7 @@ def test_out_writes_overview_and_breakdowns_deterministically(tmp_path: Path, sh
     first = run_cli("leaderboard", "results", "--out", "board", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     board = tmp_path / "board"
-    names = sorted(str(p.relative_to(board)) for p in board.rglob("*") if p.is_file())
+    names = sorted(str(p.relative_to(board)) for p in board.rglob("*") if p.is_file() and p.name != ".mue-outputs.json")
     tables = ["leaderboard.csv", "leaderboard.md", "tasks/gsm8k.csv", "tasks/gsm8k.md", "tasks/math500.csv"]
     assert set(tables) | {"tasks/math500.md", "index.html", "plots/math500-levels.png"} <= set(names)
     assert len([n for n in names if n.startswith("runs/")]) == 4  # a sample page per run

@@ -53,6 +53,13 @@ def test_stock_lm_eval_lists_and_validates_our_tasks(tmp_path: Path) -> None:
     assert valid.returncode == 0 and "All tasks found and valid" in valid.stdout, valid.stderr[-3000:]
 
 
+def test_lm_eval_help_documents_our_options(tmp_path: Path) -> None:
+    result = run_cli("lm-eval", "--help", cwd=tmp_path)
+    assert result.returncode == 0
+    for flag in ("--only-ours", "--judge VALUE", "--judge-base-url VALUE", "--judge-cascade", "--verifier VALUE"):
+        assert flag in result.stdout, flag
+
+
 def test_yaml_generation_settings_are_the_tasks_own() -> None:
     for name in TASK_NAMES:
         text = (Path(lm_eval_task_dir()) / f"{name}.yaml").read_text()
@@ -137,8 +144,16 @@ def test_every_task_through_lm_eval_on_a_real_server_with_the_embedded_model_as_
     results, samples = _results(tmp_path / "lm")
     for name in TASK_NAMES:
         assert len(samples[name]) == 2, name
-        metric = "score,judge" if name in ("mathusereval_mathusereval", "mathusereval_alignbench") else "accuracy,none"
+        judged = name in ("mathusereval_mathusereval", "mathusereval_alignbench")
+        metric = "score,judge" if judged else "accuracy,none"
         assert metric in results["results"][name], (name, results["results"][name])
+        if judged:  # coverage beside the score: the share scored, and of unparseable replies
+            scored, unparseable = (
+                results["results"][name]["scored,judge"],
+                results["results"][name]["unparseable,judge"],
+            )
+            assert 0 <= scored <= 1 and 0 <= unparseable <= 1 and scored + unparseable <= 1
+    assert "scored" in result.stdout  # lm-eval's own table shows the coverage
     assert all(s["resps"][0][0] for name in TASK_NAMES for s in samples[name])  # real model text came back
     for task in ("mathusereval", "alignbench"):
         calls = (tmp_path / "judge-cache" / task / "judgments.jsonl").read_text().splitlines()

@@ -15,7 +15,7 @@ from mathusereval.records import Sample
 from mathusereval.run.pipeline import RunOptions
 from mathusereval.store import RunStore
 
-from .conftest import inline_task, run_openai
+from .conftest import inline_task, run_cli, run_openai
 from .fault_server import FaultServer
 
 
@@ -78,3 +78,52 @@ def test_the_lm_eval_judge_cache_is_written_through_the_locked_writer(
     finally:
         holder.unlock()
     assert not (tmp_path / "cache" / "mathusereval" / "judgments.jsonl").exists()
+
+
+def _embedded_copies(root: Path, *names: str) -> list[Path]:
+    """Links to the embedded GGUF under other paths: checkpoints that share a file name."""
+    from mathusereval.backends.base import embedded_gguf_path
+
+    paths = []
+    for name in names:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.symlink_to(embedded_gguf_path())
+        paths.append(path)
+    return paths
+
+
+SMALL = ("--tasks", "demo", "--limit", "2", "--max-tokens", "12", "--quiet")
+
+
+@pytest.mark.slow
+def test_checkpoints_with_one_file_name_are_two_runs_and_two_rows(tmp_path: Path) -> None:
+    """ck1/model.gguf and ck2/model.gguf: before, the second was refused as 'model changed'."""
+    first, second = _embedded_copies(tmp_path, "ck1/model.gguf", "ck2/model.gguf")
+    for path in (first, second):
+        result = run_cli("--model", str(path), *SMALL, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    manifests = sorted((tmp_path / "results").glob("*/demo/manifest.json"))
+    assert [p.parent.parent.name for p in manifests] == ["ck2-model", "model"]
+    assert {json.loads(p.read_text())["model"] for p in manifests} == {str(first), str(second)}
+    board = run_cli("leaderboard", "results", "--markdown", "board.md", cwd=tmp_path)
+    assert board.returncode == 0, board.stderr
+    rows = [line.split(" | ")[0] for line in (tmp_path / "board.md").read_text().splitlines()[2:]]
+    assert sorted(rows) == ["| ck1/model", "| ck2/model"]
+
+
+def test_runs_in_separate_trees_with_other_settings_are_rows_of_their_own(tmp_path: Path) -> None:
+    """One served model run with two --max-tokens in two --out trees: before, one row vanished."""
+    with FaultServer() as server:
+        for out, tokens in (("one", "77"), ("two", "1024")):
+            args = ["--base-url", server.url, "--model", "m", "--limit", "2", "--max-tokens", tokens, "--quiet"]
+            assert run_cli(*args, "--out", f"trees/{out}", cwd=tmp_path).returncode == 0
+        named = run_cli("--base-url", server.url, "--model", "m", "--limit", "2", "--name", "m-named", "--quiet",
+                        "--out", "trees/three", cwd=tmp_path)  # fmt: skip
+        assert named.returncode == 0, named.stderr
+    board = run_cli("leaderboard", "trees", "--markdown", "board.md", cwd=tmp_path)
+    assert board.returncode == 0, board.stderr
+    rows = sorted(line.split(" | ")[0] for line in (tmp_path / "board.md").read_text().splitlines()[2:])
+    assert rows == ["| m [max_tokens=1024]", "| m [max_tokens=77]", "| m-named"]
+    manifest = json.loads((tmp_path / "trees/three/m-named/demo/manifest.json").read_text())
+    assert manifest["name"] == "m-named" and manifest["run_id"] == "m-named/demo"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mathusereval.errors import ConfigError
-from mathusereval.results.agreement import cohen_kappa, compare, parse_side, spearman
+from mathusereval.results.agreement import cohen_kappa, compare, parse_side, spearman, to_markdown
 from mathusereval.results.training_data import Selection, export
 
 from .conftest import run_cli
@@ -64,6 +64,7 @@ def test_rft_keeps_passing_answers_once_and_counts_every_drop(runs: tuple[Path, 
     assert manifest["counts"] == {
         "answers": 8,
         "answers_used": 2,
+        "classes": {"pass": 2},
         "dropped": {
             "did not pass": 2,
             "duplicate": 1,
@@ -188,6 +189,9 @@ def test_agreement_of_a_judge_and_the_answer_grader(runs: tuple[Path, Path], tmp
     assert report["confusion"] == {"0": {"0": 2}, "1": {"0": 1, "1": 3}}
     assert [(d["sample_id"], d["n_index"]) for d in report["largest_disagreements"]] == [("p2", 3)]
     assert report["largest_disagreements"][0]["link"].endswith(".html#s-p2%233")
+    text = to_markdown(report)  # plain words: no Python dicts, no "within 1 point" for pass/fail verdicts
+    assert "{" not in text and "within 1" not in text and "same verdict" in text
+    assert "not compared: 1 no answer, 1 no score from math-critique." in text
 
 
 def test_agreement_of_two_judges_on_the_same_answers(tmp_path: Path) -> None:
@@ -229,3 +233,12 @@ def test_kappa_and_spearman_on_textbook_cases() -> None:
     assert cohen_kappa(a, b, weighted=True) == pytest.approx(1 - observed / expected)
     assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
     assert spearman([1, 1, 1], [1, 2, 3]) is None
+
+
+def test_an_export_of_one_class_or_nothing_warns(tmp_path: Path) -> None:
+    good = [Answer("p1", 0, "right 42", judge=9, correct=True), Answer("p2", 0, "also 42", judge=8, correct=True)]
+    run = write_run(tmp_path / "run", good, n=1)
+    one_class = run_cli("export", str(run), "--format", "kto", "--out", "kto.jsonl", cwd=tmp_path)
+    assert one_class.returncode == 0 and "one class only (2 passing, 0 failing answers)" in one_class.stderr
+    empty = run_cli("export", str(run), "--format", "dpo", "--out", "dpo.jsonl", cwd=tmp_path)
+    assert empty.returncode == 1 and "nothing passed the selection" in empty.stderr

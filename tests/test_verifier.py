@@ -100,3 +100,41 @@ def test_the_embedded_model_as_verifier(tmp_path: Path) -> None:
     assert "judge verifier: 5 to judge" in result.stderr and "2 settled" in result.stderr
     grades = [json.loads(x) for x in (tmp_path / "results/m/verify-me/grades.jsonl").read_text().splitlines()]
     assert len([g for g in grades if g["grader"] == "verifier"]) == 5
+
+
+@pytest.mark.parametrize(
+    ("reply", "score"),
+    [
+        ("B", 0.0),
+        ("B\n\n> The student's final answer: A", 0.0),  # the quoted answer's letter is not the verdict
+        ("B.\nFinal judgment: A", 0.0),
+        ("Grade: B, though A student could argue", 0.0),
+        ("**A**", 1.0),
+        ("Your judgment (A, B or C): C", 0.0),
+        ("The answer is equivalent, so A", None),  # not where the prompt asks: a parse failure, never a flip
+        ("a student might say A", None),
+        ("", None),
+    ],
+)
+def test_the_verdict_is_read_where_the_prompt_asks_for_it(reply: str, score: float | None) -> None:
+    from mathusereval.graders.verifier import VERIFIER
+
+    assert VERIFIER.parse(reply, "A").score == score
+
+
+def test_a_quoted_letter_never_flips_an_item(tmp_path: Path) -> None:
+    """Before, a reply `B` followed by the quoted answer `A` turned the wrong q3 right."""
+    (tmp_path / "task.py").write_text(TASK)
+
+    def script(body: dict[str, Any], _attempt: int) -> str:
+        prompt = body["messages"][-1]["content"]
+        if body["model"] == "checker":
+            return "B\n\nThe student answered:\nA"
+        return ANSWERS[re.search(r"Problem (q\d)", prompt).group(1)]  # type: ignore[union-attr]
+
+    with ScriptedServer(script) as server:
+        args = ["--include", "task.py", "--tasks", "verify-me", "--base-url", server.url, "--model", "m"]
+        args += ["--graders", "answer,verifier", "--verifier", "checker", "--verifier-base-url", server.url, "--quiet"]
+        assert run_cli(*args, cwd=tmp_path).returncode == 0
+    metrics = {m["name"]: m for m in json.loads((tmp_path / "results/m/verify-me/summary.json").read_text())["metrics"]}
+    assert metrics["verifier/flipped"]["value"] == 0 and metrics["verifier/accuracy"]["value"] == pytest.approx(2 / 5)

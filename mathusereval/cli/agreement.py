@@ -24,11 +24,15 @@ def parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from ..results.agreement import compare, parse_side, to_markdown, write_report
+    from ..store.guard import check_output, guarded_outputs
 
     if args.top < 0:
         raise MueError(f"--top must be 0 or more, got {args.top}")
-    report = compare(parse_side(args.a), parse_side(args.b), args.top)
-    print(to_markdown(report))
-    paths = write_report(report, Path(args.out))
+    with guarded_outputs():
+        for name in ("agreement.json", "agreement.md"):
+            check_output(Path(args.out) / name)
+        report = compare(parse_side(args.a), parse_side(args.b), args.top)
+        print(to_markdown(report))
+        paths = write_report(report, Path(args.out))
     print(f"mue-eval: wrote {', '.join(map(str, paths))}", file=sys.stderr)
     return 0 if report["overall"]["n"] else 1

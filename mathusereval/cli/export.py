@@ -45,6 +45,7 @@ def parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from ..results.training_data import Selection, export
+    from ..store.guard import guarded_outputs
 
     for flag in ("per_problem", "pairs_per_problem", "max_reuse"):
         if getattr(args, flag) <= 0:
@@ -64,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
         schema=args.schema,
         provenance=not args.no_provenance,
     )
-    data, manifest_path, manifest = export([Path(r) for r in args.runs], args.fmt, Path(args.out), sel)
+    with guarded_outputs():
+        data, manifest_path, manifest = export([Path(r) for r in args.runs], args.fmt, Path(args.out), sel)
     counts = manifest["counts"]
     dropped = ", ".join(f"{n} {why}" for why, n in counts["dropped"].items()) or "none"
     print(
@@ -76,4 +78,10 @@ def run(args: argparse.Namespace) -> int:
     if not counts["rows"]:
         print("mue-eval: warning: nothing passed the selection; the files are empty", file=sys.stderr)
         return 1
+    if args.fmt == "kto" and 0 in counts["classes"].values():
+        print(
+            f"mue-eval: warning: the KTO rows hold one class only ({counts['classes']['pass']} passing, "
+            f"{counts['classes']['fail']} failing answers); KTO learns from both",
+            file=sys.stderr,
+        )
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -30,6 +31,12 @@ def parser() -> argparse.ArgumentParser:
         default=1.0,
         help="multiply judge scores in --out files, e.g. 10 for OpenCompass's 10-100 convention (labelled)",
     )
+    p.add_argument(
+        "--sweep-x",
+        metavar="FILE.csv",
+        help="checkpoint sweeps against a value per model (model,value[,label]; e.g. pre-training loss or tokens "
+        "seen) instead of the step number in the model's name",
+    )
     options.add_parity_option(p)
     return p
 
@@ -37,7 +44,8 @@ def parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from ..plugins import registry
     from ..results import collect_runs, verify_run
-    from ..store.jsonl import write_atomic
+    from ..results.analysis import Analysis, PairedTests, find_sweeps, read_sweep_x
+    from ..store.guard import check_output, guarded_outputs, write_output
 
     root = Path(args.results)
     if not root.is_dir():
@@ -48,16 +56,32 @@ def run(args: argparse.Namespace) -> int:
         print(f"mue-eval: warning: skipped a run: {problem}", file=sys.stderr)
     for note in filter(None, (run.partial_note() for run in runs)):
         print(f"mue-eval: warning: {note}", file=sys.stderr)
-    for run_ in runs:
-        for problem in [p for d in run_.record_dirs for p in verify_run(d).problems]:
+    checked = []
+    for run_ in runs:  # a run that does not verify is marked "edited" in every table
+        found = tuple(p for d in run_.record_dirs for p in verify_run(d).problems)
+        for problem in found:
             print(f"mue-eval: warning: edited after it was written: {problem}", file=sys.stderr)
+        checked.append(dataclasses.replace(run_, problems=found) if found else run_)
+    runs = checked
     if not runs:
         raise MueError(f"no runs found under {root}")
     renderer = registry.lookup("renderers", "leaderboard")
-    renderer.print_table(runs, reference=args.reference)
-    if args.markdown:
-        write_atomic(Path(args.markdown), renderer.markdown(runs, reference=args.reference).encode())
-    if args.out:
-        written = renderer.write(runs, Path(args.out), scale=args.scale, reference=args.reference)
-        print(f"mue-eval: wrote {len(written)} files to {args.out}", file=sys.stderr)
+    with guarded_outputs():
+        planned = [Path(args.markdown)] if args.markdown else []
+        planned += (
+            [Path(args.out) / name for name in ("leaderboard.md", "leaderboard.csv", "index.html")] if args.out else []
+        )
+        for path in planned:  # refused before anything is written
+            check_output(path)
+        renderer.print_table(runs, reference=args.reference, scale=args.scale)
+        if args.markdown:
+            write_output(Path(args.markdown), renderer.markdown(runs, reference=args.reference).encode())
+        if args.out:
+            tests = PairedTests(parity=args.parity)
+            sweep_x, axis = read_sweep_x(Path(args.sweep_x)) if args.sweep_x else (None, "value")
+            analysis = Analysis(tests, find_sweeps(runs, sweep_x, axis, tests))
+            written = renderer.write(
+                runs, Path(args.out), scale=args.scale, reference=args.reference, analysis=analysis
+            )
+            print(f"mue-eval: wrote {len(written)} files to {args.out}", file=sys.stderr)
     return 0

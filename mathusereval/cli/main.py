@@ -54,7 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     command = argv.pop(0) if argv and argv[0] in COMMANDS else "run"
     module = importlib.import_module(f"{__package__}.{COMMANDS[command]}")
     parse = getattr(module, "parse", None)  # a command with --config reads its file first
-    args = parse(argv) if parse is not None else module.parser().parse_args(argv)
+    try:
+        args = parse(argv) if parse is not None else module.parser().parse_args(argv)
+    except MueError as exc:
+        return _error(str(exc))
     # SIGTERM (Slurm, Kubernetes, `kill`) stops a run as Ctrl-C does: answers kept, a clean message
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:

@@ -17,14 +17,28 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from ..data.files import resolve_data_dir
+    from ..errors import one_line as plain
     from ..plugins.catalog import catalog
 
     data_dir = resolve_data_dir(args.data_dir)
     table = Table(title=f"tasks (data: {data_dir or 'official sources'})")
-    for column in ("task", "items", "description"):
-        table.add_column(column)
+    for column in ("task", "items", "graders", "generation", "description"):
+        table.add_column(column, overflow="fold")
+    unavailable = []
     for entry in catalog(data_dir):
-        count = str(entry.items) if entry.items is not None else f"[red]unavailable[/red]: {escape(entry.problem)}"
-        table.add_row(escape(entry.name), count, escape(entry.description))
-    Console().print(table)
+        count = str(entry.items) if entry.items is not None else "[red]unavailable[/red] (below)"
+        if entry.items is None:
+            unavailable.append(f"{plain(entry.name)}: {plain(entry.problem)}")
+        p = entry.params
+        generation = f"temperature {p.temperature:g}, top_p {p.top_p:g}, max_tokens {p.max_tokens}"
+        if p.stop:
+            generation += f", stop {list(p.stop)}"
+        if entry.per_item_temperature:
+            generation += " (temperature per category)"
+        table.add_row(escape(plain(entry.name)), count, escape(", ".join(entry.graders)), escape(generation),
+                      escape(plain(entry.description)))  # fmt: skip
+    console = Console(width=max(160, Console().width))
+    console.print(table)
+    for line in unavailable:  # whole lines, never wrapped inside a cell
+        console.print(f"unavailable: {escape(line)}", soft_wrap=True)
     return 0

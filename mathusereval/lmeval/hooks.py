@@ -30,7 +30,7 @@ from ..data.files import resolve_data_dir
 from ..errors import ConfigError
 from ..plugins import registry
 from ..plugins.task import Task
-from ..records import Generation, Grade, RunManifest, Sample
+from ..records import Generation, GenerationParams, Grade, RunManifest, Sample
 from ..run.grading import safe_grade
 from ..run.judge_options import JudgeOptions, judge_settings
 from ..run.judging import JUDGE_ROLE, JudgeSettings, role_for
@@ -111,7 +111,7 @@ def _cache_manifest(task: Task) -> RunManifest:
         model=MODEL,
         backend=MODEL,
         backend_config={},
-        params={},
+        params=GenerationParams().to_json(),
         data_sha256="",
         prompt_sha256="",
         fingerprint=identity,
@@ -143,15 +143,22 @@ class JudgeFilter(Filter):  # type: ignore[misc]
         task: Task = registry.lookup("tasks", samples[0].task)
         items = [(s, _answer(s, r[0] if r else "")) for s, r in zip(samples, resps, strict=True)]
         grades = asyncio.run(_judge_all(task, items))
-        return [
-            [json.dumps({"score": grades[s.id].score, "error": grades[s.id].error}, ensure_ascii=False)]
-            for s in samples
-        ]
+        return [[json.dumps(_verdict(grades[s.id]), ensure_ascii=False)] for s in samples]
 
 
-def process_judged(doc: dict[str, Any], results: Sequence[str]) -> dict[str, tuple[str, float | None]]:
-    """Judge-scored tasks: the judge's score travels with the doc to `official_score`."""
-    return {"score": (json.dumps(doc, ensure_ascii=False), json.loads(results[0])["score"])}
+def _verdict(grade: Grade) -> dict[str, Any]:
+    return {"score": grade.score, "error": grade.error, "parse_failure": bool(grade.details.get("parse_failure"))}
+
+
+def process_judged(doc: dict[str, Any], results: Sequence[str]) -> dict[str, Any]:
+    """Judge-scored tasks: the judge's score travels with the doc to `official_score`; coverage beside it
+    (``scored``: the judge gave a score; ``unparseable``: no reply could be read after the retries)."""
+    verdict = json.loads(results[0])
+    return {
+        "score": (json.dumps(doc, ensure_ascii=False), verdict["score"]),
+        "scored": float(verdict["score"] is not None),
+        "unparseable": float(bool(verdict.get("parse_failure"))),
+    }
 
 
 def official_score(items: Sequence[tuple[str, float | None]]) -> float:

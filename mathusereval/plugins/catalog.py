@@ -19,6 +19,8 @@ class TaskEntry:
     items: int | None
     """None when the data cannot be loaded (`problem` says why)."""
     problem: str = ""
+    per_item_temperature: bool = False
+    """The task sets a temperature per item (AlignBench by category)."""
 
 
 def catalog(data_dir: Path | None) -> Iterator[TaskEntry]:
@@ -28,8 +30,9 @@ def catalog(data_dir: Path | None) -> Iterator[TaskEntry]:
     for name in registry.names("tasks"):
         task = registry.lookup("tasks", name)
         try:
-            items: int | None = len(task.load(data_dir).samples)
-            problem = ""
+            samples = task.load(data_dir).samples
+            items: int | None = len(samples)
+            problem, per_item = "", any("temperature" in s.metadata for s in samples)
         except MueError as exc:
-            items, problem = None, str(exc)
-        yield TaskEntry(name, task.description, task.graders, task.params, items, problem)
+            items, problem, per_item = None, str(exc), False
+        yield TaskEntry(name, task.description, task.graders, task.params, items, problem, per_item)

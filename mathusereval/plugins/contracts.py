@@ -37,7 +37,7 @@ JUDGE_ATTRIBUTES = ("name", "role", "style", "threshold", "prompt_sha256", "mess
 JUDGE_METHODS = ("messages", "parse", "upstream", "settle")
 Item = tuple[Sample, Generation]
 BACKEND_METHODS = ("generate", "describe", "aclose")
-RENDERER_METHODS = ("print_table", "markdown", "write")
+RENDERER_METHODS = ("print_table", "markdown", "write", "comparison_markdown", "write_comparison")
 OPTIONAL_METHODS = {
     "graders": ("aggregate", "grade_batch"),
     "backends": ("stop_sending", "check_reachable"),
@@ -104,9 +104,18 @@ class Renderer(Protocol):
 
     def markdown(self, runs: Sequence[RunResult], *, reference: bool = False) -> str: ...
 
-    def write(self, runs: Sequence[RunResult], out: Path, *, scale: float = 1.0, reference: bool = False) -> list[Path]:
-        """Every file of a publication under `out`; returns the paths written."""
+    def write(
+        self, runs: Sequence[RunResult], out: Path, *, scale: float = 1.0, reference: bool = False, analysis: Any = None
+    ) -> list[Path]:
+        """Every file of a publication under `out`; returns the paths written. `analysis`
+        (`mathusereval.results.analysis.Analysis`) has the paired tests and checkpoint sweeps."""
         ...
+
+    def comparison_markdown(self, report: dict[str, Any]) -> str:
+        """``mue-eval compare``'s report (`mathusereval.results.compare.report`) as Markdown."""
+        ...
+
+    def write_comparison(self, report: dict[str, Any], out: Path) -> list[Path]: ...
 
 
 def is_judge(grader: Any) -> bool:

@@ -59,6 +59,9 @@ class RunManifest:
     config: JsonDict = field(default_factory=dict)
     """The effective configuration of the invocation (``--config FILE`` merged with the command line; no
     secrets)."""
+    records: JsonDict = field(default_factory=dict)
+    """The writer's checkpoint at the end of its last finished run: per record file its line count and last
+    digest, so a line deleted from a file's end shows (`mathusereval.store.integrity`)."""
 
     @property
     def label(self) -> str:
@@ -220,6 +223,8 @@ class RunResult:
     """The directories holding the run's records when they are not `directory` itself (a sharded run)."""
     stopped: str | None = None
     """Why generation stopped early (a spent ``--max-cost`` / ``--max-tokens-total``); None when it did not."""
+    problems: tuple[str, ...] = ()
+    """What ``verify`` found edited after it was written (`mathusereval.results.verify_run`); shown as a mark."""
     label: str = ""
     """The run's row name among the runs it is shown with (`mathusereval.results.labels.label_runs`); the
     manifest's label when it was read alone."""
@@ -245,9 +250,11 @@ class RunResult:
         return min(self.counts.graded, expected), expected
 
     def coverage_mark(self) -> str:
-        """The short mark a partial run's cell carries: ``partial 6/567``; "" for a complete run."""
+        """The short mark a partial or edited run's cell carries: ``partial 6/567``, ``edited``; "" for a
+        complete run that verifies."""
         scored, expected = self.coverage
-        return f"partial {scored}/{expected}" if scored < expected else ""
+        marks = [f"partial {scored}/{expected}"] if scored < expected else []
+        return ", ".join([*marks, *(["edited"] if self.problems else [])])
 
     def partial_note(self) -> str | None:
         """A note when the run scored fewer answers than it asked for, with the reason counts."""

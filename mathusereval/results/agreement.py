@@ -24,7 +24,8 @@ from urllib.parse import quote
 
 from ..errors import ConfigError
 from ..records import RunManifest
-from ..store.jsonl import json_text, write_atomic
+from ..store.guard import write_output
+from ..store.jsonl import json_text
 from .runs import RunParts, StoredAnswer, find_runs, iter_answers, read_manifest, run_directory_of, run_page_name
 
 
@@ -197,19 +198,20 @@ def compare(a: Side, b: Side, top: int = 20) -> dict[str, Any]:
 
 def to_markdown(report: dict[str, Any]) -> str:
     a, b, o = report["a"], report["b"], report["overall"]
+    ordinal = o["kappa_weights"] == "quadratic"  # two judges' 1-10 scores; else pass/fail verdicts
+    head = ["", "n", "same score" if ordinal else "same verdict", *(["within 1 point"] if ordinal else [])]
+    head += ["Cohen's kappa" + (" (quadratic weights)" if ordinal else ""), "Spearman"]
     lines = [
         f"# Agreement: {a['label']} vs {b['label']}",
         "",
         f"A: `{a['run']}` · B: `{b['run']}` · compared on {report['scale']}",
         "",
-        "| | n | exact | within 1 | Cohen's kappa | Spearman |",
-        "|---|---|---|---|---|---|",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
     ]
     for name, s in [("overall", o), *report["per_category"].items()]:
-        lines.append(
-            f"| {name} | {s['n']} | {_fmt(s['exact'])} | {_fmt(s['within_1'])} | {_fmt(s['kappa'])} "
-            f"| {_fmt(s['spearman'])} |"
-        )
+        cells = [name, str(s["n"]), _fmt(s["exact"]), *([_fmt(s["within_1"])] if ordinal else [])]
+        lines.append("| " + " | ".join([*cells, _fmt(s["kappa"]), _fmt(s["spearman"])]) + " |")
     columns = sorted({v for row in report["confusion"].values() for v in row}, key=float)
     lines += ["", "## Confusion (rows: A, columns: B)", "", "| A \\ B | " + " | ".join(columns) + " |"]
     lines.append("|---" * (len(columns) + 1) + "|")
@@ -219,14 +221,14 @@ def to_markdown(report: dict[str, Any]) -> str:
     for r in report["largest_disagreements"]:
         item = f"{r['sample_id']}" + (f"#{r['n_index']}" if r["n_index"] else "")
         lines.append(f"| [{item}]({r['link']}) | {r['category']} | {r['a']:g} | {r['b']:g} |")
-    skipped = {k: v for k, v in report["counts"].items() if k != "answers"}
-    lines += ["", f"Answers in A: {report['counts'].get('answers', 0)}; not compared: {skipped or 'none'}."]
+    skipped = ", ".join(f"{v} {k}" for k, v in sorted(report["counts"].items()) if k != "answers") or "none"
+    lines += ["", f"Answers in A: {report['counts'].get('answers', 0)}; not compared: {skipped}."]
     lines.append("Links point into the run pages of `mue-eval leaderboard RESULTS --out DIR` (relative to DIR).")
     return "\n".join(lines) + "\n"
 
 
 def write_report(report: dict[str, Any], out: Path) -> list[Path]:
     paths = [out / "agreement.json", out / "agreement.md"]
-    write_atomic(paths[0], json_text(report))
-    write_atomic(paths[1], to_markdown(report).encode())
+    write_output(paths[0], json_text(report))
+    write_output(paths[1], to_markdown(report).encode())
     return paths

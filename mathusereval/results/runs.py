@@ -164,12 +164,12 @@ def verify_run(directory: Path) -> Verdict:
     against the metrics recomputed from its own records."""
     try:
         summary = RunStore(directory).existing_summary()
-        metrics = load_run((directory,), summary.parity if summary else "none").metrics
+        run = load_run((directory,), summary.parity if summary else "none")
     except MueError as exc:
         verdict = Verdict(directory)
         verdict.problems.append(f"{directory}: cannot be read ({exc})")
         return verdict
-    return check_run(directory, metrics)
+    return check_run(directory, run.metrics, run.counts)
 
 
 def verify_paths(paths: list[Path]) -> list[Verdict]:

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from ..plugins import registry
 from ..plugins.contracts import is_judge
 from ..plugins.metrics import accuracy
-from ..plugins.task import Task
+from ..plugins.task import Aggregator, Task
 from ..records import Generation, Grade, MetricValue, RunCounts, Sample
 
 Grades = Mapping[tuple[str, int, str], Grade]
@@ -43,6 +43,15 @@ def _of(grades: Grades, name: str, ids: set[str], n: int) -> list[Grade]:
     return [g for (sid, k, grader), g in grades.items() if grader == name and sid in ids and k < n]
 
 
+def headline_aggregate(task: Task, primary: str) -> Aggregator:
+    """The aggregation of a run's primary grades: the task's own when the grader scores on the task's scale
+    (a judge in place of the task's judge), else the grader's own (Math-Critique on GSM8K: avg-score)."""
+    grader = registry.lookup("graders", primary)
+    same_scale = is_judge(grader) == is_judge(registry.lookup("graders", task.graders[0]))
+    aggregate: Aggregator = task.aggregate if same_scale else getattr(grader, "aggregate", accuracy)
+    return aggregate
+
+
 def compute_metrics(
     task: Task, grader_names: Sequence[str], samples: Sequence[Sample], grades: Grades, n: int, parity: str = "none"
 ) -> tuple[MetricValue, ...]:
@@ -52,9 +61,7 @@ def compute_metrics(
     grader's own (Math-Critique on GSM8K: avg-score and hard-split)."""
     ids = {s.id for s in samples}
     judges = _judges(grader_names)
-    primary = registry.lookup("graders", grader_names[0])
-    same_scale = is_judge(primary) == is_judge(registry.lookup("graders", task.graders[0]))
-    primary_aggregate = task.aggregate if same_scale else getattr(primary, "aggregate", accuracy)
+    primary_aggregate = headline_aggregate(task, grader_names[0])
     metrics = list(primary_aggregate(samples, judge_view(_of(grades, grader_names[0], ids, n), judges, parity)))
     for name in grader_names[1:]:
         aggregate = getattr(registry.lookup("graders", name), "aggregate", None)

@@ -40,7 +40,8 @@ from typing import Any, Literal
 from ..__about__ import __version__
 from ..errors import ConfigError
 from ..records import Message
-from ..store.jsonl import json_text, write_atomic
+from ..store.guard import check_output, write_output
+from ..store.jsonl import json_text
 from .runs import RunParts, StoredAnswer, find_runs, iter_answers, read_manifest, run_directory_of
 
 Format = Literal["rft", "dpo", "kto"]
@@ -328,6 +329,9 @@ def export(
     paths: Sequence[Path], fmt: Format, out: Path, sel: Selection = Selection()
 ) -> tuple[Path, Path, dict[str, Any]]:
     """Write the training set and its manifest; returns (data file, manifest file, manifest)."""
+    data_path, manifest_path = output_paths(out, fmt)
+    for path in (data_path, manifest_path):  # refused before any run is read
+        check_output(path)
     runs = [parts for p in paths for parts in find_runs(p)]
     if len({os.path.realpath(d) for parts in runs for d in parts}) != sum(map(len, runs)):
         raise ConfigError("a run was given twice: each run's answers would count double")
@@ -347,7 +351,6 @@ def export(
             problems.setdefault(key, []).append(verdict)
     for candidates in problems.values():
         job.problem(candidates)
-    data_path, manifest_path = output_paths(out, fmt)
     # lone surrogates (a hostile stored answer) become "?" rather than invalid UTF-8
     data = "".join(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n" for row in job.rows).encode(
         "utf-8", "replace"
@@ -363,6 +366,7 @@ def export(
             "answers": answers,
             "rows": len(job.rows),
             "answers_used": len(job.used),
+            "classes": _classes(fmt, job.rows),
             "problems": len(problems),
             "dropped": dict(sorted((k, v) for k, v in job.dropped.items() if v)),
         },
@@ -371,9 +375,18 @@ def export(
         "data_sha256": hashlib.sha256(data).hexdigest(),
         "mathusereval_version": __version__,
     }
-    write_atomic(data_path, data)
-    write_atomic(manifest_path, json_text(manifest))
+    write_output(data_path, data)
+    write_output(manifest_path, json_text(manifest))
     return data_path, manifest_path, manifest
+
+
+def _classes(fmt: Format, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """Rows per class: passing/failing answers (KTO's labels; RFT rows all pass, DPO rows pair both)."""
+    if fmt == "kto":
+        return {"pass": sum(bool(r["label"]) for r in rows), "fail": sum(not r["label"] for r in rows)}
+    if fmt == "dpo":
+        return {"pairs": len(rows)}
+    return {"pass": len(rows)}
 
 
 def _run_entry(directory: Path, manifest: Any) -> dict[str, Any]:

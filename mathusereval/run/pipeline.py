@@ -162,11 +162,14 @@ def _finish(
 ) -> RunResult:
     names = tuple(manifest.graders)
     metrics = compute_metrics(task, names, grading.samples, grading.grades, grading.n, options.parity)
-    counts = count_outcomes(names, grading.samples, grading.generations, grading.grades, grading.n, options.parity)
+    items = manifest.shard_items if manifest.shard else None  # a shard counts against the whole task, as readers do
+    counts = count_outcomes(
+        names, grading.samples, grading.generations, grading.grades, grading.n, options.parity, items
+    )
     counts = dataclasses.replace(counts, reused=reused)
     # the cost of every stored answer of the run (resumed parts included), at this invocation's prices
     cost = None if budget is None else budget.cost(Usage(counts.prompt_tokens, counts.completion_tokens))
-    manifest = dataclasses.replace(manifest, finished_at=now())
+    manifest = dataclasses.replace(manifest, finished_at=now(), records=grading.store.checkpoint(manifest.records))
     grading.store.write_manifest(manifest)
     result = RunResult(manifest, grading.store.dir, metrics, counts, dict(grading.usage), cost, stopped=stopped)
     grading.store.write_summary(result.summary(options.parity))

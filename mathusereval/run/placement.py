@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from ..store import MANIFEST, RunStore, run_directory
 def _candidates(spec: ModelSpec) -> Iterator[str]:
     yield spec.slug
     if spec.backend in LOCAL_BACKENDS:
-        parents = [p for p in Path(spec.model).resolve().parent.parts if p not in ("/", "")]
+        parents = [p for p in Path(os.path.abspath(spec.model)).parent.parts if p not in ("/", "")]
         for depth in range(1, 4):
             if len(parents) >= depth:
                 yield safe_name("-".join([*parents[-depth:], spec.slug]), "model")

@@ -34,15 +34,23 @@ def _rank(task: str, sample: Sample) -> str:
 
 
 def spread_order(task: str, samples: Sequence[Sample]) -> list[Sample]:
-    """All items in the order ``--limit`` takes them: first one item of each group (largest groups first),
-    then the rest so that every prefix is as close to proportional as the counts allow (the k-th item of
-    a group of size m stands at (k + 0.5) / m)."""
+    """All items in the order ``--limit`` takes them: first one item of each top-level group (a category),
+    then one of each finer group (its subcategories), largest first; then the rest so that every prefix is
+    as close to proportional as the counts allow (the k-th item of a group of size m stands at (k + 0.5) / m)."""
     groups: dict[tuple[str, ...], list[Sample]] = {}
     for sample in samples:
         groups.setdefault(stratum(sample), []).append(sample)
     for members in groups.values():
         members.sort(key=lambda s: _rank(task, s))
-    firsts = sorted(groups, key=lambda g: (-len(groups[g]), g))
+    tops: dict[str, int] = {}
+    for group, members in groups.items():
+        tops[group[0] if group else ""] = tops.get(group[0] if group else "", 0) + len(members)
+    by_size = sorted(groups, key=lambda g: (-len(groups[g]), g))
+    leaders: dict[str, tuple[str, ...]] = {}
+    for group in by_size:  # each top-level group's largest finer group leads
+        leaders.setdefault(group[0] if group else "", group)
+    firsts = sorted(leaders.values(), key=lambda g: (-tops[g[0] if g else ""], g))
+    firsts += [g for g in by_size if g not in firsts]
     head = [groups[g][0] for g in firsts]
     rest = [(((k + 0.5) / len(m)), g, k) for g, m in groups.items() for k in range(1, len(m))]
     return head + [groups[g][k] for _, g, k in sorted(rest)]

@@ -179,6 +179,25 @@ def _last_line(path: Path) -> bytes:
     return b""
 
 
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as fh:
+        return sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 20), b""))
+
+
+SEAL = "seal"
+
+
+def seal_of(data: dict[str, Any]) -> str:
+    """The seal of a JSON file the writer owns (``manifest.json``, ``summary.json``): sha256 of its canonical
+    JSON without the seal. An edit by hand breaks it; recomputing it is a forgery this does not stop."""
+    body = json.dumps({k: v for k, v in data.items() if k != SEAL}, ensure_ascii=True, sort_keys=True, default=str)
+    return hashlib.sha256(f"mue-seal\0{body}".encode()).hexdigest()[:32]
+
+
+def sealed(data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, SEAL: seal_of(strict(data))}
+
+
 def _chain_tail(path: Path) -> str:
     try:
         last = json.loads(_last_line(path) or b"{}")
@@ -196,9 +215,11 @@ class JsonlAppender:
         self.path = path
         no_link(path)
         self._previous = ""
+        self.lines = 0
         if path.exists():
             _repair_torn_tail(path)
             self._previous = _chain_tail(path)
+            self.lines = _count_lines(path)
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0), 0o644)
         self._size = os.fstat(self._fd).st_size
 
@@ -218,8 +239,13 @@ class JsonlAppender:
         except OSError as exc:  # ENOSPC, EFBIG, EIO: say which file
             raise OSError(exc.errno, exc.strerror, str(self.path)) from None
         self._previous = digest
+        self.lines += 1
         offset, self._size = self._size, self._size + len(data)
         return offset
+
+    @property
+    def last_digest(self) -> str:
+        return self._previous
 
     def close(self) -> None:
         if self._fd >= 0:

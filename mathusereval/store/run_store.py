@@ -23,10 +23,21 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from ..errors import ConfigError, DataError
 from ..records import Generation, Grade, JudgeCall, RunManifest, RunSummary, Sample, safe_name
-from .jsonl import JsonlAppender, no_link, open_read, parsed_lines, read_json, read_records, write_json_atomic
+from .jsonl import (
+    DIGEST,
+    JsonlAppender,
+    no_link,
+    open_read,
+    parsed_lines,
+    read_json,
+    read_records,
+    sealed,
+    write_json_atomic,
+)
 
 MANIFEST = "manifest.json"
 SUMMARY = "summary.json"
@@ -58,7 +69,7 @@ class RunStore:
         try:
             previous = self.check_compatible(manifest)
             if previous is not None:
-                manifest = dataclasses.replace(manifest, started_at=previous.started_at)
+                manifest = dataclasses.replace(manifest, started_at=previous.started_at, records=previous.records)
             self.write_manifest(manifest)
             self.open()
         except BaseException:
@@ -148,10 +159,23 @@ class RunStore:
 
     def write_manifest(self, manifest: RunManifest) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self.manifest_path, checked("manifest", manifest.to_json()))
+        write_json_atomic(self.manifest_path, sealed(checked("manifest", manifest.to_json())))
 
     def write_summary(self, summary: RunSummary) -> None:
-        write_json_atomic(self.dir / SUMMARY, checked("summary", summary.to_json()))
+        write_json_atomic(self.dir / SUMMARY, sealed(checked("summary", summary.to_json())))
+
+    def checkpoint(self, previous: dict[str, Any]) -> dict[str, Any]:
+        """Each open record file's line count and last digest, for the manifest. A file that no longer holds
+        the previous checkpoint's line (lines deleted while no writer ran) keeps the old checkpoint, so the
+        deletion stays visible to ``verify`` instead of being written over."""
+        points: dict[str, Any] = {}
+        for name, appender in self._appenders.items():
+            old = previous.get(name)
+            if isinstance(old, dict) and not _holds(self.dir / name, old):
+                points[name] = old
+            else:
+                points[name] = {"lines": appender.lines, "last": appender.last_digest}
+        return points
 
     def existing_summary(self) -> RunSummary | None:
         path = self.dir / SUMMARY
@@ -207,6 +231,28 @@ class RunStore:
     def judge_calls(self) -> dict[str, JudgeCall]:
         """Latest judge reply per cache key."""
         return {c.key: c for c in read_records(self.dir / JUDGMENTS, JudgeCall.from_json)}
+
+
+def line_digest(path: Path, number: int) -> str | None:
+    """The digest of a file's `number`-th line (1-based); None when it has fewer lines or none there."""
+    if number <= 0:
+        return ""
+    try:
+        with open_read(path) as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                if lineno == number:
+                    record = json.loads(raw)
+                    value = record.get(DIGEST) if isinstance(record, dict) else None
+                    return value if isinstance(value, str) else None
+    except (DataError, ValueError, RecursionError):
+        return None
+    return None
+
+
+def _holds(path: Path, point: dict[str, Any]) -> bool:
+    """Whether `path` still holds the line a checkpoint names."""
+    lines, last = point.get("lines"), point.get("last")
+    return isinstance(lines, int) and line_digest(path, lines) == last
 
 
 CHECK_SCHEMAS_ENV = "MUE_CHECK_SCHEMAS"
