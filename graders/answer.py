@@ -192,6 +192,8 @@ class AnswerGrader:
     re-grade) on all cores.
     """
 
+    score_range = (0.0, 1.0)
+
     def __call__(self, sample: Sample, generation: Generation) -> Grade:
         return _to_grade(sample, generation, grade_answer(sample.reference, generation.text))
 

@@ -270,6 +270,7 @@ class LLMJudge:
     threshold: float = 7.0
     cascade_scores: tuple[float, float] = (8.0, 2.0)
     role: str = "judge"
+    score_range: tuple[float, float] = (LOW, HIGH)
 
     @property
     def template(self) -> str:

@@ -64,6 +64,7 @@ class LLMVerifier:
 
     name: str = "verifier"
     role: str = "verifier"
+    score_range: tuple[float, float] = (0.0, 1.0)
     style: str = "verifier"
     threshold: float = 0.5
 

@@ -25,7 +25,7 @@ from mathusereval.results.analysis import Analysis
 from mathusereval.results.runs import run_page_name
 from mathusereval.store.guard import write_output
 
-from .layout import file_stem, format_cell, headline_label, label, markdown_text, order, scaled, task_of
+from .layout import file_stem, format_cell, headline_label, label, markdown_text, order, plain_text, scaled, task_of
 from .plots import Plot
 from .reference import breakdown_rows
 from .sweeps import sweep_plot, sweep_table
@@ -101,7 +101,7 @@ def breakdown(runs: Sequence[RunResult], task: str = "", reference: bool = False
 
 
 def markdown(table: Table, title: str, judge_scale: float, legend: Sequence[str] = ()) -> str:
-    lines = [f"## {title}", ""]
+    lines = [f"## {markdown_text(title)}", ""]
     if judge_scale != 1.0:
         lines += [f"Judge scores are shown ×{judge_scale:g} (1–10 becomes {judge_scale:g}–{10 * judge_scale:g}).", ""]
     lines += [
@@ -133,7 +133,7 @@ def to_csv(table: Table, judge_scale: float) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     suffixes = ("", " stderr", " n", " coverage")
-    writer.writerow(["model", *(f"{c}{suffix}" for c in table.columns for suffix in suffixes)])
+    writer.writerow(["model", *(f"{plain_text(c)}{suffix}" for c in table.columns for suffix in suffixes)])
     for model, cells in table.rows:
         row: list[str] = [model]
         for column, metric in zip(table.columns, (scaled(m, judge_scale) for m in cells), strict=True):

@@ -20,7 +20,7 @@ from mathusereval.records import MetricValue, RunResult
 from mathusereval.results.analysis import Analysis
 from mathusereval.results.runs import run_page_name
 
-from .layout import Paired, format_cell, label, order, rounded, ties
+from .layout import Paired, format_cell, label, order, plain_text, rounded, ties
 from .plots import Plot
 from .reference import is_published
 from .tables import Table, best_per_column, row_label
@@ -96,7 +96,7 @@ def table_html(
         for k in range(len(table.columns))
     ]
     best = best_per_column(table)
-    head = "".join(f"<th>{escape(h)}</th>" for h in ["model", *headers])
+    head = "".join(f"<th>{escape(plain_text(h))}</th>" for h in ["model", *headers])
     lines = [f'<table class="sortable" id="{table_id}">', f"<thead><tr>{head}</tr></thead>", "<tbody>"]
     for model, cells in table.rows:
         published = is_published(model)
@@ -153,7 +153,7 @@ def model_details(model: str, runs: Sequence[RunResult], judge_scale: float) -> 
             for m in metrics
         )
         parts += [
-            f"<h3>{escape(run.manifest.task)}</h3>",
+            f"<h3>{escape(plain_text(run.manifest.task))}</h3>",
             f'<p><a href="runs/{run_page_name(run.manifest, run.directory)}.html">sample-level records</a> '
             "(prompt, response, extracted answer, grade, judge critique)</p>",
             f"<table><thead><tr><th>metric</th><th>value</th><th>n</th></tr></thead><tbody>{rows}</tbody></table>",
@@ -193,7 +193,7 @@ def index_page(
         body.append("<ul class='note'>" + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul>")
     for k, (name, table) in enumerate(breakdowns.items()):
         body += [
-            f"<h2>{escape(name)}</h2>",
+            f"<h2>{escape(plain_text(name))}</h2>",
             table_html(
                 table, judge_scale, [table.headers.get(c) or label(c) for c in table.columns], f"task-{k}", analysis
             ),
@@ -203,7 +203,11 @@ def index_page(
         rows = "".join(
             f"<li>{escape(line)}</li>" for line in text.splitlines() if line.startswith("|") and "---" not in line
         )
-        body += [f"<h2>{escape(task)}: checkpoint sweep</h2>", figure(plot), f"<ul class='note'>{rows}</ul>"]
+        body += [
+            f"<h2>{escape(plain_text(task))}: checkpoint sweep</h2>",
+            figure(plot),
+            f"<ul class='note'>{rows}</ul>",
+        ]
     body.append("<h2>Models</h2>")
     by_model: dict[str, list[RunResult]] = {}
     for run in runs:

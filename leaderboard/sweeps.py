@@ -20,7 +20,7 @@ def _mark(delta: float | None, significant: bool) -> str:
 
 
 def sweep_table(sweeps: Sequence[Sweep], task: str, judge_scale: float = 1.0) -> str:
-    lines = [f"## {task}: checkpoint sweep", ""]
+    lines = [f"## {markdown_text(task)}: checkpoint sweep", ""]
     for sweep in sweeps:
         lines += [
             f"{markdown_text(sweep.family)} (x: {markdown_text(sweep.x_label)})",

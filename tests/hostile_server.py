@@ -59,6 +59,7 @@ class HostileServer(LoopbackServer):
         self.kinds, self.auth, self.status, self.models_status = kinds, auth, status, models_status
         self.assigned: dict[str, str] = {}
         self.posts = 0
+        self.gets = 0
         self.seen_auth: list[str | None] = []
         self.healed = False
         self._lock = threading.Lock()
@@ -66,6 +67,7 @@ class HostileServer(LoopbackServer):
 
         class Handler(JsonHandler):
             def do_GET(self) -> None:
+                server.gets += 1
                 self.send_json(server.models_status, b'{"data": [{"id": "hostile"}], "error": "models says no"}')
 
             def do_POST(self) -> None:

@@ -486,7 +486,7 @@ def test_one_writer_per_run_directory(tmp_path: Path) -> None:
         wait_for_lines(gens, 2, first)
         before = _files(lock.parent)
         second = run_cli("--base-url", second_server.url, "--model", "slow", "--tasks", "demo", "--quiet", cwd=tmp_path)
-        assert second.returncode == 2 and second_server.posts == 0
+        assert second.returncode == 2 and second_server.posts == 0 and second_server.gets == 0  # nothing at all
         line = second.stderr.strip()
         assert len(line.splitlines()) == 1 and f"pid {first.pid} on host" in line and "being written" in line
         after = _files(lock.parent)

@@ -65,13 +65,21 @@ def test_shards_cover_the_task_once_and_read_back_as_the_whole_run(tmp_path: Pat
     have = len(ids[0]) + len(ids[1])
     assert f"partial run, {have} of 25 answers scored" in board.stderr
     assert f"[partial {have}/25]" in _row(tmp_path / "partial.md", "m")
-    # a shard run with other settings is refused, like an incompatible resume
+    # a shard started with other settings than its siblings is refused at once, naming the sibling
     with ScriptedServer(_script) as server:
         other = run_cli("--base-url", server.url, "--model", "m", "--tasks", "demo", "--quiet", "--out", "sharded",
                         "--shard", "2/3", "--max-tokens", "99", cwd=tmp_path)  # fmt: skip
-    assert other.returncode == 0, other.stderr
-    board = run_cli("leaderboard", "sharded", cwd=tmp_path)
-    assert "its shards were run with different settings" in board.stderr
+        assert other.returncode == 2 and "its sibling shard" in other.stderr and "params" in other.stderr
+        assert not (tmp_path / "sharded/m/demo/shard-2-of-3").exists()
+        # one made elsewhere and moved in: the leaderboard shows the others as partial and names it
+        odd = run_cli("--base-url", server.url, "--model", "m", "--tasks", "demo", "--quiet", "--out", "odd",
+                      "--shard", "2/3", "--max-tokens", "99", cwd=tmp_path)  # fmt: skip
+        assert odd.returncode == 0, odd.stderr
+    (tmp_path / "odd/m/demo/shard-2-of-3").rename(tmp_path / "sharded/m/demo/shard-2-of-3")
+    board = run_cli("leaderboard", "sharded", "--markdown", "odd.md", cwd=tmp_path)
+    assert board.returncode == 0, board.stderr
+    assert "shard-2-of-3: this shard was run with other settings than its siblings" in board.stderr
+    assert f"[partial {have}/25]" in _row(tmp_path / "odd.md", "m")
 
 
 def test_a_killed_shard_resumes_without_duplicates(tmp_path: Path) -> None:

@@ -31,7 +31,16 @@ from ..records import Generation, GenerationParams, Request, Usage
 from .base import ModelSpec, completion_prompt
 from .endpoints import AuthFailure, Endpoint, EndpointPool, FatalError, RetryableError, backoff_s, check_status
 from .options import ServedOptions
-from .replies import UrlCredentials, parse_json, parse_reply, read_body, served_model_ids, with_path
+from .replies import (
+    REDACTED,
+    UrlCredentials,
+    parse_json,
+    parse_reply,
+    read_body,
+    secrets_of,
+    served_model_ids,
+    with_path,
+)
 
 DEFAULT_CONCURRENCY = 64
 """Per endpoint. vLLM and SGLang batch far more than this; hosted APIs usually rate-limit below it, and
@@ -77,6 +86,7 @@ class OpenAIBackend:
         self.url_auth = not has_auth_header and not api_key
         self.max_reply_bytes = o.max_reply_bytes
         self.key_source = "--api-key" if key is not None else f"${self.api_key_env}"
+        self._secrets = secrets_of(self.credentials, api_key, [v.value for v in extra.values()])
         self.pool = EndpointPool([c.request_url for c in self.credentials], self.concurrency)
         self._by_url = {e.url: c for e, c in zip(self.pool.endpoints, self.credentials, strict=True)}
         self._fatal: str | None = None
@@ -118,8 +128,12 @@ class OpenAIBackend:
         basic = self._by_url[endpoint.url].basic_auth
         return {"Authorization": basic} if basic and self.url_auth else None
 
-    def _scrub(self, endpoint: Endpoint, text: str) -> str:
-        return self._by_url[endpoint.url].scrub(text)
+    def _scrub(self, text: str) -> str:
+        """`text` (an error, a server's reply quoted in one) with every credential of this backend replaced:
+        servers echo keys and URLs back in error bodies."""
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        return text
 
     async def check_reachable(self) -> None:
         """Fail fast, before anything is written, when no endpoint answers or one refuses our credentials;
@@ -139,9 +153,9 @@ class OpenAIBackend:
                     check_status(status, response.headers, body)
                     self.served_models.update(served_model_ids(body))
             except AuthFailure as exc:
-                raise BackendUnavailable(f"{shown}: {self._scrub(endpoint, str(exc))}") from None
+                raise BackendUnavailable(f"{shown}: {self._scrub(str(exc))}") from None
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                down.append(f"{shown}: {exc.__class__.__name__}: {self._scrub(endpoint, str(exc))}")
+                down.append(f"{shown}: {exc.__class__.__name__}: {self._scrub(str(exc))}")
                 self.pool.failed(endpoint)
             except (RetryableError, FatalError):
                 # it answers; some servers have no /models, or a broken one. A 404 on a base URL without a
@@ -184,7 +198,7 @@ class OpenAIBackend:
                 raw = await read_body(response, cap)
                 status, headers = response.status, response.headers
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:  # refused, reset, timed out, cut short
-            message = self._scrub(endpoint, f"{exc.__class__.__name__}: {exc}")
+            message = f"{exc.__class__.__name__}: {exc}"
             raise RetryableError(message, transport=True) from exc
         check_status(status, headers, raw)
         return parse_reply(parse_json(raw), self.endpoint)
@@ -217,7 +231,7 @@ class OpenAIBackend:
                     self.pool.succeeded(endpoint)
             except AuthFailure as exc:  # every other request would be refused too: stop the run
                 shown = self._by_url[last.url].shown if last is not None else "endpoint"
-                self._fatal = f"{shown}: {exc}"
+                self._fatal = self._scrub(f"{shown}: {exc}")
                 self._draining = True
                 return None
             except FatalError as exc:
@@ -237,18 +251,21 @@ class OpenAIBackend:
                 break
             # raw text: mathusereval.run.postprocess applies --think, stop sequences and finish reasons
             return self._generation(request, start, text=text, reasoning=reasoning, finish_reason=finish, usage=usage)
-        return self._generation(request, start, error=error)
+        return self._generation(request, start, error=self._scrub(error))
 
     async def generate(self, requests: Sequence[Request], params: GenerationParams) -> AsyncIterator[Generation]:
         """Workers share one iterator over `requests`, each taking the next as it finishes one."""
         self._draining = False
         self._fatal = None
         done: asyncio.Queue[Generation | None] = asyncio.Queue()
-        todo = iter(requests)
+        # a budgeted stream (`mathusereval.run.budget.Admitted`) admits each request as a slot frees, so the
+        # replies in flight can settle what they really cost first
+        admit = getattr(requests, "admit", None)
+        todo = requests.ungated() if admit is not None else iter(requests)  # type: ignore[attr-defined]
 
         async def worker() -> None:
             for request in todo:
-                if self._draining:
+                if self._draining or (admit is not None and not await admit(request)):
                     return
                 generation = await self._generate_one(request, params)
                 if generation is not None:

@@ -18,7 +18,7 @@ import re
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 
@@ -163,12 +163,6 @@ class UrlCredentials:
         shown = urlunsplit((parts.scheme, shown_netloc, parts.path, urlencode(shown_query), ""))
         return cls(request, shown, basic, tuple(sorted(set(secrets), key=len, reverse=True)))
 
-    def scrub(self, text: str) -> str:
-        """`text` with every secret of this URL replaced, for errors that echo the URL."""
-        for secret in self.secrets:
-            text = text.replace(secret, REDACTED)
-        return text
-
 
 def with_path(base: str, path: str) -> str:
     """`base` with `path` appended to its path, its query string kept after it: ``http://h/v1?api-key=X`` and
@@ -192,3 +186,23 @@ def served_model_ids(body: bytes) -> list[str]:
         return []
     ids = [e.get("id") for e in entries[:MAX_MODEL_IDS] if isinstance(e, dict)]
     return [clean_text(i)[:200] for i in ids if isinstance(i, str)]
+
+
+MIN_SECRET_CHARS = 4
+"""Shorter header values (``X-Debug: 1``) are not secrets worth redacting: replacing them would mangle text."""
+
+
+def secrets_of(credentials: list[UrlCredentials], api_key: str | None, header_values: list[str]) -> tuple[str, ...]:
+    """Every credential a backend sends, in the forms a server may echo (as given, URL-encoded, the Basic
+    auth value), longest first so a longer secret is replaced before a part of it."""
+    found: set[str] = set()
+    for credential in credentials:
+        found.update(credential.secrets)
+        if credential.basic_auth:
+            found.add(credential.basic_auth.removeprefix("Basic "))
+    for value in [api_key or "", *header_values]:
+        found.add(value)
+        if value.startswith("Bearer "):
+            found.add(value.removeprefix("Bearer "))
+    found |= {quote(s, safe="") for s in found}
+    return tuple(sorted((s for s in found if len(s) >= MIN_SECRET_CHARS), key=len, reverse=True))

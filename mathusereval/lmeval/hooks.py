@@ -29,7 +29,7 @@ from ..backends.base import completion_prompt
 from ..data.files import resolve_data_dir
 from ..errors import ConfigError
 from ..plugins import registry
-from ..plugins.task import Task
+from ..plugins.task import Task, load_task
 from ..records import Generation, GenerationParams, Grade, RunManifest, Sample
 from ..run.grading import safe_grade
 from ..run.judge_options import JudgeOptions, judge_settings
@@ -47,7 +47,7 @@ def load(task: str, data_dir: str | None = None, **_: Any) -> dict[str, Any]:
     ``--metadata '{"data_dir": ...}'`` or ``$MUE_DATA_DIR``, else the pinned official download."""
     import datasets
 
-    loaded = registry.lookup("tasks", task).load(resolve_data_dir(data_dir))
+    loaded = load_task(registry.lookup("tasks", task), resolve_data_dir(data_dir))
     return {"test": datasets.Dataset.from_list([to_doc(sample) for sample in loaded.samples])}
 
 

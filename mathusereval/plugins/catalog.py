@@ -26,11 +26,12 @@ class TaskEntry:
 def catalog(data_dir: Path | None) -> Iterator[TaskEntry]:
     """Each installed task in name order, its data loaded to count the items."""
     from . import registry
+    from .task import load_task
 
     for name in registry.names("tasks"):
         task = registry.lookup("tasks", name)
         try:
-            samples = task.load(data_dir).samples
+            samples = load_task(task, data_dir).samples
             items: int | None = len(samples)
             problem, per_item = "", any("temperature" in s.metadata for s in samples)
         except MueError as exc:

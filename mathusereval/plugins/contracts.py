@@ -24,6 +24,8 @@ plugin, where it came from (module or entry point) and what is missing, instead 
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -116,6 +118,40 @@ class Renderer(Protocol):
         ...
 
     def write_comparison(self, report: dict[str, Any], out: Path) -> list[Path]: ...
+
+
+def _bad_score(value: object, grader: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"a score of type {type(value).__name__}"
+    if not math.isfinite(value):
+        return f"the score {value}"
+    low, high = getattr(grader, "score_range", (-math.inf, math.inf))
+    if not low <= value <= high:
+        return f"the score {value:g}, outside its range {low:g}-{high:g}"
+    return None
+
+
+def checked_grade(name: str, grader: Any, grade: Any, sample_id: str, n_index: int) -> Grade:
+    """A plugin's grade as the framework stores it: filed under the registered `name` and the item asked
+    about; a grade that is not a `Grade`, whose score is not a finite number within the grader's declared
+    ``score_range``, or whose ``correct`` is not a bool, becomes a grader error with its reason (counted in
+    coverage, never a silent NaN, inf or 100 %)."""
+    if not isinstance(grade, Grade):
+        problem: str | None = f"a {type(grade).__name__} instead of a Grade"
+    else:
+        problem = _bad_score(grade.score, grader)
+        if problem is None and grade.correct is not None and not isinstance(grade.correct, bool):
+            problem = f"correct={grade.correct!r}, not a bool"
+        if problem is None and not isinstance(grade.details, dict):
+            problem = "details that are not a dict"
+    if problem is not None or not isinstance(grade, Grade):
+        error = f"grader {name!r} returned {problem}"
+        return Grade(sample_id, n_index, name, None, details={"invalid_grade": True}, error=error)
+    score = None if grade.score is None else float(grade.score)
+    checked: Grade = dataclasses.replace(grade, grader=name, sample_id=sample_id, n_index=n_index, score=score)
+    return checked
 
 
 def is_judge(grader: Any) -> bool:

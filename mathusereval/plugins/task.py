@@ -138,3 +138,27 @@ def pinned_rows(data_dir: Path | None, relative: str, task: str, fields: Sequenc
             "from this file, so another version would change the prompt"
         )
     return [row for _, row in read_jsonl(path, required=fields)]
+
+
+def load_task(task: Task, data_dir: Path | None) -> LoadedData:
+    """``task.load(data_dir)``, checked: a plugin's loader that returns something else than `LoadedData` with
+    a list of `Sample`s is a one-line error naming the task, never a traceback later."""
+    from ..errors import ConfigError
+
+    loaded = task.load(data_dir)
+    if not isinstance(loaded, LoadedData):
+        raise ConfigError(
+            f"task {task.name!r}: its loader returned {type(loaded).__name__}, not mathusereval.LoadedData"
+        )
+    if not isinstance(loaded.samples, (list, tuple)):
+        raise ConfigError(
+            f"task {task.name!r}: LoadedData.samples is a {type(loaded.samples).__name__}; give a list of Samples"
+        )
+    for k, sample in enumerate(loaded.samples):
+        if not isinstance(sample, Sample) or not isinstance(sample.id, str) or not isinstance(sample.messages, tuple):
+            raise ConfigError(
+                f"task {task.name!r}: sample {k} is not a mathusereval.Sample with a text id and messages"
+            )
+    return (
+        loaded if isinstance(loaded.samples, list) else LoadedData(list(loaded.samples), loaded.sha256, loaded.source)
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -28,6 +29,21 @@ from .scoring import compute_metrics, count_outcomes
 
 RunParts = tuple[Path, ...]
 """The record directories of one run: one directory, or its shards."""
+
+
+def _run_folders(root: Path, said: list[str]) -> list[Path]:
+    """Every folder below `root` holding a manifest, never through a symbolic link (a linked run is said)."""
+    found = []
+    for folder, subfolders, files in os.walk(root, followlinks=False):
+        here = Path(folder)
+        if MANIFEST in files:
+            found.append(here)
+        for name in list(subfolders):
+            if (here / name).is_symlink():
+                subfolders.remove(name)
+                if (here / name / MANIFEST).exists() or any((here / name).glob(f"*/{MANIFEST}")):
+                    said.append(f"{here / name} is a symbolic link; runs are read only from real folders")
+    return sorted(found)
 
 
 def _linked(path: Path, root: Path) -> bool:
@@ -49,8 +65,8 @@ def find_runs(path: Path, problems: list[str] | None = None) -> list[RunParts]:
         raise ConfigError(f"{path} does not exist")
     said: list[str] = [] if problems is None else problems
     singles: list[Path] = []
-    shards: dict[tuple[Path, str], list[Path]] = {}
-    candidates = [path] if (path / MANIFEST).is_file() else sorted(p.parent for p in path.glob(f"**/{MANIFEST}"))
+    shards: dict[tuple[Path, str], list[tuple[Path, str]]] = {}
+    candidates = [path] if (path / MANIFEST).is_file() else _run_folders(path, said)
     for directory in candidates:
         if _linked(directory, path) or (path.is_symlink() and directory == path):
             said.append(f"{directory} is a symbolic link (or inside one); runs are read only from real folders")
@@ -61,16 +77,32 @@ def find_runs(path: Path, problems: list[str] | None = None) -> list[RunParts]:
             said.append(str(exc))
             continue
         if manifest is not None and manifest.shard:
-            shards.setdefault((directory.parent, manifest.shard.split("/")[1]), []).append(directory)
+            key = (directory.parent, manifest.shard.split("/")[1])
+            shards.setdefault(key, []).append((directory, manifest.fingerprint))
         else:
             singles.append(directory)
-    runs = [(d,) for d in singles] + [tuple(ds) for _, ds in sorted(shards.items())]
+    runs: list[RunParts] = [(d,) for d in singles]
+    for _, members in sorted(shards.items()):
+        runs.append(_compatible_shards(members, said))
     if problems is None:
         for problem in said:
             print(f"mue-eval: warning: skipped a run: {problem}", file=sys.stderr)
-    if not runs and not said:
-        raise ConfigError(f"no runs under {path} (no {MANIFEST} found)")
+    if not runs and (problems is None or not said):  # a caller collecting problems reports them itself
+        raise ConfigError(f"no runs under {path} ({'none readable' if said else f'no {MANIFEST} found'})")
     return runs
+
+
+def _compatible_shards(members: list[tuple[Path, str]], said: list[str]) -> RunParts:
+    """The shards of one run that share the most common settings (shown together, as partial if one is
+    missing); each shard run with other settings is left out and named."""
+    counts: dict[str, int] = {}
+    for _, fingerprint in members:
+        counts[fingerprint] = counts.get(fingerprint, 0) + 1
+    common = max(counts, key=lambda f: (counts[f], -min(i for i, (_, g) in enumerate(members) if g == f)))
+    for directory, fingerprint in members:
+        if fingerprint != common:
+            said.append(f"{directory}: this shard was run with other settings than its siblings; left out of the run")
+    return tuple(d for d, f in members if f == common)
 
 
 def read_manifest(parts: RunParts) -> RunManifest:

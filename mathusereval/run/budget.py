@@ -1,16 +1,22 @@
 """Token and USD accounting with an optional cap, shared by generation (``--max-cost``,
 ``--max-tokens-total``) and judging (``--judge-budget``, ``--judge-token-budget``).
 
-A budget spans one invocation (all its tasks). Reaching the cap stops sending new requests; what was not
-sent is left for the next run, which resumes exactly there.
+A budget spans one invocation (all its tasks). A request is sent only while what was spent plus what the
+requests in flight may still cost stays under the cap: each request reserves its worst case (its prompt's
+UTF-8 bytes, an upper bound on its tokens for byte-level tokenizers, plus ``max_tokens``) until its reply
+says what it really cost. So the spend never passes the cap by more than one request's worth, and the
+figure printed and stored is what the replies reported. What was not sent is left for the next run.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import overload
 
 from ..errors import ConfigError
-from ..records import Usage
+from ..records import Generation, GenerationParams, Request, Usage
 
 
 def parse_prices(text: str | None, flag: str) -> tuple[float, float] | None:
@@ -36,6 +42,10 @@ class Budget:
     max_tokens: int | None = None
     tokens: int = 0
     usd: float = 0.0
+    reserved_tokens: int = 0
+    reserved_usd: float = 0.0
+    refused: int = 0
+    """Requests not sent because their worst case would have passed the cap."""
 
     def __post_init__(self) -> None:
         if self.max_usd is not None and self.prices is None:
@@ -46,8 +56,26 @@ class Budget:
             return None
         return (usage.prompt_tokens * self.prices[0] + usage.completion_tokens * self.prices[1]) / 1e6
 
-    def charge(self, usage: Usage) -> float | None:
-        """Count one reply; returns its cost in USD when prices are known."""
+    @property
+    def capped(self) -> bool:
+        return self.max_tokens is not None or self.max_usd is not None
+
+    def fits(self) -> bool:
+        """Whether the spend and the reservations are still under the cap (one more request may go)."""
+        return not (
+            (self.max_tokens is not None and self.tokens + self.reserved_tokens >= self.max_tokens)
+            or (self.max_usd is not None and self.usd + self.reserved_usd >= self.max_usd)
+        )
+
+    def reserve(self, worst: Usage) -> None:
+        self.reserved_tokens += worst.total_tokens
+        self.reserved_usd += self.cost(worst) or 0.0
+
+    def charge(self, usage: Usage, reserved: Usage | None = None) -> float | None:
+        """Count one reply (releasing what its request reserved); returns its cost in USD when prices are known."""
+        if reserved is not None:
+            self.reserved_tokens = max(0, self.reserved_tokens - reserved.total_tokens)
+            self.reserved_usd = max(0.0, self.reserved_usd - (self.cost(reserved) or 0.0))
         self.tokens += usage.total_tokens
         cost = self.cost(usage)
         if cost is not None:
@@ -56,11 +84,88 @@ class Budget:
 
     @property
     def exhausted(self) -> bool:
-        return (self.max_tokens is not None and self.tokens >= self.max_tokens) or (
-            self.max_usd is not None and self.usd >= self.max_usd
+        """Spent up to the cap, or refusing requests because their worst case would pass it."""
+        return bool(self.refused) or (
+            (self.max_tokens is not None and self.tokens >= self.max_tokens)
+            or (self.max_usd is not None and self.usd >= self.max_usd)
         )
 
     def message(self) -> str:
-        if self.max_usd is not None and self.usd >= self.max_usd:
-            return f"{self.what} budget exhausted: spent ${self.usd:.4f} of ${self.max_usd:g}"
+        """What was really spent (the replies' usage) against the cap."""
+        if self.max_usd is not None:
+            return f"{self.what} budget exhausted: spent ${self.usd:.4f} of ${self.max_usd:g} ({self.tokens} tokens)"
         return f"{self.what} budget exhausted: spent {self.tokens} of {self.max_tokens} tokens"
+
+
+def worst_case(request: Request, params: GenerationParams) -> Usage:
+    """What a request may cost at most: its prompt's UTF-8 bytes (each token of a byte-level tokenizer is at
+    least one byte) plus a few tokens of chat template per turn, and ``max_tokens``."""
+    prompt = sum(len(m.get("content", "").encode()) + 8 for m in request.sample.messages)
+    return Usage(prompt, params.max_tokens)
+
+
+class Admitted(Sequence[Request]):
+    """`requests` as a backend consumes them, under the budget.
+
+    Iterating hands out each request only if the budget still fits (its worst case is then reserved); the
+    first that does not ends the iteration. A backend with many requests in flight (the OpenAI-compatible
+    one) instead awaits `admit` per request, which waits for replies in flight to settle their reservations
+    before it refuses, and iterates `ungated`."""
+
+    def __init__(self, requests: Sequence[Request], params: GenerationParams, budget: Budget | None) -> None:
+        self.requests, self.params, self.budget = requests, params, budget
+        self.reserved: dict[tuple[str, int], Usage] = {}
+        self._settled: asyncio.Event | None = None
+
+    def __len__(self) -> int:
+        return len(self.requests)
+
+    @overload
+    def __getitem__(self, index: int) -> Request: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Request]: ...
+    def __getitem__(self, index: int | slice) -> Request | Sequence[Request]:
+        return self.requests[index]
+
+    def _take(self, request: Request) -> None:
+        assert self.budget is not None
+        worst = worst_case(request, self.params)
+        self.budget.reserve(worst)
+        self.reserved[(request.sample.id, request.n_index)] = worst
+
+    def __iter__(self) -> Iterator[Request]:
+        for request in self.requests:
+            if self.budget is not None and self.budget.capped:
+                if not self.budget.fits():
+                    self.budget.refused += 1
+                    return
+                self._take(request)
+            yield request
+
+    def ungated(self) -> Iterator[Request]:
+        return iter(self.requests)
+
+    async def admit(self, request: Request) -> bool:
+        """True once `request` may be sent (its worst case reserved); False when the budget cannot take it
+        even after every reply in flight has settled."""
+        if self.budget is None or not self.budget.capped:
+            return True
+        while not self.budget.fits():
+            if not self.reserved:
+                self.budget.refused += 1
+                return False
+            self._settled = self._settled or asyncio.Event()
+            self._settled.clear()
+            await self._settled.wait()
+        self._take(request)
+        return True
+
+    def charge(self, generation: Generation) -> float | None:
+        """Count a reply against the budget, releasing its request's reservation."""
+        if self.budget is None:
+            return None
+        reserved = self.reserved.pop((generation.sample_id, generation.n_index), None)
+        cost = self.budget.charge(generation.usage, reserved)
+        if self._settled is not None:
+            self._settled.set()
+        return cost

@@ -6,7 +6,6 @@ metrics are computed from the grades by `mathusereval.results.scoring`, as every
 
 from __future__ import annotations
 
-import dataclasses
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -15,7 +14,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..plugins import registry
-from ..plugins.contracts import JudgeGrader, is_judge
+from ..plugins.contracts import JudgeGrader, checked_grade, is_judge
 from ..plugins.task import Task
 from ..records import Generation, Grade, JudgeUsage, Sample
 from ..store import RunStore
@@ -81,13 +80,16 @@ class Grading:
         return [(s, self.store.load_generation((s.id, k))) for s, k in keys]
 
     def record(self, name: str, grade: Grade, sample_id: str | None = None, n_index: int | None = None) -> None:
-        """Store a grade under the grader's registered `name` (and the item it was asked about): what a
-        plugin writes into ``Grade.grader`` never decides where its grade is filed."""
-        grade = dataclasses.replace(
+        """Store a grade under the grader's registered `name` (and the item it was asked about), checked
+        (`checked_grade`): what a plugin writes into ``Grade.grader`` never decides where it is filed, and a
+        NaN or out-of-range score is a grader error, not a number."""
+        grader = self.rules.get(name) or self.judges.get(name)
+        grade = checked_grade(
+            name,
+            grader,
             grade,
-            grader=name,
-            sample_id=grade.sample_id if sample_id is None else sample_id,
-            n_index=grade.n_index if n_index is None else n_index,
+            grade.sample_id if sample_id is None else sample_id,
+            grade.n_index if n_index is None else n_index,
         )
         self.grades[(grade.sample_id, grade.n_index, name)] = grade
         self.store.add_grade(grade)
@@ -119,8 +121,8 @@ class Grading:
             except Exception:  # noqa: BLE001 - one-by-one grading below records per-item errors
                 continue
             asked = {(s.id, g.n_index) for s, g in todo}
-            for grade in results:
-                if (grade.sample_id, grade.n_index) in asked:  # a grade for an item not asked about is dropped
+            for grade in results if isinstance(results, list) else []:
+                if isinstance(grade, Grade) and (grade.sample_id, grade.n_index) in asked:  # others: dropped
                     self.record(name, grade)
         for sample, generation in backlog:
             self.rule_grade(sample, generation)

@@ -11,7 +11,7 @@ from ..backends import ModelSpec
 from ..data.files import read_jsonl, sha256_file
 from ..errors import ConfigError, DataError
 from ..plugins import registry
-from ..plugins.task import Task
+from ..plugins.task import Task, load_task
 from ..records import Generation
 from ..store import RunStore, run_directory
 from .pipeline import build_manifest
@@ -63,7 +63,7 @@ def import_answers(
     task: Task = registry.lookup("tasks", task_name)
     if task.row_key is None:
         raise ConfigError(f"task {task_name!r} cannot import answers (it defines no row key)")
-    loaded = task.load(data_dir)
+    loaded = load_task(task, data_dir)
     texts, models = _read_answers(answers, task, {s.id for s in loaded.samples}, answer_field)
     if model is None:
         if len(models) > 1:

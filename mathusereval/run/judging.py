@@ -32,7 +32,8 @@ from ..backends.base import generation_stream, stop_sending
 from ..plugins.contracts import Item, JudgeGrader
 from ..records import Generation, GenerationParams, Grade, JudgeCall, JudgeUsage, Request, Sample, Settled
 from ..store import RunStore
-from .budget import Budget
+from .budget import Admitted, Budget
+from .postprocess import checked
 
 JUDGE_ROLE = "judge"
 """The role of ``--judge MODEL``; a grader of another role (``verifier``) falls back to it when its own
@@ -134,10 +135,10 @@ class JudgeRole:
         identity = [spec.backend, spec.model, judge.prompt_sha256, list(messages), params.to_json(), attempt]
         return hashlib.sha256(json.dumps(identity, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
 
-    def _charge(self, generation: Generation, tally: _Tally) -> None:
+    def _charge(self, generation: Generation, tally: _Tally, admitted: Admitted) -> None:
         tally.counts["prompt_tokens"] += generation.usage.prompt_tokens
         tally.counts["completion_tokens"] += generation.usage.completion_tokens
-        cost = self.budget.charge(generation.usage)
+        cost = admitted.charge(generation)
         if cost is not None:
             tally.cost_usd = (tally.cost_usd or 0.0) + cost
 
@@ -198,20 +199,20 @@ class JudgeRole:
                 requests.append(Request(Sample(f"judge/{judge.name}", key, messages, ""), attempt))
         if not to_send or self.budget.exhausted:
             return keys, replies
-        stopping = False
-        async with generation_stream(self.backend, requests, params) as stream:
-            async for reply in stream:
+        admitted = Admitted(requests, params, self.budget)
+        asked = {(r.sample.id, r.n_index) for r in requests}
+        async with generation_stream(self.backend, admitted, params) as stream:
+            async for raw in stream:
+                reply = checked(raw, type(self.backend).__name__, asked)
                 sample, generation = to_send[reply.sample_id]
                 store.add_judge_call(
                     JudgeCall(reply.sample_id, judge.name, sample.id, generation.n_index, attempt, reply)
                 )
                 tally.counts["calls"] += 1
-                self._charge(reply, tally)
+                self._charge(reply, tally, admitted)
                 replies[reply.sample_id] = reply
-                if self.budget.exhausted and not stopping:
-                    stopping = True
-                    if not stop_sending(self.backend):
-                        break  # in-flight calls are cancelled when the stream closes
+                if self.budget.exhausted and not self.budget.refused and not stop_sending(self.backend):
+                    break  # in-flight calls are cancelled when the stream closes
         return keys, replies
 
     def _read(

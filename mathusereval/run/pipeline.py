@@ -27,15 +27,15 @@ from ..backends import Backend, ModelSpec
 from ..backends.base import generation_stream, stop_sending
 from ..errors import ConfigError, DataError, one_line
 from ..plugins import registry
-from ..plugins.task import LoadedData, Task, prompt_fingerprint
+from ..plugins.task import LoadedData, Task, load_task, prompt_fingerprint
 from ..records import GenerationParams, Request, RunManifest, RunResult, Usage
 from ..results.scoring import compute_metrics, count_outcomes
 from ..store import RunStore
-from .budget import Budget
+from .budget import Admitted, Budget
 from .grading import Grading, StreamingRuleGrades, manifest_judges, resolve_graders
 from .judging import JudgeRole
 from .placement import check_same_grading, place
-from .postprocess import THINK_MODES, finalize, without_text
+from .postprocess import THINK_MODES, checked, finalize, without_text
 from .progress import Progress
 from .selection import select_samples
 
@@ -187,17 +187,19 @@ async def _generate(
     budget: Budget | None,
 ) -> str | None:
     """Generate `todo`, storing each answer as it arrives and rule-grading it on the worker thread; returns
-    why generation stopped early (a spent budget), else None."""
+    why generation stopped early (a spent budget: what was really spent), else None."""
     store = grading.store
-    stopped = budget.message() if budget is not None and budget.exhausted else None
     said: set[str] = set()
+    name = type(backend).__name__
+    asked = {(r.sample.id, r.n_index) for r in todo}
     with StreamingRuleGrades(grading, bars) as rule_grades:
         for group_params, group in _group_by_params(todo, params, overrides).items():
-            if stopped:
+            if budget is not None and budget.exhausted:
                 break
-            async with generation_stream(backend, group, group_params) as stream:
+            admitted = Admitted(group, group_params, budget)
+            async with generation_stream(backend, admitted, group_params) as stream:
                 async for raw in stream:
-                    generation = finalize(raw, options.think, group_params.stop)
+                    generation = finalize(checked(raw, name, asked), options.think, group_params.stop)
                     store.add_generation(generation)
                     grading.generations[(generation.sample_id, generation.n_index)] = without_text(generation)
                     bars.advance("generate")
@@ -206,13 +208,10 @@ async def _generate(
                     else:
                         bars.advance("grade")
                         say_first(said, generation.error or "", store.dir)
-                    if budget is not None:
-                        budget.charge(generation.usage)
-                        if budget.exhausted and not stopped:
-                            stopped = budget.message()
-                            if not stop_sending(backend):
-                                break  # closing the stream cancels the requests in flight
-    return stopped
+                    admitted.charge(generation)
+                    if budget is not None and budget.exhausted and not budget.refused and not stop_sending(backend):
+                        break  # closing the stream cancels the requests in flight
+    return budget.message() if budget is not None and budget.exhausted else None
 
 
 async def run_task(
@@ -231,7 +230,9 @@ async def run_task(
     are stored (a backend without ``stop_sending`` has them cancelled instead), nothing more is sent, and
     the next run starts where this one stopped."""
     roles = roles or {}
-    loaded = with_system_prompt(loaded if loaded is not None else task.load(options.data_dir), options.system_prompt)
+    loaded = with_system_prompt(
+        loaded if loaded is not None else load_task(task, options.data_dir), options.system_prompt
+    )
     samples = select_samples(task, loaded, options.limit, options.limit_order, options.sample_ids)
     overrides = options.overrides_for(task.name)
     params = dataclasses.replace(task.params, **overrides)

@@ -76,7 +76,34 @@ def place(
     manifest = dataclasses.replace(
         manifest, shard=f"{index}/{count}", shard_items=len(samples), run_id=f"{manifest.run_id}/{folder}"
     )
+    check_siblings(directory, folder, count, manifest)
     return directory / folder, [s for s in samples if shard_of(task.name, s.id, count) == index], manifest
+
+
+def check_siblings(directory: Path, folder: str, count: int, manifest: RunManifest) -> None:
+    """A shard started with other settings than the shards of its run already there is refused now (the
+    leaderboard could not show them as one run), naming the sibling and what differs."""
+    for index in range(count):
+        sibling = directory / shard_directory_name(index, count)
+        if sibling.name == folder or not (sibling / MANIFEST).is_file():
+            continue
+        try:
+            other = RunStore(sibling).existing_manifest()
+        except MueError:
+            continue
+        if other is not None and other.fingerprint != manifest.fingerprint:
+            differ = [k for k in ("params", "settings", "model", "data_sha256", "prompt_sha256")
+                      if getattr(other, k) != getattr(manifest, k)]  # fmt: skip
+            raise ConfigError(
+                f"{directory / folder}: its sibling shard {sibling} was run with other settings "
+                f"({', '.join(differ) or 'fingerprint'} differ); every shard of a run needs the same settings"
+            )
+
+
+def run_location(task: Task, spec: ModelSpec, out: Path, name: str, shard: tuple[int, int] | None) -> Path:
+    """The directory `place` will choose, without loading anything (to check its lock before any call)."""
+    directory = run_directory(out, model_directory(out, spec, name), task.name)
+    return directory / shard_directory_name(*shard) if shard is not None else directory
 
 
 def _judge_of(manifest: RunManifest, grader: str) -> tuple[object, object]:

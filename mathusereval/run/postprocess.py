@@ -16,10 +16,12 @@ sequences and finish reasons mean the same thing whatever the engine:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 
 from ..backends.base import split_reasoning
-from ..records import Generation
+from ..backends.replies import clean_text
+from ..errors import BackendUnavailable
+from ..records import Generation, Usage
 
 THINK_MODES = ("strip", "keep")
 _FINISH = {
@@ -32,6 +34,32 @@ _FINISH = {
     "max_length": "length",
     "length": "length",
 }
+
+
+def checked(raw: object, backend: str, asked: Container[tuple[str, int]]) -> Generation:
+    """What a backend yielded, as a stored answer may be: a `Generation` for a request it was asked
+    (anything else is a one-line `BackendUnavailable` naming the backend); text that is not a string (None,
+    a number, a list) is that item's error; lone surrogates, which cannot be written as UTF-8, become U+FFFD."""
+    if not isinstance(raw, Generation):
+        raise BackendUnavailable(f"backend {backend!r} yielded a {type(raw).__name__}, not a mathusereval.Generation")
+    if (raw.sample_id, raw.n_index) not in asked:
+        raise BackendUnavailable(f"backend {backend!r} answered {raw.sample_id!r}#{raw.n_index!r}: not asked")
+    fixes: dict[str, object] = {}
+    if not isinstance(raw.text, str):
+        kind = type(raw.text).__name__
+        fixes.update(text="", error=raw.error or f"backend {backend!r} returned text of type {kind}")
+    if raw.reasoning is not None and not isinstance(raw.reasoning, str):
+        fixes["reasoning"] = None
+    if raw.finish_reason is not None and not isinstance(raw.finish_reason, str):
+        fixes["finish_reason"] = None
+    if not isinstance(raw.usage, Usage):
+        fixes["usage"] = Usage()
+    if raw.error is not None and not isinstance(raw.error, str):
+        fixes["error"] = str(raw.error)
+    generation = dataclasses.replace(raw, **fixes) if fixes else raw  # type: ignore[arg-type]
+    texts = {k: getattr(generation, k) for k in ("text", "reasoning", "error")}
+    cleaned = {k: clean_text(v) for k, v in texts.items() if isinstance(v, str) and clean_text(v) != v}
+    return dataclasses.replace(generation, **cleaned) if cleaned else generation  # type: ignore[arg-type]
 
 
 def without_text(generation: Generation) -> Generation:

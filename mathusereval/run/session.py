@@ -14,15 +14,16 @@ from pathlib import Path
 
 from ..backends import Backend, ModelSpec, make_backend
 from ..backends.options import ServedOptions
-from ..errors import BackendUnavailable, ConfigError
+from ..errors import BackendUnavailable, ConfigError, one_line
 from ..plugins import registry
 from ..plugins.contracts import is_judge
-from ..plugins.task import Task
+from ..plugins.task import Task, load_task
 from ..records import RunResult
 from ..store import RunStore
 from .budget import Budget
 from .judging import JUDGE_ROLE, JudgeRole, JudgeSettings
 from .pipeline import RunOptions, regrade, run_task
+from .placement import run_location
 
 
 async def _check(backend: Backend) -> None:
@@ -63,7 +64,7 @@ def report(result: RunResult) -> None:
     c = result.counts
     cost = f", ${result.cost_usd:.4f}" if result.cost_usd is not None else ""
     print(
-        f"{result.manifest.run_id}: {c.generations} answers ({c.reused} reused), {c.errors} errors, "
+        f"{one_line(result.manifest.run_id)}: {c.generations} answers ({c.reused} reused), {c.errors} errors, "
         f"{c.truncated} truncated; {c.prompt_tokens}+{c.completion_tokens} tokens{cost} -> {result.directory}",
         file=sys.stderr,
     )
@@ -129,7 +130,9 @@ async def evaluate(
     judges = judges or {}
     tasks: list[Task] = [registry.lookup("tasks", name) for name in task_names]  # unknown names fail first
     check_graders(tasks, options.graders, judges)
-    data = [task.load(options.data_dir) for task in tasks]  # bad data fails before any model is started
+    data = [load_task(task, options.data_dir) for task in tasks]  # bad data fails before any model is started
+    for task in tasks:  # a run another process writes is refused before any server is contacted
+        RunStore(run_location(task, spec, options.out, options.name, options.shard)).check_unlocked()
     engine = make_backend(spec)
     results: list[RunResult] = []
     try:

@@ -103,6 +103,26 @@ class RunStore:
         os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}, since {since}\n".encode(), 0)
         self._lock_fd = fd
 
+    def check_unlocked(self) -> None:
+        """Refuse now, the way `lock` would, when another process writes this run; takes no lock and creates
+        nothing (``run`` asks before it contacts any server)."""
+        import fcntl
+
+        path = self.dir / LOCK
+        if not path.is_file() or path.is_symlink():
+            return
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "unknown"
+            raise ConfigError(
+                f"{self.dir} is being written by another mue-eval ({holder}); nothing was sent or written: wait "
+                "for it to finish (it resumes where it stops), or choose another --out"
+            ) from None
+        finally:
+            os.close(fd)
+
     def unlock(self) -> None:
         if self._lock_fd >= 0:
             os.close(self._lock_fd)  # closing the descriptor releases the flock
