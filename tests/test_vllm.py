@@ -138,3 +138,52 @@ def test_serve_starts_vllm_evaluates_through_it_and_stops_it(engine: Path, tmp_p
     with pytest.raises(httpx.TransportError):  # the server is gone with the run
         httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2)
     assert len(_rows(run / "generations.jsonl")) == 3
+
+
+TWO_CALLS = """
+import asyncio, json, sys
+from mathusereval.backends import ModelSpec, make_backend
+from mathusereval import GenerationParams, Request, Sample, user_turn
+
+async def main():
+    backend = make_backend(ModelSpec.of("vllm", sys.argv[1], enforce_eager=True, max_model_len=2048))
+    def requests(tag, count):
+        ask = "Write the numbers from 1 to 300 in words, separated by commas."
+        return [Request(Sample("t", f"{tag}{i}", user_turn(f"{ask} ({tag}{i})"), "1"), 0) for i in range(count)]
+    order = []
+    async def call(tag, tokens, wait=False):
+        while wait and backend._llm is None:  # the engine loads in its thread, then starts on the long ones
+            await asyncio.sleep(0.05)
+        if wait:
+            await asyncio.sleep(0.5)
+        async for g in backend.generate(requests(tag, 4), GenerationParams(max_tokens=tokens)):
+            order.append((tag, g.sample_id, g.error, g.usage.completion_tokens))
+    await asyncio.gather(call("long", 256), call("short", 4, wait=True))
+    await backend.aclose()
+    print(json.dumps(order))
+
+if __name__ == "__main__":  # vLLM may spawn its engine process, which imports this file again
+    asyncio.run(main())
+"""
+
+
+def test_a_second_call_joins_the_running_engine(engine: Path, tmp_path: Path) -> None:
+    """What a Ray replica's hand-outs need: requests of a call made while the engine is busy join its batch
+    (continuous batching across calls) instead of waiting for the first call to end."""
+    script = tmp_path / "two_calls.py"
+    script.write_text(TWO_CALLS)
+    result = subprocess.run(
+        [str(engine / "venv" / "bin" / "python"), str(script), str(engine / "smollm2-hf")],
+        cwd=tmp_path,
+        env=cli_env(tmp_path, VLLM_ENV),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-5000:]
+    order = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(order) == 8 and all(error is None for _, _, error, _ in order), order
+    tags = [tag for tag, *_ in order]
+    assert tags.index("short") < max(i for i, t in enumerate(tags) if t == "long"), tags  # short ones overtook
+    assert all(tokens == 4 for tag, _, _, tokens in order if tag == "short")
+    assert all(tokens > 32 for tag, _, _, tokens in order if tag == "long")  # they were still running

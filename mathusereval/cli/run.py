@@ -205,11 +205,27 @@ def _spec(args: argparse.Namespace, model: str | None, values: dict[str, Any]) -
     if "extra_body" in values and spec.backend != "openai":
         raise MueError("--extra-body applies to OpenAI-compatible servers (--base-url)")
     if args.ray:
-        if spec.backend not in ("llamacpp", "vllm") or args.serve:
-            raise MueError("--ray runs in-process engines: a .gguf (llama.cpp) or an HF model folder (vLLM)")
-        replicas = int(values.get("data_parallel_size") or 1)
-        ray = RayOptions(address=args.ray, engine=spec.backend, engine_options=spec.options, replicas=replicas)
+        if spec.backend in ("openai", "ray") or args.serve:
+            raise MueError(
+                "--ray runs in-process engines (a .gguf for llama.cpp, an HF model folder for vLLM, or a plugin's "
+                "--backend), not a served model"
+            )
+        from ..plugins.include import included
+
+        ray = RayOptions(
+            address=args.ray,
+            engine=spec.backend,
+            engine_options=spec.options,
+            replicas=int(values.get("data_parallel_size") or 1),
+            cpus=args.ray_cpus_per_replica,
+            gpus=args.ray_gpus_per_replica,
+            includes=included(),
+            replica_timeout=args.replica_timeout or 60.0 + 0.1 * (args.max_tokens or 4096),
+            dispatch=args.ray_dispatch,
+        )
         spec = ModelSpec("ray", spec.model, ray)
+    elif args.ray_cpus_per_replica is not None or args.ray_gpus_per_replica is not None or args.replica_timeout:
+        raise MueError("--ray-cpus-per-replica, --ray-gpus-per-replica and --replica-timeout apply with --ray")
     return spec
 
 

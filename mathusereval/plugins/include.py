@@ -60,6 +60,11 @@ def include(targets: Sequence[str | Path]) -> list[Path]:
     return done
 
 
+def included() -> tuple[str, ...]:
+    """Every file imported so far, in no particular order (a Ray replica imports the same ones)."""
+    return tuple(sorted(str(p) for p in _loaded))
+
+
 def split_include(argv: list[str]) -> tuple[list[str], list[str]]:
     """(the --include values, the other arguments): --include applies to every command."""
     includes, rest = [], []
