@@ -9,6 +9,7 @@ and the filter box matches against it. Long texts are kept whole; the page is as
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ def _pre(title: str, text: str | None) -> str:
     return "" if not text else f"<h4>{escape(title)}</h4><pre>{escape(text)}</pre>"
 
 
-def _item(answer: StoredAnswer, critiques: dict[str, str]) -> str:
+def _item(answer: StoredAnswer, critiques: Callable[[str], str | None]) -> str:
     sample, generation = answer.sample, answer.generation
     grades = [answer.grades[name] for name in sorted(answer.grades)]
     extracted = next((str(g.details["extracted"]) for g in grades if g.details.get("extracted")), "")
@@ -59,7 +60,7 @@ def _item(answer: StoredAnswer, critiques: dict[str, str]) -> str:
         detail = {k: v for k, v in grade.details.items() if k in ("extracted", "reference", "reason", "dimensions")}
         note = f"{grade.grader}: score {grade.score}" + (f", error: {grade.error}" if grade.error else "")
         parts.append(_pre(f"grade — {note}", _lines(detail)))
-        parts.append(_pre(f"{grade.grader} critique", critiques.get(str(grade.details.get("key")))))
+        parts.append(_pre(f"{grade.grader} critique", critiques(str(grade.details.get("key")))))
     anchor = escape(f"s-{sample.id}{index}")
     opening = f'<details class="sample" id="{anchor}" data-filter="{escape(summary_text)}">'
     return f"{opening}{summary}{''.join(parts)}</details>"
@@ -72,7 +73,12 @@ def _lines(detail: dict[str, Any]) -> str:
 def write_run_page(run: RunResult, path: Path, judge_scale: float = 1.0) -> None:
     """Write the page item by item: answer texts are read back one at a time, so memory does not grow with
     the size of the run (written to a temporary file, renamed when complete)."""
-    critiques = {k: call.generation.text for d in run.record_dirs for k, call in RunStore(d).judge_calls().items()}
+    stores = [RunStore(d) for d in run.record_dirs]
+
+    def critiques(key: str) -> str | None:  # read back one at a time, as the answers are
+        calls = (store.stored_judge_call(key) for store in stores)
+        return next((call.generation.text for call in calls if call is not None), None)
+
     title = f"{row_label(run)} · {run.manifest.task}"
     headline = ", ".join(f"{m.name} {format_cell(m, judge_scale)}" for m in run.metrics[:3])
     head = [

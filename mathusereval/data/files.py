@@ -62,7 +62,7 @@ def _check_field(path: Path, lineno: int, name: str, value: Any, number_ok: bool
     """A required field must be text (or a finite number where `number_ok`): never null, an object, NaN or
     a boolean, and never text with an unpaired surrogate escape (it cannot be stored or sent)."""
     if isinstance(value, str):
-        if any("\ud800" <= ch <= "\udfff" for ch in value):
+        if not value.isascii() and any("\ud800" <= ch <= "\udfff" for ch in value):
             raise DataError(f"{path}:{lineno}: field {name!r} holds an unpaired surrogate escape (\\ud800-\\udfff)")
         return
     if number_ok and isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):

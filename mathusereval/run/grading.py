@@ -168,25 +168,43 @@ class StreamingRuleGrades:
     hop about as much again, and a pair that needs the sandboxed sympy stage can take seconds, during which
     the backend's requests in flight must keep moving. Use as a context manager; leaving it waits for the
     queue to drain and re-raises whatever stopped the worker (a full disk, say).
+
+    Memory stays flat when grading falls behind generation (a slow grader, long answers, a fast server):
+    the first `WINDOW` answers waiting keep their texts, later ones wait as keys and their texts are read
+    back from the store (by offset) when their turn comes. Generation is never held back.
     """
+
+    WINDOW = 64
 
     def __init__(self, grading: Grading, bars: Progress) -> None:
         self.grading, self.bars = grading, bars
-        self._queue: queue.SimpleQueue[tuple[Sample, Generation] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[Sample, Generation | int] | None] = queue.SimpleQueue()
+        self._waiting = 0  # texts held in the queue
+        self._count = threading.Lock()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._work, name="mue-rule-grading", daemon=True)
 
     def _work(self) -> None:
         while (item := self._queue.get()) is not None:
+            sample, answer = item
+            if isinstance(answer, Generation):
+                with self._count:
+                    self._waiting -= 1
             if self._error is None:
                 try:
-                    self.grading.rule_grade(*item)
+                    if not isinstance(answer, Generation):
+                        answer = self.grading.store.load_generation((sample.id, answer))
+                    self.grading.rule_grade(sample, answer)
                 except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread on exit
                     self._error = exc
             self.bars.advance("grade")
 
     def submit(self, sample: Sample, generation: Generation) -> None:
-        self._queue.put((sample, generation))
+        """Queue a stored answer for grading (its text kept only while the window has room)."""
+        with self._count:
+            keep = self._waiting < self.WINDOW
+            self._waiting += keep
+        self._queue.put((sample, generation if keep else generation.n_index))
 
     def __enter__(self) -> StreamingRuleGrades:
         self._thread.start()

@@ -176,7 +176,6 @@ class JudgeRole:
         judge: JudgeGrader,
         pending: list[Item],
         attempt: int,
-        cache: Mapping[str, JudgeCall],
         store: RunStore,
         tally: _Tally,
     ) -> tuple[dict[Slot, str], dict[str, Generation]]:
@@ -190,8 +189,8 @@ class JudgeRole:
         for sample, generation in pending:
             messages = judge.messages(sample, generation)
             key = keys[(sample.id, generation.n_index)] = self._key(judge, messages, params, attempt)
-            stored = cache.get(key)
-            if stored is not None and stored.generation.ok:
+            stored = store.stored_judge_call(key)
+            if stored is not None:
                 replies[key] = stored.generation
                 tally.counts["cached"] += 1
             elif key not in to_send:
@@ -256,12 +255,11 @@ class JudgeRole:
         tally = _Tally()
         tally.counts["items"] = len(items)
         pending = self._settle(judge, items, on_grade, tally)
-        cache = store.judge_calls()
         state = _Attempts()
         for attempt in range(self.settings.parse_retries + 1):
             if not pending:
                 break
-            keys, replies = await self._ask(judge, pending, attempt, cache, store, tally)
+            keys, replies = await self._ask(judge, pending, attempt, store, tally)
             retry = []
             for item in pending:
                 key = keys.get((item[0].id, item[1].n_index))

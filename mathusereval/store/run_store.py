@@ -59,6 +59,7 @@ class RunStore:
         self._lock_fd = -1
         self._offsets: dict[tuple[str, int], int] = {}
         self._appenders: dict[str, JsonlAppender] = {}
+        self._judge_index: dict[str, tuple[int, bool]] | None = None
 
     @contextmanager
     def writing(self, manifest: RunManifest) -> Iterator[RunManifest]:
@@ -235,7 +236,25 @@ class RunStore:
         self._appenders[GRADES].append(grade.to_json())
 
     def add_judge_call(self, call: JudgeCall) -> None:
-        self._appenders[JUDGMENTS].append(call.to_json())
+        offset = self._appenders[JUDGMENTS].append(call.to_json())
+        if self._judge_index is not None:
+            self._judge_index[call.key] = (offset, call.generation.ok)
+
+    def stored_judge_call(self, key: str) -> JudgeCall | None:
+        """The judge cache: the latest successful reply stored under `key`, or None. The file is parsed once
+        per run into offsets (not replies), and a reply is read back only when asked for, so judging does
+        not reload the cache for each chunk and memory does not grow with the replies stored."""
+        if self._judge_index is None:
+            self._judge_index = {
+                call.key: (start, call.generation.ok)
+                for start, call in parsed_lines(self.dir / JUDGMENTS, JudgeCall.from_json)
+            }
+        offset, ok = self._judge_index.get(key, (-1, False))
+        if not ok:
+            return None
+        with open_read(self.dir / JUDGMENTS) as fh:
+            fh.seek(offset)
+            return JudgeCall.from_json(json.loads(fh.readline()))
 
     def samples(self) -> dict[str, Sample]:
         return {s.id: s for s in read_records(self.dir / SAMPLES, Sample.from_json)}
@@ -247,10 +266,6 @@ class RunStore:
     def grades(self) -> dict[tuple[str, int, str], Grade]:
         """Latest grade per (sample id, n_index, grader)."""
         return {(g.sample_id, g.n_index, g.grader): g for g in read_records(self.dir / GRADES, Grade.from_json)}
-
-    def judge_calls(self) -> dict[str, JudgeCall]:
-        """Latest judge reply per cache key."""
-        return {c.key: c for c in read_records(self.dir / JUDGMENTS, JudgeCall.from_json)}
 
 
 def line_digest(path: Path, number: int) -> str | None:
