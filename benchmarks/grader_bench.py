@@ -7,7 +7,12 @@ Prints, for both graders:
 2. agreement with GSM8K example_model_solutions `is_correct` labels (5276 solutions);
 3. MATH self-consistency: each of the 5000 test solutions against its own boxed answer(s), and
    MATH-500's curated `answer` against its solution;
-4. throughput in pairs/s on the MATH-5000 workload: single process, and our batch API on all cores.
+4. throughput in pairs/s on the MATH-5000 workload: single process, and our batch API on all cores;
+5. throughput on long reasoning: 20 KB answers (other MATH solutions as the reasoning before the item's
+   own solution, its boxed answer at the end), the shape of a reasoning model's reply.
+
+``--verdicts FILE`` writes our verdict on every pair of every section as JSON, to check that a change to the
+grader keeps them identical (``--compare-verdicts FILE``).
 
 Math-Verify is wrapped the most accurate way we found ("mv_wrap_both"): gold and extracted answers
 inside ``\\boxed{}``, responses parsed with its default LaTeX + expression extraction, in the main
@@ -81,14 +86,42 @@ def gsm8k_agreement(rows: list[dict], grader: Grader) -> tuple[int, int]:
     return agree, total
 
 
+LONG_CHARS = 20_000
+
+
+def long_answers(math_rows: list[dict], count: int = 1000) -> list[tuple[str, str]]:
+    """(gold, ~20 KB response): solutions of the following items as reasoning, the item's own at the end."""
+    pairs = []
+    for i, row in enumerate(math_rows[:count]):
+        reasoning, j = [], i + 1
+        while sum(map(len, reasoning)) < LONG_CHARS - len(row["solution"]):
+            reasoning.append(math_rows[j % len(math_rows)]["solution"].replace("\\boxed", "\\mathbf"))
+            j += 1
+        text = "\n\n".join([*reasoning, "So, putting it together:", row["solution"]])
+        pairs.append((extract_reference(row["solution"]), text[-LONG_CHARS:]))
+    return pairs
+
+
+def rate(grader: Grader, pairs: list[tuple[str, str]]) -> float:
+    grader(*pairs[0], True)  # warm imports and workers
+    start = time.perf_counter()
+    for gold, response in pairs:
+        grader(gold, response, True)
+    return len(pairs) / (time.perf_counter() - start)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("MUE_DATA_DIR", "../shared/data")))
     parser.add_argument("--misses", action="store_true", help="list the pairs each grader gets wrong")
     parser.add_argument("--skip-throughput", action="store_true")
-    parser.add_argument("--only", choices=["pairs", "gsm8k", "math", "speed"], action="append")
+    parser.add_argument("--only", choices=["pairs", "gsm8k", "math", "speed", "long"], action="append")
+    parser.add_argument("--verdicts", type=Path, help="write our verdict on every pair here (JSON)")
+    parser.add_argument("--compare-verdicts", type=Path, help="report verdicts that differ from this file's")
     args = parser.parse_args()
-    sections = set(args.only or ["pairs", "gsm8k", "math", "speed"])
+    sections = set(args.only or ["pairs", "gsm8k", "math", "speed", "long"])
+    if args.verdicts or args.compare_verdicts:
+        return verdicts(args.data_dir, args.verdicts, args.compare_verdicts)
     if args.skip_throughput:
         sections.discard("speed")
     data = args.data_dir
@@ -143,8 +176,42 @@ def main() -> int:
                 grade_many(math_pairs, pool=pool)
                 rates[f"mathusereval grade_many x{workers}"] = len(math_pairs) / (time.perf_counter() - start)
         anchor = rates["math-verify 0.9.0"]
-        for name, rate in rates.items():
-            print(f"{name:<32} {rate:9.0f} pairs/s   {rate / anchor:5.2f}x math-verify")
+        for name, value in rates.items():
+            print(f"{name:<32} {value:9.0f} pairs/s   {value / anchor:5.2f}x math-verify")
+
+    if "long" in sections:
+        pairs = long_answers(math_rows)
+        print(f"\n## 5. Throughput on {len(pairs)} long reasoning answers (~20 KB, boxed at the end), one core")
+        long_rates = {name: rate(grader, pairs) for name, grader in GRADERS.items()}
+        agree = sum(ours(g, r, True) == math_verify(g, r, True) for g, r in pairs[:200])
+        for name, value in long_rates.items():
+            print(f"{name:<32} {value:9.0f} pairs/s   {value / long_rates['math-verify 0.9.0']:5.2f}x math-verify")
+        print(f"goal: >= 8x math-verify and >= 2000 pairs/s; verdicts agree with math-verify on {agree}/200")
+    return 0
+
+
+def verdicts(data: Path, out: Path | None, compare: Path | None) -> int:
+    """Our verdict on every pair of every section, written or compared with an earlier file."""
+    math_rows = read_jsonl(data / "math" / "test.jsonl")
+    sets: dict[str, list[tuple[str, str, bool]]] = {
+        "pairs": [(r["gold"], r["pred"], r["pred_type"] == "response")
+                  for r in read_jsonl(data / "grader_pairs" / "upstream_pairs.jsonl")],
+        "math": [(extract_reference(r["solution"]), r["solution"], True) for r in math_rows],
+        "math500": [(r["answer"], r["solution"], True) for r in read_jsonl(data / "math" / "math500_test.jsonl")],
+        "long": [(g, r, True) for g, r in long_answers(math_rows)],
+    }  # fmt: skip
+    gsm = sets["gsm8k"] = []
+    for row in read_jsonl(data / "gsm8k" / "example_model_solutions.jsonl"):
+        gold = row["ground_truth"].rsplit("A:", 1)[-1].strip()
+        gsm += [(gold, row[k]["solution"], True) for k in ("6b_finetuning", "6b_verification") if k in row]
+    got = {name: [ours(*pair) for pair in pairs] for name, pairs in sets.items()}
+    if out is not None:
+        out.write_text(json.dumps(got))
+    if compare is not None:
+        before = json.loads(compare.read_text())
+        for name, values in got.items():
+            changed = [i for i, (a, b) in enumerate(zip(before[name], values, strict=True)) if a != b]
+            print(f"{name:<8} {len(values):>6} verdicts, {len(changed)} changed {changed[:10]}")
     return 0
 
 

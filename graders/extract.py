@@ -171,52 +171,77 @@ def _clip_statement(ans: str) -> str:
 
 
 def _strong_candidates(text: str) -> list[tuple[int, str]]:
+    """Every strong statement of a final answer, with where it starts; the last one wins. A boxed answer
+    beats every statement before it, so with a box only the text from the box on is searched: a reasoning
+    model's 20 KB reply boxed at the end costs a scan of its tail, not of the whole window."""
     candidates: list[tuple[int, str]] = []
     box = last_box_group(text)
+    start = 0
     if box is not None:
         candidates.append(box)
-    minerva = _last_match(_MINERVA, text)
+        start = box[0]
+    minerva = _last_match(_MINERVA, text, start)
     if minerva is not None:
         candidates.append((minerva.start(), _clip_statement(minerva.group("ans") + "\n")))
-    anchored = _last_stated(text, box is not None)
+    anchored = _last_stated(text, box is not None, start)
     if anchored is not None:
         candidates.append(anchored)
     for pattern in (_HASHES, _A_LINE):
-        last = _last_match(pattern, text)
+        last = _last_match(pattern, text, start)
         if last is not None:
             ans = _clip_statement(last.group("ans"))
             # "so our answer is correct" after a box is a remark, not a new answer; noise ("answer is ##")
             # after a committed answer never replaces it
             if ans and not (box is not None and (_is_prose(ans) or not _ANSWER_SHAPED.search(ans))):
                 candidates.append((last.start(), ans))
-    lowered = text.lower()
-    has_choice_words = "correct" in lowered or "option" in lowered or "choice" in lowered or "选项" in text
-    choice = _last_match(_CHOICE_STATEMENT, text) if has_choice_words else None
+    tail = text[start:]
+    lowered = tail.lower()
+    has_choice_words = "correct" in lowered or "option" in lowered or "choice" in lowered or "选项" in tail
+    choice = _last_match(_CHOICE_STATEMENT, text, start) if has_choice_words else None
     if choice is not None:
         candidates.append((choice.start(), choice.group("ans") or choice.group("ans2")))
     return candidates
 
 
-def _last_stated(text: str, boxed: bool) -> tuple[int, str] | None:
+def _last_stated(text: str, boxed: bool, start: int = 0) -> tuple[int, str] | None:
     """The last answer phrase ("the answer is X", 答案是 X) that states an answer: a later "the answer is
     correct" or noise does not replace an earlier "the answer is 41". With nothing answer-shaped, the last
-    phrase stands (a text answer: "the answer is yes"), unless the response boxed its answer."""
-    heads: list[tuple[int, int]] = []  # (where the phrase starts, where its answer starts)
-    for match in _ANCHOR.finditer(text):
+    phrase stands (a text answer: "the answer is yes"), unless the response boxed its answer.
+
+    The tail is searched first (`_TAIL_CHARS`): a phrase found there is the last one of the whole text, so
+    the rest is scanned only when the tail states nothing."""
+    tail = len(text) - _TAIL_CHARS
+    if tail > start:
+        found = _answer_shaped(text, _heads(text, tail))
+        if found is not None:
+            return found
+    heads = _heads(text, start)
+    found = _answer_shaped(text, heads)
+    if found is None and heads and not boxed:
+        ans = _clip_statement(text[heads[-1][1] : heads[-1][1] + 300])
+        return (heads[-1][0], ans) if ans else None
+    return found
+
+
+def _heads(text: str, start: int) -> list[tuple[int, int]]:
+    """The last `_MAX_ANCHORS` answer phrases from `start` on: (where the phrase starts, where its answer starts)."""
+    heads: list[tuple[int, int]] = []
+    for match in _ANCHOR.finditer(text, start):
         heads.append((match.start(), match.start("ans")))
         # a later phrase inside this one's 300-character answer window
         heads += [(h.start(), h.end()) for h in _ANCHOR_HEAD.finditer(text, match.start("ans"), match.end("ans"))]
-    heads = heads[-_MAX_ANCHORS:]
-    for start, ans_start in reversed(heads):
+    return heads[-_MAX_ANCHORS:]
+
+
+def _answer_shaped(text: str, heads: list[tuple[int, int]]) -> tuple[int, str] | None:
+    for where, ans_start in reversed(heads):
         ans = _clip_statement(text[ans_start : ans_start + 300])
         if ans and _ANSWER_SHAPED.search(ans) and not _is_prose(ans):
-            return start, ans
-    if heads and not boxed:
-        ans = _clip_statement(text[heads[-1][1] : heads[-1][1] + 300])
-        return (heads[-1][0], ans) if ans else None
+            return where, ans
     return None
 
 
+_TAIL_CHARS = 3_000
 _MAX_ANCHORS = 20
 
 

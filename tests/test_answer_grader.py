@@ -156,3 +156,21 @@ def test_dev_pairs_accuracy_floor(shared_data):
     negatives = [got for label, got in verdicts if not label]
     tnr = sum(not g for g in negatives) / len(negatives)
     assert accuracy >= 0.98 and tnr >= 0.98, (accuracy, tnr)
+
+
+REASONING = "We check the case $x = 3$ once more, and the answer is 41 if nothing changes. " * 300  # ~24 KB
+
+
+@pytest.mark.parametrize(
+    ("response", "expected"),
+    [
+        (REASONING + "So the final value is $\\boxed{42}$.", "42"),  # a box beats every statement before it
+        (REASONING + "Checking again, the answer is 7.", "7"),  # the tail's statement is the last one
+        (REASONING + "Thus the answer is \\boxed{9}. The answer is 10.", "10"),  # a later statement still wins
+        ("Hence the answer is 12. " + "We verify it step by step. " * 700 + "So the answer is correct.", "12"),
+    ],
+)
+def test_long_reasoning_finds_the_last_statement(response: str, expected: str) -> None:
+    """20 KB replies: the tail is searched first (and only from the box on when there is one); a tail
+    without an answer-shaped statement falls back to the whole window."""
+    assert extract_answer(response) == expected
