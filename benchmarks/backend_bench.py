@@ -117,7 +117,7 @@ def ours_pipeline(url: str, n: int, concurrency: int) -> None:
     from mathusereval.run.pipeline import RunOptions, run_task
 
     samples = _samples(n)
-    task = Task("bench", "1", lambda _: LoadedData(samples, "0" * 64, "inline"), "{q}", ("answer",), accuracy)
+    task = Task("bench", "1", lambda _: LoadedData(samples, "0" * 64, "inline"), ("answer",), accuracy)
     spec = ModelSpec.of("openai", "m", **{"base_url": url, "concurrency": concurrency})
 
     async def go() -> None:
@@ -176,39 +176,88 @@ def lm_eval_chat(url: str, n: int, concurrency: int) -> None:
     assert len(answers) == n and all(a == "\\boxed{7}" for a in answers)
 
 
-def latency_table(n: int, latency: float, levels: list[int], with_lm_eval: bool) -> None:
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, __file__, "--serve-latency", str(port), str(latency)])
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
+def whole_mue_eval(url: str, n: int, concurrency: int, data_dir: Path) -> None:
+    """The whole ``mue-eval`` process, Python start-up to exit: GSM8K's first `n` items, stored and graded."""
+    with tempfile.TemporaryDirectory() as out:
+        command = [sys.executable, "-m", "mathusereval", "--base-url", url, "--model", "m", "--tasks", "gsm8k"]
+        command += ["--limit", str(n), "--limit-order", "file", "--data-dir", str(data_dir), "--out", out]
+        subprocess.run([*command, "--concurrency", str(concurrency), "--quiet"], check=True, capture_output=True)
+        summary = json.loads((Path(out) / "m" / "gsm8k" / "summary.json").read_text())
+        assert summary["counts"]["graded"] == n, summary["counts"]
+
+
+def whole_lm_eval(url: str, n: int, concurrency: int, data_dir: Path) -> None:
+    """The whole stock ``lm_eval`` process on the same items (our GSM8K task through ``--include_path``)."""
+    from mathusereval import lm_eval_task_dir
+
+    args = (
+        f"base_url={url}/chat/completions,model=m,num_concurrent={concurrency},max_retries=1,tokenized_requests=False"
+    )
+    with tempfile.TemporaryDirectory() as out:
+        command = [str(Path(sys.executable).with_name("lm_eval")), "--include_path", lm_eval_task_dir()]
+        command += ["--model", "local-chat-completions", "--model_args", args, "--apply_chat_template"]
+        command += ["--tasks", "mathusereval_gsm8k", "--limit", str(n), "--output_path", out]
+        command += ["--metadata", json.dumps({"data_dir": str(data_dir)})]
+        subprocess.run(command, check=True, capture_output=True)
+
+
+def whole_table(url: str, n: int, latency: float, concurrency: int, data_dir: Path, with_lm_eval: bool) -> None:
+    """Start-up, data loading, generation, storing and grading, all in the wall time."""
+    ideal = n * latency / concurrency
+    print(f"\nthe whole process: GSM8K's first {n} items, L={latency * 1000:.0f} ms, C={concurrency}")
+    print(f"{'client':<26} {'ideal s':>8} {'wall s':>7} {'/ideal':>7}")
+    runs: list[tuple[str, Callable[..., None]]] = [("mue-eval (whole process)", whole_mue_eval)]
+    if with_lm_eval:
+        runs.append(("lm_eval (whole process)", whole_lm_eval))
+    for name, fn in runs:
+        start = time.perf_counter()
+        fn(url, n, concurrency, data_dir)
+        wall = time.perf_counter() - start
+        print(f"{name:<26} {ideal:>8.2f} {wall:>7.2f} {wall / ideal:>7.3f}")
+
+
+class _Server:
+    """The fixed-latency server in its own process, for the length of a ``with`` block."""
+
+    def __init__(self, latency: float) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self.process = subprocess.Popen([sys.executable, __file__, "--serve-latency", str(self.port), str(latency)])
+
+    def __enter__(self) -> _Server:
         for _ in range(100):
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.1).close()
                 break
             except OSError:
                 time.sleep(0.05)
-        print(f"fixed-latency loopback server: N={n} requests, L={latency * 1000:.0f} ms")
-        print(f"{'C':>5} {'ideal s':>8} {'client':<18} {'wall s':>7} {'/ideal':>7} {'CPU ms/req':>11}")
-        for c in levels:
-            ideal = n * latency / c
-            runs = [
-                ("bare aiohttp (floor)", bare_aiohttp),
-                ("mathusereval backend", ours_backend),
-                ("mathusereval pipeline", ours_pipeline),
-            ]
-            if with_lm_eval:
-                runs.append(("lm-eval 0.4.13", lm_eval_chat))
-            walls = {}
-            for name, fn in runs:
-                wall, cpu = _timed(lambda fn=fn, c=c: fn(url, n, c))
-                walls[name] = wall
-                print(f"{c:>5} {ideal:>8.2f} {name:<22} {wall:>7.2f} {wall / ideal:>7.3f} {cpu / n * 1000:>11.3f}")
-            if with_lm_eval:
-                ratio = walls["lm-eval 0.4.13"] / walls["mathusereval pipeline"]
-                print(f"{'':>5} lm-eval wall / mathusereval pipeline wall = {ratio:.2f}")
-    finally:
-        server.terminate()
-        server.wait()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.process.terminate()
+        self.process.wait()
+
+
+def latency_table(url: str, n: int, latency: float, levels: list[int], with_lm_eval: bool) -> None:
+    print(f"fixed-latency loopback server: N={n} requests, L={latency * 1000:.0f} ms")
+    print(f"{'C':>5} {'ideal s':>8} {'client':<18} {'wall s':>7} {'/ideal':>7} {'CPU ms/req':>11}")
+    for c in levels:
+        ideal = n * latency / c
+        runs = [
+            ("bare aiohttp (floor)", bare_aiohttp),
+            ("mathusereval backend", ours_backend),
+            ("mathusereval pipeline", ours_pipeline),
+        ]
+        if with_lm_eval:
+            runs.append(("lm-eval 0.4.13", lm_eval_chat))
+        walls = {}
+        for name, fn in runs:
+            wall, cpu = _timed(lambda fn=fn, c=c: fn(url, n, c))
+            walls[name] = wall
+            print(f"{c:>5} {ideal:>8.2f} {name:<22} {wall:>7.2f} {wall / ideal:>7.3f} {cpu / n * 1000:>11.3f}")
+        if with_lm_eval:
+            ratio = walls["lm-eval 0.4.13"] / walls["mathusereval pipeline"]
+            print(f"{'':>5} lm-eval wall / mathusereval pipeline wall = {ratio:.2f}")
 
 
 def vllm_table(url: str, model: str, n: int, concurrency: int, max_tokens: int) -> None:
@@ -259,6 +308,11 @@ def main() -> None:
     p.add_argument("--latency", type=float, default=1.0)
     p.add_argument("--concurrency", default="64,256")
     p.add_argument("--no-lm-eval", action="store_true")
+    p.add_argument("--whole-n", type=int, default=1024, help="items of the whole-process rows (0: skip them)")
+    p.add_argument("--whole-latency", type=float, default=0.25)
+    p.add_argument("--whole-concurrency", type=int, default=64)
+    p.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    p.add_argument("--tiny", action="store_true", help="seconds, to check the script runs (tests/)")
     p.add_argument("--vllm-url")
     p.add_argument("--vllm-model", default="smollm2-135m-instruct")
     p.add_argument("--vllm-n", type=int, default=32)
@@ -268,7 +322,16 @@ def main() -> None:
     if args.serve_latency:
         asyncio.run(_serve(int(args.serve_latency[0]), float(args.serve_latency[1])))
         return
-    latency_table(args.n, args.latency, [int(c) for c in args.concurrency.split(",")], not args.no_lm_eval)
+    if args.tiny:
+        args.n, args.latency, args.concurrency, args.whole_n, args.whole_latency = 64, 0.02, "16", 32, 0.02
+        args.whole_concurrency = 16
+    levels = [int(c) for c in args.concurrency.split(",")]
+    with _Server(args.latency) as server:
+        latency_table(server.url, args.n, args.latency, levels, not args.no_lm_eval)
+    if args.whole_n:
+        with _Server(args.whole_latency) as server:
+            whole_table(server.url, args.whole_n, args.whole_latency, args.whole_concurrency, args.data_dir,
+                        not args.no_lm_eval)  # fmt: skip
     if args.vllm_url:
         vllm_table(args.vllm_url, args.vllm_model, args.vllm_n, args.vllm_concurrency, 64)
 

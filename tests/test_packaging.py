@@ -38,4 +38,4 @@ def test_wheel_layout(tmp_path: Path) -> None:
     ):
         assert expected in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "mue-eval = mathusereval.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "mue-eval = mathusereval.cli:entry" in zipfile.ZipFile(wheel).read(entry_points).decode()

@@ -107,3 +107,53 @@ def test_shard_syntax() -> None:
             assert "--shard" in str(exc)
         else:
             raise AssertionError(bad)
+
+
+def test_every_reader_reads_shards_as_one_run(tmp_path: Path) -> None:
+    """results.load, export, agreement, compare and verify see a sharded run as the one run it is: the same
+    items as the unsharded run, and partial when a shard is missing."""
+    from mathusereval import results
+
+    with ScriptedServer(_script) as server:
+        args = ["--base-url", server.url, "--model", "m", "--tasks", "demo", "--quiet"]
+        assert run_cli(*args, "--out", "whole", cwd=tmp_path).returncode == 0
+        for i in range(2):
+            shard = run_cli(*args, "--out", "sharded", "--shard", f"{i}/2", cwd=tmp_path)
+            assert shard.returncode == 0, shard.stderr
+    sharded, whole = tmp_path / "sharded" / "m" / "demo", tmp_path / "whole" / "m" / "demo"
+
+    frames = results.load(tmp_path / "sharded")
+    assert len(frames.runs) == 1 and len(frames.items) == 25
+    assert frames.runs.iloc[0]["answers"] == 25 and not frames.runs.iloc[0]["partial"]
+    exported = run_cli("export", "--format", "rft", "--decide", "rule", "--out", "rft.jsonl", str(sharded),
+                       cwd=tmp_path)  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    reference = run_cli("export", "--format", "rft", "--decide", "rule", "--out", "ref.jsonl", str(whole), cwd=tmp_path)
+    assert reference.returncode == 0, reference.stderr
+
+    def prompts(name: str) -> list[str]:
+        return sorted(json.loads(x)["messages"][0]["content"] for x in (tmp_path / name).read_text().splitlines())
+
+    assert prompts("rft.jsonl") == prompts("ref.jsonl") and prompts("rft.jsonl")
+    agreement = run_cli("agreement", f"{sharded}:answer", f"{whole}:answer", "--out", "agree", cwd=tmp_path)
+    assert agreement.returncode == 0, agreement.stderr
+    agreed = json.loads((tmp_path / "agree" / "agreement.json").read_text())
+    assert agreed["counts"], agreed
+    paired = sum(c for row in agreed["confusion"].values() for c in row.values())
+    assert agreed["counts"]["answers"] == 25 and paired == 25
+    compared = run_cli("compare", str(whole), str(sharded), "--json", cwd=tmp_path)
+    assert compared.returncode == 0, compared.stderr
+    comparison = json.loads(compared.stdout)["comparisons"][0]
+    assert comparison["n"] == 25 and comparison["delta"] == 0
+    verified = run_cli("verify", str(tmp_path / "sharded"), cwd=tmp_path)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+    (sharded / "shard-1-of-2").rename(tmp_path / "aside")
+    frames = results.load(tmp_path / "sharded")
+    assert len(frames.runs) == 1 and 0 < len(frames.items) < 25
+    assert frames.runs.iloc[0]["expected"] == 25 and frames.runs.iloc[0]["partial"]
+    verified = run_cli("verify", str(tmp_path / "sharded"), cwd=tmp_path)
+    assert "shard-1-of-2" in verified.stdout + verified.stderr and "missing" in verified.stdout + verified.stderr
+    compared = run_cli("compare", str(whole), str(sharded), "--json", cwd=tmp_path)
+    assert compared.returncode == 0, compared.stderr
+    assert json.loads(compared.stdout)["comparisons"][0]["n"] < 25

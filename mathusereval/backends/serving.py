@@ -28,6 +28,7 @@ SERVER_FLAGS = {
     "tensor_parallel_size": "--tensor-parallel-size",
     "gpu_memory_utilization": "--gpu-memory-utilization",
     "max_model_len": "--max-model-len",
+    "max_num_seqs": "--max-num-seqs",
     "dtype": "--dtype",
 }
 READY_TIMEOUT_S = float(os.environ.get("MUE_SERVE_TIMEOUT", "1800"))  # a 70B model loads in minutes

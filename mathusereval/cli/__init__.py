@@ -1,5 +1,5 @@
 """``mue-eval``: one module per command (`main` dispatches), shared option groups in `options`."""
 
-from .main import main
+from .main import entry, main
 
-__all__ = ["main"]
+__all__ = ["entry", "main"]

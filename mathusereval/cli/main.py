@@ -8,6 +8,7 @@ Each command module has ``parser()`` and ``run(args) -> exit code``.
 from __future__ import annotations
 
 import importlib
+import os
 import signal
 import sys
 from typing import Any
@@ -79,6 +80,23 @@ def main(argv: list[str] | None = None) -> int:
 
 def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
+
+
+_ENGINES = ("vllm", "ray", "llama_cpp", "torch", "lm_eval", "wandb", "tensorboardX", "multiprocessing")
+"""Modules whose exit handlers stop child processes or flush logs: a process that imported one exits normally."""
+
+
+def entry() -> None:
+    """The ``mue-eval`` executable: `main`, then exit. A process that only spoke HTTP and wrote its files has
+    nothing to tear down that the OS does not do itself, so it skips the interpreter's teardown (~0.1 s of
+    freeing every module, a tenth of a short run's overhead); every file is closed by then, records are
+    written unbuffered, and stdout and stderr are flushed first."""
+    code = main()
+    if any(name in sys.modules for name in _ENGINES):
+        sys.exit(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -64,6 +64,12 @@ def add_vllm_options(p: argparse.ArgumentParser) -> None:
     v.add_argument("--data-parallel-size", type=int, help="model replicas")
     v.add_argument("--gpu-memory-utilization", type=float, help="fraction of GPU memory vLLM may use (vLLM: 0.9)")
     v.add_argument("--max-model-len", type=int, help="context length (default: the model's)")
+    v.add_argument(
+        "--max-num-seqs",
+        type=int,
+        metavar="N",
+        help="sequences vLLM batches at once (vLLM: 256); also each Ray replica's max_in_flight",
+    )
     v.add_argument("--dtype", help="weights dtype, e.g. bfloat16 (default: vLLM's auto)")
     v.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs / torch.compile: faster start")
     v.add_argument(
@@ -185,6 +191,7 @@ ENGINE_OPTIONS = (
     "data_parallel_size",
     "gpu_memory_utilization",
     "max_model_len",
+    "max_num_seqs",
     "dtype",
     "endpoint",
     "api_key_env",
@@ -208,7 +215,8 @@ def backend_values(args: argparse.Namespace) -> dict[str, Any]:
     the chosen backend understands); secrets wrapped so no record or repr shows them."""
     from ..backends.options import Secret
 
-    for dest in ("concurrency", "threads", "n_ctx", "timeout", "tensor_parallel_size", "data_parallel_size"):
+    for dest in ("concurrency", "threads", "n_ctx", "timeout", "tensor_parallel_size", "data_parallel_size",
+                 "max_num_seqs"):  # fmt: skip
         positive("--" + dest.replace("_", "-"), getattr(args, dest))
     positive("--max-reply-bytes", args.max_reply_bytes)
     if args.max_retries is not None and args.max_retries < 0:

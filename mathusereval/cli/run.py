@@ -252,6 +252,8 @@ def run(args: argparse.Namespace) -> int:
         raise MueError(f"--name labels one run; --model names {len(models)} models")
     specs = [_spec(args, model, values) for model in models]  # every model checked before the first runs
     results = []
+    # the leaderboard printed at the end: imported while the answers arrive, not after the last one
+    registry.preload("renderers", also=("rich.console", "rich.table"))
     with trackers(args.log_to or (), run_options.out) as track:
         for spec in specs:  # one engine at a time
             if args.serve:

@@ -25,4 +25,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"{'EDITED' if verdict.edited else 'ok'}: {verdict.directory} ({verdict.lines} record lines{legacy})")
         for problem in verdict.problems:
             print(f"  {problem}")
+        if verdict.missing:
+            print(f"partial: {verdict.directory.parent} ({', '.join(verdict.missing)} missing)")
     return 1 if any(v.edited for v in verdicts) else 0

@@ -22,8 +22,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tarfile
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +66,8 @@ _MATH_MEMBER = re.compile(r"(?:^|/)(train|test)/([a-z_]+)/(\d+)\.json$")
 def build_math_jsonl(archive: Path) -> dict[str, bytes]:
     """``math/test.jsonl`` and ``math/train.jsonl`` from hendrycks' tarball (see the module docstring).
     Members are read in memory, never extracted to disk; only ``<split>/<subject>/<n>.json`` files count."""
+    import tarfile  # only when an official archive is built, not on every start-up
+
     rows: dict[str, list[tuple[tuple[str, int], str]]] = {"test": [], "train": []}
     with tarfile.open(archive, "r:*") as tar:  # plain or compressed, as the file says
         for member in tar:
@@ -167,6 +167,8 @@ def fetch(relative: str, task: str) -> Path:
     path = cache_dir() / relative
     if _check_cached(path, official.sha256):
         return path
+    import tempfile
+
     url = _url(official)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -208,6 +210,8 @@ def _fetch_built(archive: OfficialArchive, relative: str, task: str) -> Path:
     """A file built from an official archive: download the archive, build every file it yields, check each
     against its pin, and cache them all (the archive itself is not kept)."""
     import hashlib
+    import tarfile
+    import tempfile
 
     import httpx
 

@@ -11,8 +11,9 @@ found among the built-ins, or when all names are listed.
 from __future__ import annotations
 
 import importlib
+import threading
+import time
 from collections.abc import Callable
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from ..errors import ConfigError
@@ -61,9 +62,29 @@ def _load_builtins(kind: Kind) -> None:
     importlib.import_module(_BUILTIN_PACKAGES[kind])
 
 
+def preload(kind: Kind, also: tuple[str, ...] = (), after: float = 1.0) -> None:
+    """Import the built-in plugins of `kind` (and the modules `also` names) in a background thread `after`
+    seconds from now, so a process that needs them only at the end (the leaderboard after a run) pays for the
+    imports while it waits on the network, not after it. The delay keeps the import off the start-up path
+    (loading data and sending the first requests); a process done sooner imports them itself, as without."""
+
+    def load() -> None:
+        time.sleep(after)
+        try:
+            _load_builtins(kind)
+            for module in also:
+                importlib.import_module(module)
+        except Exception:  # noqa: BLE001 - `lookup` imports again in the foreground and reports the error
+            pass
+
+    threading.Thread(target=load, name=f"preload-{kind}", daemon=True).start()
+
+
 def _load_entry_points(kind: Kind) -> None:
     if kind in _entry_points_loaded:
         return
+    from importlib.metadata import entry_points  # scanning every installed package: only when needed
+
     _entry_points_loaded.add(kind)
     for ep in entry_points(group=f"mathusereval.{kind}"):
         if ep.name in _registry[kind]:

@@ -87,6 +87,8 @@ def load(path: str | Path, parity: str = "none") -> Results:
             "directory": str(run.directory),
             "fingerprint": manifest.fingerprint,
             "answers": len(rows),
+            "expected": run.counts.expected,  # the whole task's answer slots: fewer answers = partial run
+            "partial": run.partial_note() is not None,
             "scored": sum(r.get(f"{graders[0]}.score") is not None for r in rows) if graders else 0,
         }
         for metric in run.metrics:

@@ -205,8 +205,25 @@ def verify_run(directory: Path) -> Verdict:
 
 
 def verify_paths(paths: list[Path]) -> list[Verdict]:
-    """``mue-eval verify``: the verdict on every run directory (every shard) at or below `paths`."""
-    return [verify_run(d) for path in paths for parts in find_runs(path) for d in parts]
+    """``mue-eval verify``: the verdict on every run directory (every shard) at or below `paths`; the first
+    shard of a run also names the run's shards that are not there."""
+    verdicts = []
+    for path in paths:
+        for parts in find_runs(path):
+            run_verdicts = [verify_run(d) for d in parts]
+            run_verdicts[0].missing.extend(missing_shards(parts))
+            verdicts.extend(run_verdicts)
+    return verdicts
+
+
+def missing_shards(parts: RunParts) -> list[str]:
+    """The ``shard-I-of-N`` directory names of a sharded run that are not among its parts."""
+    if not _is_shard(parts[0]):
+        return []
+    total = parts[0].name.rsplit("-of-", 1)[1]
+    present = {d.name for d in parts}
+    wanted = [f"shard-{i}-of-{total}" for i in range(int(total))] if total.isdigit() else []
+    return [name for name in wanted if name not in present]
 
 
 @dataclass(frozen=True)

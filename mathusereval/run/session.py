@@ -34,15 +34,16 @@ async def _check(backend: Backend) -> None:
 
 def check_graders(tasks: Sequence[Task], override: Sequence[str] | None, judges: Mapping[str, JudgeSettings]) -> None:
     """Every grader installed, and a model named for each LLM grader's role; before anything runs."""
-    available = registry.names("graders")
     for task in tasks:
         for name in override or task.graders:
-            if name not in available:
+            try:
+                grader = registry.lookup("graders", name)  # entry points scanned only for a name not built in
+            except ConfigError:
                 raise ConfigError(
                     f"task {task.name!r} is scored by grader {name!r}, which is not installed "
-                    f"(available graders: {', '.join(available)})"
-                )
-            if not is_judge(registry.lookup("graders", name)):
+                    f"(available graders: {', '.join(registry.names('graders'))})"
+                ) from None
+            if not is_judge(grader):
                 continue
             role = registry.judge_grader(name).role
             if role in judges or JUDGE_ROLE in judges:

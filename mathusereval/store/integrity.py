@@ -41,6 +41,8 @@ class Verdict:
     unprotected: int = 0
     """Lines written without a digest by a version before 0.2: they cannot be checked."""
     problems: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    """Shards of this run that are not there (the run is partial, not edited)."""
 
     @property
     def edited(self) -> bool:
