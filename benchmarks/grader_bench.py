@@ -9,7 +9,9 @@ Prints, for both graders:
    MATH-500's curated `answer` against its solution;
 4. throughput in pairs/s on the MATH-5000 workload: single process, and our batch API on all cores;
 5. throughput on long reasoning: 20 KB answers (other MATH solutions as the reasoning before the item's
-   own solution, its boxed answer at the end), the shape of a reasoning model's reply.
+   own solution, its boxed answer at the end), the shape of a reasoning model's reply;
+6. per answer class as real models write them (Chinese exam keys, plain-text math, text answers and blanks,
+   stray golds, percent, tool output and <think>): the cases of tests/test_answer_formats.py.
 
 ``--verdicts FILE`` writes our verdict on every pair of every section as JSON, to check that a change to the
 grader keeps them identical (``--compare-verdicts FILE``).
@@ -119,7 +121,7 @@ def main() -> int:
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("MUE_DATA_DIR", "../shared/data")))
     parser.add_argument("--misses", action="store_true", help="list the pairs each grader gets wrong")
     parser.add_argument("--skip-throughput", action="store_true")
-    parser.add_argument("--only", choices=["pairs", "gsm8k", "math", "speed", "long"], action="append")
+    parser.add_argument("--only", choices=["pairs", "gsm8k", "math", "speed", "long", "classes"], action="append")
     parser.add_argument("--verdicts", type=Path, help="write our verdict on every pair here (JSON)")
     parser.add_argument("--compare-verdicts", type=Path, help="report verdicts that differ from this file's")
     parser.add_argument("--tiny", action="store_true", help="40 rows of each file: seconds, a smoke test")
@@ -127,7 +129,7 @@ def main() -> int:
     if args.tiny:
         global ROWS
         ROWS = 40
-    sections = set(args.only or ["pairs", "gsm8k", "math", "speed", "long"])
+    sections = set(args.only or ["pairs", "gsm8k", "math", "speed", "long", "classes"])
     if args.verdicts or args.compare_verdicts:
         return verdicts(args.data_dir, args.verdicts, args.compare_verdicts)
     if args.skip_throughput:
@@ -197,7 +199,28 @@ def main() -> int:
         for name, value in long_rates.items():
             print(f"{name:<32} {value:9.0f} pairs/s   {value / long_rates['math-verify 0.9.0']:5.2f}x math-verify")
         print(f"goal: >= 8x math-verify and >= 2000 pairs/s; verdicts agree with math-verify on {agree}/{len(checked)}")
+
+    if "classes" in sections:
+        print("\n## 6. Answer classes as real models write them (tests/test_answer_formats.py), right/total")
+        print(f"{'class':<20} " + " ".join(f"{name:>20}" for name in GRADERS) + "   false positives (ours / mv)")
+        for kind, cases in answer_classes().items():
+            right = {n: sum(g(ref, resp, True) == ok for ref, resp, ok in cases) for n, g in GRADERS.items()}
+            wrong_yes = {n: sum(g(ref, resp, True) and not ok for ref, resp, ok in cases) for n, g in GRADERS.items()}
+            cells = " ".join(f"{right[n]:>16}/{len(cases):<3}" for n in GRADERS)
+            print(f"{kind:<20} {cells}   {' / '.join(str(v) for v in wrong_yes.values())}")
     return 0
+
+
+def answer_classes() -> dict[str, list[tuple[str, str, bool]]]:
+    """The per-class cases the tests hold (one table per class, written for this project)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "tests" / "test_answer_formats.py"
+    spec = importlib.util.spec_from_file_location("answer_formats", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return dict(module.CLASSES)
 
 
 def verdicts(data: Path, out: Path | None, compare: Path | None) -> int:

@@ -27,7 +27,7 @@ _BOX_OPENERS = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _MINERVA = re.compile(r"final answer is\s*(?P<ans>.{1,500}?)\.?\s*I hope it is correct", re.IGNORECASE | re.DOTALL)
 _ANCHOR_WORDS = (
     r"(?:(?:final\s+)?answer\s+(?:is|would be|should be)|final answer\s*[:：]|(?<![a-z])answer\s*[:：]"
-    r"|(?<![a-z])answer\s+(?=\$|\\\(|\\\[)|答案\s*(?:应该|应)?\s*(?:是|为|[:：])|故选|所以\s*选|因此\s*选|(?:所以|因此|故|综上所述?)[^。\n=$]{0,20}?(?:=|(?<!不)为|(?<!不)是))"
+    r"|(?<![a-z])answer\s+(?=\$|\\\(|\\\[)|答案\s*(?:应该|应)?\s*(?:是|为|[:：])|【答案】|故选|所以\s*选|因此\s*选|(?:所以|因此|故|综上所述?)[^。\n=$]{0,20}?(?:=|(?<!不)为|(?<!不)是))"
     r"\s*[:：]?\s*"
 )
 _ANCHOR = re.compile(_ANCHOR_WORDS + r"(?P<ans>.{1,300})", re.IGNORECASE | re.DOTALL)
@@ -56,7 +56,9 @@ _LATEX_SPAN = re.compile(
     re.DOTALL,
 )
 _NUMBER = re.compile(r"(?<![A-Za-z])-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|(?<![\d.])-?\.\d+")
-_SENTENCE_END = re.compile(r"(?<=[^\d\s\\])\.(?:\s|$)|(?<=\d)\.(?:\s|$)|。|；|;\s|\n")
+_SENTENCE_END = re.compile(r"(?<=[^\d\s\\])\.(?:\s|$)|(?<=\d)\.(?:\s|$)|。|；|;\s|\n|<eo[ae]>|【")
+_WORDS = re.compile(r"[A-Za-z]{2,}|[\u4e00-\u9fff]+")
+"""Words of prose: "x < - 2" has none, "Jane started growing Sphere 3 hours ago" several."""
 _EQUALS = re.compile(r"(?<![<>!\\])=")  # "=", not "<=", ">=", "!=" or "\="
 _CONNECTOR_WORDS = 4
 """Boxes separated by at most this many words ("\\boxed{1} and \\boxed{2}") form one multi-part answer."""
@@ -140,6 +142,20 @@ def _math_spans(text: str) -> list[tuple[int, str]]:
     return spans
 
 
+_NEXT_BLANK = re.compile(r"\s*([^\n。；;，,]{1,30}?)\s*(?:[。.]?\s*$|[\n。])")
+
+
+def _blank_follows(ans: str, cut: re.Match[str]) -> bool:
+    """ "1；3": a semicolon between two short answers joins the blanks of one answer (GaoKao cloze keys
+    write "$5$;$10$"); a clause after it ("；又因为 ...") ends the statement."""
+    if cut.group() not in ("；", "; ", ";\n"):
+        return False
+    rest = _NEXT_BLANK.match(ans, cut.end())
+    if rest is None:
+        return False
+    return not _WORDS.search(rest.group(1)) and bool(re.search(r"[\d\\]", rest.group(1)))
+
+
 def _clip_statement(ans: str) -> str:
     """The answer part of "the answer is X. Because ..." — up to the end of the sentence."""
     cut = None
@@ -147,7 +163,7 @@ def _clip_statement(ans: str) -> str:
         # a sentence end inside math ("$x = 3.$", "\\[ \n 9 \n \\]") does not end the statement
         before = ans[: cut.start()]
         balanced = before.count("\\[") <= before.count("\\]") and before.count("\\(") <= before.count("\\)")
-        if before.count("$") % 2 == 0 and balanced:
+        if before.count("$") % 2 == 0 and balanced and not _blank_follows(ans, cut):
             break
     else:
         cut = None
@@ -162,7 +178,7 @@ def _clip_statement(ans: str) -> str:
     if spans:
         # "$x = 3$ and $y = 4$": every math span of the statement, not the prose around them.
         return ", ".join(_last_equation_side(c, computation=True) for _, c in spans)
-    if len(sentence.split()) > 3 and not re.search(r"\\[a-zA-Z]", sentence):
+    if len(_WORDS.findall(sentence)) > 2 and not re.search(r"\\[a-zA-Z]", sentence):
         # Prose ("Jane started growing Sphere 3 hours ago"): the number it states.
         numbers = _NUMBER.findall(sentence)
         if len(numbers) == 1:
@@ -303,8 +319,8 @@ def extract_answer(response: str) -> str | None:
     text = _ASIDE.sub("", text)
     span = _last_match(_LATEX_SPAN, text)
     number = _last_match(_NUMBER, text, span.end() + 1 if span else 0)
-    if number is not None:
-        return number.group()
+    if number is not None:  # "a return of 23%": the percent sign belongs to the number
+        return number.group() + ("%" if text[number.end() : number.end() + 1] in ("%", "％") else "")
     if span is not None:
         return _last_equation_side(_span_content(span), computation=True)[:MAX_ANSWER_CHARS] or None
     return None

@@ -78,6 +78,9 @@ def _unescape(s: str) -> str:
     return s
 
 
+_ROOT_WORD = re.compile(r"根号下?\s*\(?(\d+(?:\.\d+)?|[a-z])\)?")
+
+
 def normalize(answer: str) -> str:
     """Canonical spelling of one answer (still TeX: ``\\frac{1}{2}`` stays a fraction, not 0.5)."""
     s = unicodedata.normalize("NFKC", answer[:5000]).strip()
@@ -102,6 +105,8 @@ def normalize(answer: str) -> str:
     s = s.replace(">=", "\\geq ").replace("<=", "\\leq ").replace("!=", "\\neq ").replace("≤", "\\leq ")
     s = s.replace("≥", "\\geq ").replace("≠", "\\neq ").replace("×", "\\times ").replace("π", "\\pi ")
     s = s.replace("√", "\\sqrt").replace("∞", "\\infty ").replace("∪", "\\cup ")
+    # Chinese plain-text radicals and products: 根号3 / 根号下3 = \sqrt{3}, 2·3 = 2\cdot 3
+    s = _ROOT_WORD.sub(lambda m: f"\\sqrt{{{m.group(1)}}}", s).replace("·", "\\cdot ").replace("⋅", "\\cdot ")
     s = " ".join(s.split()).strip().rstrip(".,;: ").strip()
     s = re.sub(r"^\((\s*[A-Ea-e])\s*\)$", r"\1", s)  # "(C)" as a choice
     s = _MEMBERSHIP.sub("", s)  # "x \in \{1, 2\}" is the set itself

@@ -4,7 +4,9 @@ overview (Overall) and in each task's breakdown (every published column).
 Copied from the upstream READMEs: MathUserEval (THUDM/ChatGLM-Math README leaderboard = paper Table 15, judge
 GPT-4-1106-Preview), AlignBench v1.1 (THUDM/AlignBench README at 5b79d4a8, judge gpt-4-0613) and AlignBench
 v1.0 (README-en.md at acf7a469, judge gpt-4-0613). The official aggregation reproduces each row's averages
-from its category means (tests/test_tasks_judged.py).
+from its category means (tests/test_tasks_judged.py). The Qwen2.5-Math suite: the chain-of-thought, greedy
+rows of the Qwen2.5-Math report (arXiv:2409.12122), Table 3 (English) and Table 4 (Chinese), accuracies;
+the report's "GaoKao" column pools five sets and is shown only inside ``math-suite-zh``'s average.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from mathusereval.records import MetricValue
 class PublishedTable:
     task: str
     source: str
-    judge: str
+    judge: str | None
+    """The judge model of judge-scored tables; None for accuracies (stored as shares, shown in percent)."""
     columns: tuple[str, ...]
     """Metric names (the task's aggregation), in the published column order."""
     rows: Mapping[str, tuple[float, ...]]
@@ -103,10 +106,73 @@ _AB10_ROWS = {
     "llama-2-13b-Chinese-chat": (3.35, 2.47, 2.21, 2.73, 4.23, 4.13, 3.31, 4.79, 3.93, 4.53, 4.71),
 }
 
+# Qwen2.5-Math report (arXiv:2409.12122) chain-of-thought greedy rows, in percent.
+# Table 3: Minerva Math, GaoKao 2023 En, OlympiadBench, College Math, MMLU STEM, Avg. (of 7 sets, with GSM8K/MATH)
+_QWEN_EN_COLUMNS = ("minerva_math", "gaokao2023en", "olympiadbench", "college_math", "mmlu_stem", "math-suite-en")
+_QWEN_EN: dict[str, tuple[float, ...]] = {
+    "GPT-4o-2024-08-06": (36.8, 67.5, 43.3, 48.5, 64.2, 62.0),
+    "DeepSeekMath-7B-RL": (20.6, 43.6, 19.0, 37.5, 64.8, 46.6),
+    "DeepSeek-Coder-V2-Lite-Instruct": (29.4, 56.1, 26.4, 39.8, 68.6, 52.7),
+    "Internlm2-math-plus-7B": (17.3, 50.1, 18.8, 36.2, 55.2, 45.1),
+    "Internlm2-math-plus-20B": (20.2, 51.9, 23.1, 37.5, 63.5, 48.7),
+    "Internlm2-math-plus-mixtral8x7B": (26.8, 49.6, 25.0, 37.5, 71.9, 51.8),
+    "Mathstral-7B-v0.1": (16.2, 46.0, 21.5, 33.7, 64.0, 46.1),
+    "NuminaMath-7B-CoT": (19.1, 47.5, 19.9, 36.9, 60.8, 45.0),
+    "NuminaMath-72B-CoT": (25.0, 58.4, 32.6, 39.7, 64.5, 54.0),
+    "Llama-3.1-8B-Instruct": (21.7, 38.4, 15.4, 33.8, 60.5, 41.9),
+    "Llama-3.1-70B-Instruct": (34.2, 54.0, 27.7, 42.5, 80.4, 56.9),
+    "Qwen2-1.5B-Instruct": (5.5, 19.7, 4.1, 10.4, 46.2, 25.0),
+    "Qwen2-7B-Instruct": (19.5, 36.4, 21.3, 24.5, 68.2, 44.1),
+    "Qwen2-72B-Instruct": (31.6, 58.7, 33.2, 43.2, 84.4, 59.0),
+    "Qwen2-Math-1.5B-Instruct": (29.4, 59.7, 31.3, 44.2, 54.9, 53.3),
+    "Qwen2-Math-7B-Instruct": (34.6, 62.1, 38.2, 45.9, 63.8, 58.5),
+    "Qwen2-Math-72B-Instruct": (40.1, 68.3, 43.0, 47.9, 79.9, 65.7),
+    "Qwen2.5-Math-1.5B-Instruct": (29.4, 65.5, 38.1, 47.7, 57.5, 56.9),
+    "Qwen2.5-Math-7B-Instruct": (37.1, 66.8, 41.6, 46.8, 71.9, 62.9),
+    "Qwen2.5-Math-72B-Instruct": (44.1, 71.9, 49.0, 49.5, 80.8, 68.2),
+}
+# Table 4: CMATH, CN Middle School 24, Avg. (with the pooled GaoKao column)
+_QWEN_ZH_COLUMNS = ("cmath", "cn_middle_school", "math-suite-zh")
+_QWEN_ZH: dict[str, tuple[float, ...]] = {
+    "GPT-4o-2024-08-06": (92.5, 60.4, 65.2),
+    "DeepSeekMath-7B-RL": (86.7, 67.3, 62.5),
+    "DeepSeek-Coder-V2-Lite-Instruct": (89.8, 66.3, 69.1),
+    "Internlm2-math-plus-7B": (82.7, 32.7, 50.0),
+    "Internlm2-math-plus-20B": (81.3, 33.7, 50.4),
+    "Internlm2-math-plus-mixtral8x7B": (85.7, 39.6, 54.2),
+    "Mathstral-7B-v0.1": (76.7, 42.6, 50.3),
+    "NuminaMath-7B-CoT": (78.2, 60.4, 58.3),
+    "NuminaMath-72B-CoT": (87.3, 75.2, 70.1),
+    "Llama-3.1-8B-Instruct": (64.8, 43.6, 46.3),
+    "Llama-3.1-70B-Instruct": (86.7, 59.4, 62.6),
+    "Qwen2-1.5B-Instruct": (65.5, 31.7, 38.1),
+    "Qwen2-7B-Instruct": (83.5, 54.5, 57.7),
+    "Qwen2-72B-Instruct": (92.2, 74.3, 73.7),
+    "Qwen2-Math-1.5B-Instruct": (84.2, 66.3, 65.7),
+    "Qwen2-Math-7B-Instruct": (90.0, 69.3, 69.4),
+    "Qwen2-Math-72B-Instruct": (92.8, 77.2, 76.6),
+    "Qwen2.5-Math-1.5B-Instruct": (89.7, 76.2, 76.1),
+    "Qwen2.5-Math-7B-Instruct": (91.8, 73.3, 77.1),
+    "Qwen2.5-Math-72B-Instruct": (94.3, 79.2, 82.7),
+}
+
+
+def _accuracy_tables(
+    source: str, columns: tuple[str, ...], rows: Mapping[str, tuple[float, ...]]
+) -> list[PublishedTable]:
+    """One table per task (or group) column, its single metric the accuracy, percent stored as a share."""
+    return [
+        PublishedTable(task, source, None, ("accuracy",), {model: (values[k] / 100,) for model, values in rows.items()})
+        for k, task in enumerate(columns)
+    ]
+
+
 TABLES = (
     PublishedTable("mathusereval", "ChatGLM-Math README leaderboard", "gpt-4-1106-preview", MUE_COLUMNS, _MUE_ROWS),
     PublishedTable("alignbench", "AlignBench v1.1 README", "gpt-4-0613", ALIGNBENCH_COLUMNS, _AB11_ROWS),
     PublishedTable("alignbench-v1.0", "AlignBench v1.0 README-en", "gpt-4-0613", ALIGNBENCH_COLUMNS, _AB10_ROWS),
+    *_accuracy_tables("Qwen2.5-Math report Table 3 (CoT, greedy)", _QWEN_EN_COLUMNS, _QWEN_EN),
+    *_accuracy_tables("Qwen2.5-Math report Table 4 (CoT, greedy)", _QWEN_ZH_COLUMNS, _QWEN_ZH),
 )
 MARK = "[published]"
 
@@ -117,6 +183,8 @@ def is_published(row_label: str) -> bool:
 
 
 def _source(table: PublishedTable, what: str) -> str:
+    if table.judge is None:
+        return f"{table.task} {MARK}: {table.source} ({what}, accuracy in percent)"
     return f"{table.task} {MARK}: {table.source}, judge {table.judge} ({what}, 1-10)"
 
 
@@ -128,7 +196,8 @@ def reference_rows(columns: list[str]) -> tuple[list[tuple[str, dict[str, Metric
     for table in TABLES:
         if table.task in columns:
             for model, values in table.rows.items():
-                rows.setdefault(f"{model} {MARK}", {})[table.task] = MetricValue("overall", values[0], 0)
+                headline = table.columns[0] if table.judge is None else "overall"
+                rows.setdefault(f"{model} {MARK}", {})[table.task] = MetricValue(headline, values[0], 0)
             sources.append(_source(table, "Overall"))
     ordered = sorted(rows.items(), key=lambda item: (-max(m.value for m in item[1].values()), item[0]))
     return ordered, sorted(sources)

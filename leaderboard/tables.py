@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from mathusereval.records import MetricValue, RunResult
 
+from .groups import group_cells
 from .layout import format_cell, markdown_text, plain_text
 from .reference import is_published, reference_rows
 
@@ -47,24 +48,29 @@ def overview(columns: Mapping[str, Sequence[RunResult]], reference: bool = False
                 behind[(row_label(run), name)] = run
                 if run.coverage_mark():
                     marks[(row_label(run), name)] = run.coverage_mark()
-    rows = [(model, [by_column.get(name) for name in columns]) for model, by_column in cells.items()]
+    names = list(columns)
+    for group, by_row in group_cells(names, cells).items():  # after the tasks: the group averages
+        names.append(group)
+        for row, value in by_row.items():
+            cells[row][group] = value
+    rows = [(model, [by_column.get(name) for name in names]) for model, by_column in cells.items()]
 
     def mean_score(row: tuple[str, list[MetricValue | None]]) -> float:
         values = [m.value for m in row[1] if m is not None and not math.isnan(m.value)]
         return -sum(values) / len(values) if values else math.inf
 
     # a row with a partial run is never ranked among complete ones: complete rows first, then partial
-    rows.sort(key=lambda row: (any((row[0], c) in marks for c in columns), mean_score(row), row[0]))
+    rows.sort(key=lambda row: (any((row[0], c) in marks for c in names), mean_score(row), row[0]))
     sources: list[str] = []
     if reference:
-        published, sources = reference_rows(list(columns))
-        rows += [(label, [by_column.get(name) for name in columns]) for label, by_column in published]
+        published, sources = reference_rows(names)
+        rows += [(label, [by_column.get(name) for name in names]) for label, by_column in published]
     headers = {}
     for name, column_runs in columns.items():
         k = max((int(r.manifest.params.get("n", 1)) for r in column_runs), default=1)
         if k > 1:
             headers[name] = f"{name} (avg@{k})"
-    return Table(columns=list(columns), rows=rows, marks=marks, runs=behind, headers=headers), sources
+    return Table(columns=names, rows=rows, marks=marks, runs=behind, headers=headers), sources
 
 
 def build_table(runs: Sequence[RunResult], reference: bool = False) -> Table:

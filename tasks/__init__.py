@@ -1,5 +1,60 @@
-"""Built-in tasks; importing this package registers them. One module per benchmark."""
+"""Built-in tasks and task groups; importing this package registers them. One module per benchmark
+(``qwen25_suite`` holds what the Qwen2.5-Math sets share, ``math_suite`` their groups)."""
 
-from . import aime24, alignbench, amc23, demo, gsm8k, hendrycks_math, math_user_eval
+from . import (
+    aime24,
+    alignbench,
+    amc23,
+    aqua,
+    asdiv,
+    carp_en,
+    cmath,
+    cn_middle_school,
+    college_math,
+    demo,
+    gaokao2023en,
+    gaokao2024_i,
+    gaokao2024_ii,
+    gaokao2024_mix,
+    gaokao_math_cloze,
+    gaokao_math_qa,
+    gsm8k,
+    hendrycks_math,
+    math_suite,
+    math_user_eval,
+    mawps,
+    minerva_math,
+    mmlu_stem,
+    olympiadbench,
+    sat_math,
+    svamp,
+)
 
-__all__ = ["aime24", "alignbench", "amc23", "demo", "gsm8k", "hendrycks_math", "math_user_eval"]
+__all__ = [
+    "aime24",
+    "alignbench",
+    "amc23",
+    "aqua",
+    "asdiv",
+    "carp_en",
+    "cmath",
+    "cn_middle_school",
+    "college_math",
+    "demo",
+    "gaokao2023en",
+    "gaokao2024_i",
+    "gaokao2024_ii",
+    "gaokao2024_mix",
+    "gaokao_math_cloze",
+    "gaokao_math_qa",
+    "gsm8k",
+    "hendrycks_math",
+    "math_suite",
+    "math_user_eval",
+    "mawps",
+    "minerva_math",
+    "mmlu_stem",
+    "olympiadbench",
+    "sat_math",
+    "svamp",
+]

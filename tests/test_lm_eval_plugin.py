@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from mathusereval import lm_eval_task_dir
-from mathusereval.lmeval import TASK_NAMES
+from mathusereval.lmeval import CORE_TASK_NAMES, TASK_NAMES
 from mathusereval.plugins import registry
 
 from .conftest import run_cli
@@ -44,7 +44,13 @@ def test_stock_lm_eval_lists_and_validates_our_tasks(tmp_path: Path) -> None:
         assert re.search(rf"\|{name}\s*\|.*mathusereval_", listed.stdout), name
     assert "overrides existing task" not in listed.stderr
     valid = subprocess.run(
-        [str(LM_EVAL), "validate", "--tasks", ",".join([*TASK_NAMES, "mathusereval"]), *include],
+        [
+            str(LM_EVAL),
+            "validate",
+            "--tasks",
+            ",".join([*TASK_NAMES, "mathusereval", "mathusereval_math_suite_en"]),
+            *include,
+        ],
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -68,17 +74,27 @@ def test_yaml_generation_settings_are_the_tasks_own() -> None:
         assert f"temperature: {task.params.temperature}" in text
 
 
+PARITY_TASKS = ("gsm8k", "math500", "mmlu_stem", "cmath", "gaokao2024_I")
+"""Numeric, expression and choice answers, English and Chinese (the Qwen2.5-Math suite's graders too)."""
+
+
 def _replies(shared_data: Path) -> dict[str, str]:
     """Scripted answers per prompt: right, wrong, equivalent-but-different and unparseable ones."""
     replies = {}
-    for task in ("gsm8k", "math500"):
+    for task in PARITY_TASKS:
         samples = registry.lookup("tasks", task).load(shared_data).samples[:12]
         for i, s in enumerate(samples):
-            answer = s.reference if task == "math500" else s.reference.rsplit("####", 1)[-1].strip()
+            answer = s.reference.rsplit("####", 1)[-1].strip() if task == "gsm8k" else s.reference
+            options = s.metadata.get("options") or {}
+            other = {
+                "gsm8k": f"#### {answer}",
+                "math500": f"Final Answer: The final answer is ${answer}$.",
+                "cmath": f"所以答案是 {answer}。",
+            }.get(task, f"\\boxed{{{options.get(answer, answer)}}}")  # a choice: the option's text
             replies[s.messages[-1]["content"]] = [
                 f"Step by step ... so the answer is $\\boxed{{{answer}}}$.",
                 "The answer is \\boxed{3}.",
-                f"#### {answer}" if task == "gsm8k" else f"Final Answer: The final answer is ${answer}$.",
+                other,
                 "I am not sure.",
             ][i % 4]
     return replies
@@ -88,7 +104,7 @@ def test_parity_with_mue_eval_item_by_item(tmp_path: Path, shared_data: Path) ->
     replies = _replies(shared_data)
     with ScriptedServer(lambda body, _: replies.get(body["messages"][-1]["content"], "I am not sure.")) as server:
         ours = run_cli(
-            *("--base-url", server.url, "--model", "scripted", "--tasks", "gsm8k,math500", "--limit", "12"),
+            *("--base-url", server.url, "--model", "scripted", "--tasks", ",".join(PARITY_TASKS), "--limit", "12"),
             *("--limit-order", "file", "--data-dir", str(shared_data), "--quiet"),  # lm-eval's --limit: the first N
             cwd=tmp_path,
         )
@@ -98,14 +114,16 @@ def test_parity_with_mue_eval_item_by_item(tmp_path: Path, shared_data: Path) ->
             "--model_args",
             f"base_url={server.url}/chat/completions,model=scripted,num_concurrent=4,max_retries=1,"
             "tokenized_requests=False",
-            *("--apply_chat_template", "--tasks", "mathusereval", "--limit", "12", "--log_samples"),
+            "--apply_chat_template",
+            *("--tasks", ",".join(["mathusereval", *(f"mathusereval_{t}" for t in PARITY_TASKS[2:])])),
+            *("--limit", "12", "--log_samples"),
             *("--metadata", json.dumps({"data_dir": str(shared_data)}), "--output_path", str(tmp_path / "lm")),
             cwd=tmp_path,
             env=OFFLINE,
         )
         assert theirs.returncode == 0, theirs.stderr[-5000:]
     results, samples = _results(tmp_path / "lm")
-    for task in ("gsm8k", "math500"):
+    for task in PARITY_TASKS:
         grades = {
             g["sample_id"]: g["score"]
             for g in map(
@@ -142,7 +160,7 @@ def test_every_task_through_lm_eval_on_a_real_server_with_the_embedded_model_as_
     )
     assert result.returncode == 0, result.stderr[-5000:]
     results, samples = _results(tmp_path / "lm")
-    for name in TASK_NAMES:
+    for name in CORE_TASK_NAMES:
         assert len(samples[name]) == 2, name
         judged = name in ("mathusereval_mathusereval", "mathusereval_alignbench")
         metric = "score,judge" if judged else "accuracy,none"
@@ -154,7 +172,7 @@ def test_every_task_through_lm_eval_on_a_real_server_with_the_embedded_model_as_
             )
             assert 0 <= scored <= 1 and 0 <= unparseable <= 1 and scored + unparseable <= 1
     assert "scored" in result.stdout  # lm-eval's own table shows the coverage
-    assert all(s["resps"][0][0] for name in TASK_NAMES for s in samples[name])  # real model text came back
+    assert all(s["resps"][0][0] for name in CORE_TASK_NAMES for s in samples[name])  # real model text came back
     for task in ("mathusereval", "alignbench"):
         calls = (tmp_path / "judge-cache" / task / "judgments.jsonl").read_text().splitlines()
         assert len(calls) >= 2 and all(json.loads(c)["generation"]["error"] is None for c in calls)

@@ -28,7 +28,7 @@ from .judge_server import ScriptedServer
 PUBLIC = [
     "BOXED_COT", "Backend", "BackendFactory", "BackendUnavailable", "ConfigError", "DataError", "Generation",
     "GenerationParams", "Grade", "JudgeGrader", "LoadedData", "Loader", "Message", "MetricValue", "MueError",
-    "Renderer", "Request", "RuleGrader", "RunManifest", "RunResult", "Sample", "Settled", "Task", "Usage",
+    "Renderer", "Request", "RuleGrader", "RunManifest", "RunResult", "Sample", "Settled", "Task", "TaskGroup", "Usage",
     "__version__", "accuracy", "boxed_answer", "grouped_means", "jsonl_loader", "judge_grader", "lm_eval_task_dir",
     "lookup", "mean_with_stderr", "names", "per_sample_scores", "pinned_rows", "pinned_source",
     "prompt_fingerprint", "register", "rule_grader", "user_turn",

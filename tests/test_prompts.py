@@ -34,12 +34,45 @@ SNAPSHOTS = [
 ]
 
 
+# the Qwen2.5-Math suite: a system turn (qwen25-math-cot) and the question; digests of the question turn
+SUITE_SNAPSHOTS = [
+    ("aqua", 254, "f0f689a5b2c205bc", "20277e44639b4c6a", "c9bfe07ff5d7b434"),
+    ("asdiv", 2215, "b6f053a5320a172c", "37d248649475329b", "74a0dc43d3ede16c"),
+    ("carp_en", 976, "89d284083a5e5527", "f96bad578f530a40", "f92c4e65c62af098"),
+    ("cmath", 600, "bb078a2b6f137c10", "aa2a39efcda5ef94", "fb50d7cc1c99744a"),
+    ("cn_middle_school", 101, "dd78826add5a0b1a", "30b446a82d80c926", "7584eb046c417e8a"),
+    ("college_math", 2818, "93cfdd6eebf67538", "ac94919c09be51e0", "5b3382a08f97bc23"),
+    ("gaokao2023en", 385, "c0f552054a6b3e2c", "9c3d146230919258", "fa0a0c23426eb2dd"),
+    ("gaokao2024_I", 14, "85d6c1e2c1d44a2f", "71982cb9521f5131", "52d98f8475109b15"),
+    ("gaokao2024_II", 14, "ebdf493975f94d89", "71982cb9521f5131", "a2ff1f5bcdfc16e4"),
+    ("gaokao2024_mix", 91, "41b72b9b62e420d5", "8a283811acb2e89b", "7dc3856654eb80db"),
+    ("gaokao_math_cloze", 118, "7f0d0a867fc78e6e", "e804e46e2fccd4f0", "f99936f69fc30381"),
+    ("gaokao_math_qa", 351, "2a75df7c74868d68", "e8f73fa3da8cac1c", "481b91a00193db34"),
+    ("mawps", 2065, "66b5c5bfb4ab823f", "108e582efb0b70bf", "feba3505803c3f75"),
+    ("minerva_math", 272, "2f02a08e7b65e18f", "359ae015c4518add", "9e755ec52e8b06a4"),
+    ("mmlu_stem", 3018, "390761cd411d2c44", "749554917ae07a46", "a6a06b8ea1e3470d"),
+    ("olympiadbench", 675, "74c617fd90177f3e", "506039e140b67f4d", "a80db6cbb067ee09"),
+    ("sat_math", 32, "2f855da057d78ce7", "0002e1b4ae696bcd", "3eac1a3e4e1fefb7"),
+    ("svamp", 1000, "1739bb7bfc371d39", "6bd00635c02f7dc8", "346bac893764b692"),
+]
+
+
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def test_every_task_has_a_snapshot() -> None:
-    assert sorted(registry.names("tasks")) == sorted(row[0] for row in SNAPSHOTS)
+    assert sorted(registry.names("tasks")) == sorted(row[0] for row in SNAPSHOTS + SUITE_SNAPSHOTS)
+
+
+@pytest.mark.parametrize(("name", "count", "first", "last", "template"), SUITE_SNAPSHOTS)
+def test_suite_prompt_snapshot(shared_data: Path, name: str, count: int, first: str, last: str, template: str) -> None:
+    task = registry.lookup("tasks", name)
+    samples = task.load(shared_data).samples
+    assert len(samples) == count
+    assert all([m["role"] for m in s.messages] == ["system", "user"] for s in samples)
+    assert (_digest(samples[0].messages[-1]["content"]), _digest(samples[-1].messages[-1]["content"])) == (first, last)
+    assert prompt_fingerprint(samples, task.params.stop)[:16] == template
 
 
 @pytest.mark.parametrize(("name", "count", "first", "last", "template"), SNAPSHOTS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +230,17 @@ def _spec(args: argparse.Namespace, model: str | None, values: dict[str, Any]) -
     return spec
 
 
+def expand_groups(names: Iterable[str]) -> list[str]:
+    """``--tasks``: a group name (``math-suite-en``) stands for its tasks; each task once, in order."""
+    from ..plugins import registry
+
+    groups = set(registry.names("groups"))
+    expanded: list[str] = []
+    for name in names:
+        expanded += registry.lookup("groups", name).tasks if name in groups else [name]
+    return list(dict.fromkeys(expanded))
+
+
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -240,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
     from ..run.tracking import trackers
     from .models import expand_models
 
-    task_names = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    task_names = expand_groups(t.strip() for t in args.tasks.split(",") if t.strip())
     if not task_names:
         raise MueError("--tasks is empty")
     judges = judge_settings(options.judge_options(args))

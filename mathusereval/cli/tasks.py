@@ -18,6 +18,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..data.files import resolve_data_dir
     from ..errors import one_line as plain
+    from ..plugins import registry
     from ..plugins.catalog import catalog
 
     data_dir = resolve_data_dir(args.data_dir)
@@ -39,6 +40,18 @@ def run(args: argparse.Namespace) -> int:
                       escape(plain(entry.description)))  # fmt: skip
     console = Console(width=max(160, Console().width))
     console.print(table)
+    groups = Table(title="task groups (--tasks NAME runs every task of the group)")
+    for column in ("group", "headline", "columns (tasks)", "description"):
+        groups.add_column(column, overflow="fold")
+    for name in registry.names("groups"):
+        group = registry.lookup("groups", name)
+        parts = "; ".join(
+            f"{label} ({', '.join(tasks)})" if tasks != (label,) else label for label, tasks in group.parts
+        )
+        groups.add_row(
+            escape(plain(name)), "unweighted mean of the columns", escape(parts), escape(plain(group.description))
+        )
+    console.print(groups)
     for line in unavailable:  # whole lines, never wrapped inside a cell
         console.print(f"unavailable: {escape(line)}", soft_wrap=True)
     return 0

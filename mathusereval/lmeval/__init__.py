@@ -14,13 +14,21 @@ from pathlib import Path
 
 from ..errors import ConfigError
 
-TASK_NAMES = (
+CORE_TASK_NAMES = (
     "mathusereval_gsm8k",
     "mathusereval_math",
     "mathusereval_math500",
     "mathusereval_mathusereval",
     "mathusereval_alignbench",
 )
+SUITE_TASK_NAMES = tuple(
+    f"mathusereval_{name}"
+    for name in ("minerva_math", "olympiadbench", "college_math", "gaokao2023en", "mmlu_stem", "sat_math", "aqua",
+                 "svamp", "asdiv", "mawps", "carp_en", "cmath", "cn_middle_school", "gaokao2024_I", "gaokao2024_II",
+                 "gaokao2024_mix", "gaokao_math_cloze", "gaokao_math_qa")
+)  # fmt: skip
+"""The Qwen2.5-Math suite (tag ``mathusereval_math_suite``; group ``mathusereval_math_suite_en``)."""
+TASK_NAMES = CORE_TASK_NAMES + SUITE_TASK_NAMES
 
 
 def task_dir() -> Path:

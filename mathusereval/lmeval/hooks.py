@@ -56,6 +56,7 @@ def to_doc(sample: Sample) -> dict[str, str]:
         "id": sample.id,
         "task": sample.task,
         "prompt": completion_prompt(sample.messages),
+        "user": sample.messages[-1]["content"],  # the question alone, for tasks whose YAML has the system turn
         "messages": json.dumps(list(sample.messages), ensure_ascii=False),
         "reference": sample.reference,
         "metadata": json.dumps(sample.metadata, ensure_ascii=False),

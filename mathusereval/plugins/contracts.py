@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 from ..errors import ConfigError
 from ..records import Generation, GenerationParams, Grade, Message, Request, RunResult, Sample, Settled
-from .task import Task
+from .task import Task, TaskGroup
 
 JUDGE_ATTRIBUTES = ("name", "role", "style", "threshold", "prompt_sha256", "messages", "parse", "upstream", "settle")
 """Everything `mathusereval.run.judging` uses of an LLM judge."""
@@ -195,6 +195,11 @@ def check_plugin(kind: str, name: str, obj: Any, origin: str) -> None:
         _optional(kind, name, origin, obj)
     elif kind == "backends" and not callable(obj):
         raise _fail(kind, name, origin, "a backend plugin is a factory: callable as factory(spec) -> backend")
+    elif kind == "groups":
+        if not isinstance(obj, TaskGroup):
+            raise _fail(kind, name, origin, f"expected a mathusereval.TaskGroup, got {type(obj).__name__}")
+        if obj.name != name:
+            raise _fail(kind, name, origin, f"the TaskGroup is named {obj.name!r}; register it under that name")
     elif kind == "renderers":
         missing = [a for a in RENDERER_METHODS if not callable(getattr(obj, a, None))]
         if missing:

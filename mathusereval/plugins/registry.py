@@ -21,12 +21,13 @@ from .contracts import check_plugin, is_judge
 
 if TYPE_CHECKING:
     from .contracts import BackendFactory, JudgeGrader, Renderer, RuleGrader
-    from .task import Task
+    from .task import Task, TaskGroup
 
-Kind = Literal["tasks", "graders", "backends", "renderers"]
-KINDS: tuple[Kind, ...] = ("tasks", "graders", "backends", "renderers")
+Kind = Literal["tasks", "graders", "backends", "renderers", "groups"]
+KINDS: tuple[Kind, ...] = ("tasks", "graders", "backends", "renderers", "groups")
 _BUILTIN_PACKAGES: dict[Kind, str] = {
     "tasks": "mathusereval.tasks",
+    "groups": "mathusereval.tasks",
     "graders": "mathusereval.graders",
     "backends": "mathusereval.backends",
     "renderers": "mathusereval.leaderboard",
@@ -105,6 +106,8 @@ def lookup(kind: Literal["graders"], name: str) -> RuleGrader | JudgeGrader: ...
 def lookup(kind: Literal["backends"], name: str) -> BackendFactory: ...
 @overload
 def lookup(kind: Literal["renderers"], name: str) -> Renderer: ...
+@overload
+def lookup(kind: Literal["groups"], name: str) -> TaskGroup: ...
 def lookup(kind: Kind, name: str) -> Any:
     """The plugin registered as `name` (typed per kind); a clear error listing the known names otherwise."""
     _load_builtins(kind)

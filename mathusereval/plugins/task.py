@@ -56,6 +56,32 @@ class Task:
     row_key: Callable[[dict[str, Any]], str] | None = None
 
 
+@dataclass(frozen=True)
+class TaskGroup:
+    """Tasks run and reported together (``--tasks NAME`` runs them all): the headline is the unweighted mean
+    of its parts' accuracies (the macro average benchmark reports use), each part the pooled items of its
+    tasks (one published column can span several files, as the Qwen2.5-Math report's GaoKao does).
+
+    Attributes:
+        name: registry name, also the leaderboard column.
+        parts: (label, task names) pairs; a part's score pools its tasks' graded answers.
+        description: one line for `mue-eval tasks`.
+    """
+
+    name: str
+    parts: tuple[tuple[str, tuple[str, ...]], ...]
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.parts or not all(label and tasks for label, tasks in self.parts):
+            raise ValueError(f"group {self.name!r}: every part needs a label and at least one task")
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """Every member task, in part order, each once."""
+        return tuple(dict.fromkeys(t for _, tasks in self.parts for t in tasks))
+
+
 def prompt_fingerprint(samples: Sequence[Sample], stop: Sequence[str]) -> str:
     """sha256 of what is sent: every loaded sample's messages (and its own temperature, where a task sets
     one per item, as AlignBench does) and the stop sequences. Any prompt change changes it, so a stored run

@@ -1,0 +1,31 @@
+"""aqua: AQuA-RAT: 254 algebra word problems with five options, graded by the option letter.
+
+Qwen2.5-Math ``evaluation/data/aqua/test.jsonl`` at a45202bd, pinned by sha256 (`tasks.qwen25_suite`). Fields as
+``evaluation/parser.py`` reads them: gold: ``correct``; question: ``question`` then ``Answer Choices: (A) ...
+(E) ...`` (parse_question).
+"""
+
+from . import qwen25_suite as suite
+
+
+def _options(row: suite.Row) -> list[str]:
+    options = row.get("options")
+    if not isinstance(options, list) or not options or not all(isinstance(o, str) for o in options):
+        raise ValueError("field 'options' must be a list of texts")
+    return options
+
+
+def _question(row: suite.Row) -> str:
+    listed = " ".join(f"({letter}) {text}" for letter, text in suite.letters_of(_options(row)).items())
+    return f"{suite.text(row, 'question').strip()}\nAnswer Choices: {listed}"
+
+
+TASK = suite.task(
+    "aqua",
+    "de41581881ef95c5588c44ddc701c77fd480839241dd422a0d181262af24520c",
+    "AQuA-RAT (254), five options, zero-shot",
+    question=_question,
+    gold=lambda row: suite.text(row, "correct").strip(),
+    options=lambda row: suite.letters_of(_options(row)),
+    graders=("choice",),
+)
