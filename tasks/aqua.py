@@ -15,16 +15,11 @@ def _options(row: suite.Row) -> list[str]:
     return options
 
 
-def _question(row: suite.Row) -> str:
-    listed = " ".join(f"({letter}) {text}" for letter, text in suite.letters_of(_options(row)).items())
-    return f"{suite.text(row, 'question').strip()}\nAnswer Choices: {listed}"
-
-
 TASK = suite.task(
     "aqua",
     "de41581881ef95c5588c44ddc701c77fd480839241dd422a0d181262af24520c",
     "AQuA-RAT (254), five options, zero-shot",
-    question=_question,
+    question=lambda row: suite.with_options(row, suite.letters_of(_options(row))),
     gold=lambda row: suite.text(row, "correct").strip(),
     options=lambda row: suite.letters_of(_options(row)),
     graders=("choice",),

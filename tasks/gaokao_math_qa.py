@@ -15,16 +15,11 @@ def _options(row: suite.Row) -> dict[str, str]:
     return {str(k): v for k, v in options.items()}
 
 
-def _question(row: suite.Row) -> str:
-    listed = " ".join(f"({letter}) {text}" for letter, text in _options(row).items())
-    return f"{suite.text(row, 'question').strip()}\n选项: {listed}"
-
-
 TASK = suite.task(
     "gaokao_math_qa",
     "4717f8ab70130e277da9056261e3d63f1f6b062049b97b2d204299917da656fb",
     "GaoKao Math QA (351), Chinese, four options",
-    question=_question,
+    question=lambda row: suite.with_options(row, _options(row), "选项"),
     gold=lambda row: suite.text(row, "label").strip(),
     options=_options,
     graders=("choice",),

@@ -15,11 +15,6 @@ def _choices(row: suite.Row) -> list[str]:
     return [c.strip() for c in choices]
 
 
-def _question(row: suite.Row) -> str:
-    listed = " ".join(f"({letter}) {text}" for letter, text in zip("ABCD", _choices(row), strict=True))
-    return f"{suite.text(row, 'question').strip()}\nAnswer Choices: {listed}"
-
-
 def _gold(row: suite.Row) -> str:
     index = row.get("answer")
     if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < 4:
@@ -31,7 +26,7 @@ TASK = suite.task(
     "mmlu_stem",
     "fd7c16f96067d285638abb5aaef9cd8a063b11454e14cb64df93141a58691478",
     "MMLU-STEM (3018), four options, zero-shot (the report: 5-shot)",
-    question=_question,
+    question=lambda row: suite.with_options(row, dict(zip("ABCD", _choices(row), strict=True))),
     gold=_gold,
     options=lambda row: suite.letters_of(_choices(row)),
     graders=("choice",),

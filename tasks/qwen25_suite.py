@@ -86,6 +86,12 @@ def inline_options(question: str) -> dict[str, str]:
     return {}
 
 
+def with_options(row: Row, options: dict[str, str], header: str = "Answer Choices") -> str:
+    """``parse_question``: the question, then ``Answer Choices: (A) x (B) y`` (``选项:`` for GaoKao QA)."""
+    listed = " ".join(f"({letter}) {body}" for letter, body in options.items())
+    return f"{text(row, 'question').strip()}\n{header}: {listed}"
+
+
 def yes_no_hint(question: str, gold: str) -> str:
     """``parse_question``: a true/false or yes/no gold adds the hint to the question."""
     lowered = gold.strip().lower()

@@ -188,7 +188,7 @@ class RayReplicas:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         if ray.is_initialized():
             return
-        ours = signal.getsignal(signal.SIGTERM)
+        ours = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
         kwargs: dict[str, Any] = {"namespace": NAMESPACE, "log_to_driver": False, "include_dashboard": False}
         if self.options.address == "local":  # a new instance on this machine, even when a cluster runs here
             self._started_local = True
@@ -199,7 +199,9 @@ class RayReplicas:
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 where = self.options.address
                 raise BackendUnavailable(f"--ray {where}: cannot connect to a Ray cluster ({exc})") from exc
-        signal.signal(signal.SIGTERM, ours)  # ray.init installs its own (exit 15 with a C++ stack)
+        for sig, handler in ours.items():  # ray.init installs its own (exit 15 with a C++ stack)
+            if handler is not None:
+                signal.signal(sig, handler)
 
     def _check_fits(self) -> None:
         """Fail now, naming what is missing, when the cluster cannot hold the replicas."""

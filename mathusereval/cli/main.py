@@ -61,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         return _error(str(exc))
     # SIGTERM (Slurm, Kubernetes, `kill`) stops a run as Ctrl-C does: answers kept, a clean message
     previous = signal.signal(signal.SIGTERM, _terminate)
+    # Ctrl-C the same way: asyncio.run would otherwise cancel the main task on SIGINT, and a cancellation
+    # that lands inside a retry or a worker await can be absorbed, so the run went on to the end (seen under
+    # load); a KeyboardInterrupt raised where the main thread stands always stops it
+    previous_int = signal.signal(signal.SIGINT, _terminate)
     try:
         return int(module.run(args))
     except MueError as exc:
@@ -76,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 def _terminate(signum: int, frame: Any) -> None:
