@@ -16,11 +16,13 @@ budget, becomes an error `Generation`: the run goes on, and the next run redoes 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -97,6 +99,16 @@ class OpenAIBackend:
         """What the servers' ``/models`` say they serve (recorded in the manifest)."""
         self._draining = False
         self.max_in_flight = self.pool.capacity
+        self.batch = None
+        if o.batch is not None:  # --batch / --judge-batch: the Batch API instead of one request each
+            from .batch_api import BatchRunner
+
+            self.batch = BatchRunner(self, o.batch)
+
+    def bind_run(self, directory: Path) -> None:
+        """Where this backend keeps run state (the batches of ``--batch``): the run directory being written."""
+        if self.batch is not None:
+            self.batch.state_dir = directory
 
     def _client(self) -> aiohttp.ClientSession:
         """The pooled session, made on first use inside the running event loop (as aiohttp requires)."""
@@ -122,6 +134,7 @@ class OpenAIBackend:
             "extra_headers": self.header_names,  # names only: values may be credentials
             **({"served_by": self.served_by} if self.served_by else {}),
             **({"served_models": sorted(self.served_models)} if self.served_models else {}),
+            **({"batch": dataclasses.asdict(self.batch.settings)} if self.batch is not None else {}),
         }
 
     def _auth(self, endpoint: Endpoint) -> dict[str, str] | None:
@@ -255,6 +268,10 @@ class OpenAIBackend:
 
     async def generate(self, requests: Sequence[Request], params: GenerationParams) -> AsyncIterator[Generation]:
         """Workers share one iterator over `requests`, each taking the next as it finishes one."""
+        if self.batch is not None:
+            async for batched in self.batch.generate(requests, params):
+                yield batched
+            return
         self._draining = False
         self._fatal = None
         done: asyncio.Queue[Generation | None] = asyncio.Queue()

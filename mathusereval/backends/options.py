@@ -35,6 +35,42 @@ def _digest(text: str | None) -> str | None:
 
 
 @dataclass(frozen=True)
+class BatchSettings:
+    """``--batch-*`` (`mathusereval.backends.batch_api`): how batches are sent, polled, split, retried and priced."""
+
+    poll_s: float = 30.0
+    window: str = "24h"
+    max_requests: int = 50_000
+    max_bytes: int = 200_000_000
+    retries: int = 2
+    fallback: str = "batch"
+    discount: float = 0.5
+    cancel_on_interrupt: bool = False
+
+    def __post_init__(self) -> None:
+        if self.fallback not in ("batch", "direct"):
+            raise ConfigError(f"--batch-fallback must be batch or direct, got {self.fallback!r}")
+        if not 0 <= self.discount <= 1:
+            raise ConfigError(f"--batch-discount must be between 0 and 1, got {self.discount}")
+        if self.poll_s <= 0 or self.max_requests < 1 or self.max_bytes < 1024 or self.retries < 0:
+            raise ConfigError("--batch-poll, --batch-max-requests and --batch-max-bytes must be positive")
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any], retries: int) -> BatchSettings:
+        """``--batch-*`` (argparse's names) as settings, shared by ``--batch`` and ``--judge-batch``."""
+        return cls(
+            poll_s=float(values.get("batch_poll", 30.0)),
+            window=str(values.get("batch_window", "24h")),
+            max_requests=int(values.get("batch_max_requests", 50_000)),
+            max_bytes=int(values.get("batch_max_bytes", 200_000_000)),
+            retries=retries,
+            fallback=str(values.get("batch_fallback", "batch")),
+            discount=float(values.get("batch_discount", 0.5)),
+            cancel_on_interrupt=bool(values.get("batch_cancel_on_interrupt", False)),
+        )
+
+
+@dataclass(frozen=True)
 class ServedOptions:
     """An OpenAI-compatible server (``--base-url``); several URLs serving one model are load-balanced."""
 
@@ -51,6 +87,9 @@ class ServedOptions:
     extra_body: Mapping[str, Any] = field(default_factory=dict)
     """``--extra-body JSON``: fields added to every request body (top_k, min_p, repetition_penalty ...)."""
     served_by: Mapping[str, Any] | None = None
+    batch: BatchSettings | None = None
+    """``--batch`` (``--judge-batch`` for a judge): requests go through the Batch API (not part of the run's
+    identity: the request bodies, and so the answers, are the same as direct calls')."""
 
     def __post_init__(self) -> None:
         if self.endpoint not in ENDPOINTS:

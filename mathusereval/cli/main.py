@@ -76,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
             "this is fixed"
         )
     except KeyboardInterrupt:
+        batches = sys.modules.get("mathusereval.backends.batch_api")
+        if batches is not None:  # batches polled at the interrupt keep running on the provider (or are cancelled)
+            for line in batches.interrupted(bool(getattr(args, "batch_cancel_on_interrupt", False))):
+                print(line, file=sys.stderr)
         print("mue-eval: interrupted; finished work is saved, run the same command again to resume", file=sys.stderr)
         return 130
     finally:

@@ -52,6 +52,11 @@ def add_served_options(p: argparse.ArgumentParser) -> None:
         "apart; 'keep' grades the whole reply",
     )
     s.add_argument(
+        "--batch",
+        action="store_true",
+        help="send the model's requests through the OpenAI Batch API (--base-url; half price, hours of latency)",
+    )
+    s.add_argument(
         "--serve",
         action="store_true",
         help="start vLLM's OpenAI server for --model DIR (one per --data-parallel-size) and evaluate through it",
@@ -144,6 +149,28 @@ def add_grading_options(p: argparse.ArgumentParser) -> None:
         help="judge price in USD per million prompt,completion tokens (for cost reports and --judge-budget)",
     )
     g.add_argument("--judge-budget", type=float, metavar="USD", help="stop judging after spending this much")
+    g.add_argument(
+        "--judge-batch", action="store_true", help="send judge (and verifier) calls through the OpenAI Batch API"
+    )
+    b = p.add_argument_group("the Batch API (--batch, --judge-batch)")
+    b.add_argument("--batch-poll", type=float, default=30.0, metavar="S", help="seconds between polls (default: 30)")
+    b.add_argument("--batch-window", default="24h", help="the batch's completion_window (default: 24h)")
+    b.add_argument("--batch-max-requests", type=int, default=50_000, metavar="N", help="lines per batch (50,000)")
+    b.add_argument("--batch-max-bytes", type=int, default=200_000_000, metavar="B", help="bytes per batch (200 MB)")
+    b.add_argument(
+        "--batch-fallback",
+        choices=("batch", "direct"),
+        default="batch",
+        help="requests a batch failed: into a new batch (default; at most --judge-retries times), or direct calls",
+    )
+    b.add_argument(
+        "--batch-discount", type=float, default=0.5, help="batch price as a share of --price/--judge-price (0.5)"
+    )
+    b.add_argument(
+        "--batch-cancel-on-interrupt",
+        action="store_true",
+        help="Ctrl-C cancels the batches being polled (default: they keep running and the next run collects them)",
+    )
     g.add_argument("--judge-token-budget", type=int, metavar="N", help="stop judging after this many tokens")
     g.add_argument(
         "--verifier",
@@ -213,7 +240,7 @@ def _headers(values: list[str] | None) -> dict[str, Any]:
 def backend_values(args: argparse.Namespace) -> dict[str, Any]:
     """Everything the command line says about the backend, as one flat mapping (`options_for` keeps what
     the chosen backend understands); secrets wrapped so no record or repr shows them."""
-    from ..backends.options import Secret
+    from ..backends.options import BatchSettings, Secret
 
     for dest in ("concurrency", "threads", "n_ctx", "timeout", "tensor_parallel_size", "data_parallel_size",
                  "max_num_seqs"):  # fmt: skip
@@ -230,6 +257,8 @@ def backend_values(args: argparse.Namespace) -> dict[str, Any]:
         values["api_key"] = Secret(args.api_key)
     if args.header:
         values["headers"] = _headers(args.header)
+    if getattr(args, "batch", False):
+        values["batch"] = BatchSettings.from_values(vars(args), getattr(args, "judge_retries", 2))
     return values
 
 
@@ -243,4 +272,5 @@ def budget(args: argparse.Namespace) -> Budget | None:
         raise MueError("--max-cost is in USD: also pass --price IN,OUT")
     if prices is None and args.max_tokens_total is None:
         return None
-    return Budget("generation", prices, args.max_cost, args.max_tokens_total)
+    discount = args.batch_discount if getattr(args, "batch", False) else 1.0  # batch calls are charged at the discount
+    return Budget("generation", prices, args.max_cost, args.max_tokens_total, discount=discount)

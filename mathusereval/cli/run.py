@@ -201,6 +201,8 @@ def _spec(args: argparse.Namespace, model: str | None, values: dict[str, Any]) -
     from ..backends.options import RayOptions
 
     spec = resolve_model(model, args.backend, args.base_url, values)
+    if "batch" in values and spec.backend != "openai":
+        raise MueError("--batch sends an API model's requests through the Batch API: it needs --base-url")
     if "chat_template" in values and spec.backend not in ("llamacpp", "vllm"):
         raise MueError("--chat-template applies to llama.cpp and vLLM in process; a server applies its own template")
     if "extra_body" in values and spec.backend != "openai":

@@ -7,6 +7,7 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .items import JsonDict, MetricValue, from_json_fields
 
@@ -92,7 +93,11 @@ class JudgeUsage:
     budget_skipped: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    batches: int = 0
+    """Batches created for these calls (``--judge-batch``; a resumed batch is not counted again)."""
     cost_usd: float | None = None
+    direct_cost_usd: float | None = None
+    """What the same calls cost at the list price (direct calls), beside `cost_usd` for batch calls."""
 
     def to_json(self) -> JsonDict:
         return dataclasses.asdict(self)
@@ -103,10 +108,13 @@ class JudgeUsage:
 
     def plus(self, other: JudgeUsage) -> JudgeUsage:
         """Two usages of one judge added up (a run judged in chunks)."""
-        names = [f.name for f in dataclasses.fields(self) if f.name != "cost_usd"]
-        total = {name: getattr(self, name) + getattr(other, name) for name in names}
-        costs = [c for c in (self.cost_usd, other.cost_usd) if c is not None]
-        return JudgeUsage(**total, cost_usd=sum(costs) if costs else None)
+        money = ("cost_usd", "direct_cost_usd")
+        names = [f.name for f in dataclasses.fields(self) if f.name not in money]
+        total: dict[str, Any] = {name: getattr(self, name) + getattr(other, name) for name in names}
+        for name in money:
+            costs = [c for c in (getattr(self, name), getattr(other, name)) if c is not None]
+            total[name] = sum(costs) if costs else None
+        return JudgeUsage(**total)
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,15 +46,23 @@ class Budget:
     reserved_usd: float = 0.0
     refused: int = 0
     """Requests not sent because their worst case would have passed the cap."""
+    discount: float = 1.0
+    """What a call costs as a share of the list price (``--batch-discount`` for batch calls, else 1)."""
 
     def __post_init__(self) -> None:
         if self.max_usd is not None and self.prices is None:
             raise ConfigError(f"a USD cap on {self.what} needs prices: pass IN,OUT per million tokens")
 
-    def cost(self, usage: Usage) -> float | None:
+    def list_cost(self, usage: Usage) -> float | None:
+        """What `usage` costs at the list prices (direct calls)."""
         if self.prices is None:
             return None
         return (usage.prompt_tokens * self.prices[0] + usage.completion_tokens * self.prices[1]) / 1e6
+
+    def cost(self, usage: Usage) -> float | None:
+        """What `usage` costs as sent: the list price times `discount`."""
+        listed = self.list_cost(usage)
+        return None if listed is None else listed * self.discount
 
     @property
     def capped(self) -> bool:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..backends import resolve_model
+from ..backends.options import BatchSettings
 from ..errors import ConfigError
 from .budget import parse_prices
 from .judging import JUDGE_ROLE, JudgeSettings
@@ -39,6 +40,14 @@ class JudgeOptions:
     verifier: str | None = None
     verifier_base_url: str | None = None
     verifier_backend: str | None = None
+    judge_batch: bool = False
+    batch_poll: float = 30.0
+    batch_window: str = "24h"
+    batch_max_requests: int = 50_000
+    batch_max_bytes: int = 200_000_000
+    batch_fallback: str = "batch"
+    batch_discount: float = 0.5
+    batch_cancel_on_interrupt: bool = False
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> JudgeOptions:
@@ -104,10 +113,17 @@ def judge_settings(options: JudgeOptions) -> dict[str, JudgeSettings]:
             raise ConfigError("judge options were given without --judge MODEL")
     engine: dict[str, Any] = {"concurrency": o.judge_concurrency, "timeout": o.judge_timeout, "n_ctx": o.judge_n_ctx}
     engine["api_key_env"] = o.judge_api_key_env
+    if o.judge_batch:  # --judge-batch: the judges' calls through the Batch API, at its discount
+        engine["batch"] = BatchSettings.from_values(dataclasses.asdict(o), o.judge_retries)
 
     def settings(model: str, backend: str | None, base_url: str | None) -> JudgeSettings:
+        spec = resolve_model(model, backend, base_url, engine)
+        if o.judge_batch and spec.backend != "openai":
+            raise ConfigError(
+                f"--judge-batch needs an OpenAI-compatible judge (--judge-base-url); {model} runs on {spec.backend}"
+            )
         return JudgeSettings(
-            spec=resolve_model(model, backend, base_url, engine),
+            spec=spec,
             max_tokens=o.judge_max_tokens,
             parse_retries=o.judge_retries,
             cascade=o.judge_cascade,

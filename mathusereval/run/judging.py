@@ -77,9 +77,10 @@ class _Tally:
 
     counts: Counter[str] = field(default_factory=Counter)
     cost_usd: float | None = None
+    direct_cost_usd: float | None = None
 
     def usage(self) -> JudgeUsage:
-        return JudgeUsage(**self.counts, cost_usd=self.cost_usd)
+        return JudgeUsage(**self.counts, cost_usd=self.cost_usd, direct_cost_usd=self.direct_cost_usd)
 
 
 @dataclass
@@ -96,7 +97,9 @@ class JudgeRole:
     def __init__(self, settings: JudgeSettings, backend: Backend) -> None:
         self.settings = settings
         self.backend = backend
-        self.budget = Budget("judge", settings.prices, settings.budget_usd, settings.budget_tokens)
+        batch = getattr(settings.spec.options, "batch", None)  # --judge-batch: calls at the batch discount
+        discount = batch.discount if batch is not None else 1.0
+        self.budget = Budget("judge", settings.prices, settings.budget_usd, settings.budget_tokens, discount=discount)
 
     def identity(self, judge: JudgeGrader) -> str:
         """Which judge made a grade: backend, model and prompt. A grade from another judge is redone."""
@@ -141,6 +144,7 @@ class JudgeRole:
         cost = admitted.charge(generation)
         if cost is not None:
             tally.cost_usd = (tally.cost_usd or 0.0) + cost
+            tally.direct_cost_usd = (tally.direct_cost_usd or 0.0) + (self.budget.list_cost(generation.usage) or 0.0)
 
     def _grade(self, judge: JudgeGrader, item: Item, score: float | None, **details: Any) -> Grade:
         sample, generation = item
@@ -200,6 +204,9 @@ class JudgeRole:
             return keys, replies
         admitted = Admitted(requests, params, self.budget)
         asked = {(r.sample.id, r.n_index) for r in requests}
+        bind = getattr(self.backend, "bind_run", None)
+        if bind is not None:  # --judge-batch keeps its batches beside the judge cache
+            bind(store.dir)
         async with generation_stream(self.backend, admitted, params) as stream:
             async for raw in stream:
                 reply = checked(raw, type(self.backend).__name__, asked)
@@ -254,6 +261,8 @@ class JudgeRole:
         """Judge `items`, calling `on_grade` for each final grade as it is decided."""
         tally = _Tally()
         tally.counts["items"] = len(items)
+        runner = getattr(self.backend, "batch", None)
+        created = runner.created if runner is not None else 0
         pending = self._settle(judge, items, on_grade, tally)
         state = _Attempts()
         for attempt in range(self.settings.parse_retries + 1):
@@ -269,6 +278,8 @@ class JudgeRole:
                 else:
                     on_grade(grade)
             pending = retry
+        if runner is not None:
+            tally.counts["batches"] += runner.created - created
         return tally.usage()
 
 

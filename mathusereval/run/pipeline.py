@@ -192,6 +192,9 @@ async def _generate(
     said: set[str] = set()
     name = type(backend).__name__
     asked = {(r.sample.id, r.n_index) for r in todo}
+    bind = getattr(backend, "bind_run", None)
+    if bind is not None:  # run state a backend keeps (the batches of --batch) lives in the run directory
+        bind(store.dir)
     with StreamingRuleGrades(grading, bars) as rule_grades:
         for group_params, group in _group_by_params(todo, params, overrides).items():
             if budget is not None and budget.exhausted:

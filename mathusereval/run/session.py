@@ -83,6 +83,9 @@ def report(result: RunResult) -> None:
         )
     for name, usage in result.judge_usage.items():
         cost = f", ${usage.cost_usd:.4f}" if usage.cost_usd is not None else ""
+        if usage.batches or (usage.direct_cost_usd or 0) > (usage.cost_usd or 0):
+            direct = f"; direct calls would cost ${usage.direct_cost_usd:.4f}" if usage.direct_cost_usd else ""
+            cost += f" in {usage.batches} batch{'es' if usage.batches != 1 else ''}{direct}"
         print(
             f"  judge {name}: {usage.items} to judge, {usage.calls} calls ({usage.cached} cached, "
             f"{usage.retries} retries), {usage.cascade_decided} settled without a call, "
