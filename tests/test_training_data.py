@@ -9,7 +9,8 @@ import pytest
 
 from mathusereval.errors import ConfigError
 from mathusereval.results.agreement import cohen_kappa, compare, parse_side, spearman, to_markdown
-from mathusereval.results.training_data import Selection, export
+from mathusereval.results.candidates import Selection
+from mathusereval.results.training_data import export
 
 from .conftest import run_cli
 from .training_runs import Answer, write_run

@@ -44,7 +44,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..results.training_data import Selection, export
+    from ..results.candidates import Selection
+    from ..results.training_data import export
     from ..store.guard import guarded_outputs
 
     for flag in ("per_problem", "pairs_per_problem", "max_reuse"):

@@ -18,7 +18,6 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..records import GROUP_KEYS, MetricValue, RunResult
-from . import stats
 from .compare import Scored, _mean_test, compare_runs, scored
 
 ALPHA = 0.05
@@ -102,7 +101,11 @@ def _is_mean(run: Scored, members: Sequence[str], metric: MetricValue) -> bool:
         scores = [run.grades[k].score for k in _answers(run, sid)]
         if scores:
             per_item.append(sum(float(s or 0) for s in scores) / len(scores))
-    return bool(per_item) and len(per_item) == metric.n and math.isclose(sum(per_item) / len(per_item), metric.value, abs_tol=1e-9)
+    return (
+        bool(per_item)
+        and len(per_item) == metric.n
+        and math.isclose(sum(per_item) / len(per_item), metric.value, abs_tol=1e-9)
+    )
 
 
 @dataclass(frozen=True)
@@ -200,7 +203,9 @@ def find_sweeps(runs: Sequence[RunResult], sweep_x: dict[str, tuple[float, str]]
                 if points:
                     previous = points[-1].run
                     p = tests.p_value(previous, run, run.metrics[0].name)
-                    point = SweepPoint(label, x, run, run.metrics[0], run.metrics[0].value - previous.metrics[0].value, p)
+                    point = SweepPoint(
+                        label, x, run, run.metrics[0], run.metrics[0].value - previous.metrics[0].value, p
+                    )
                 points.append(point)
             axis = x_label if sweep_x is not None else "checkpoint step"
             found.append(Sweep(task, family, tuple(points), axis, _chance(members[0][2])))

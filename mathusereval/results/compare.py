@@ -119,7 +119,9 @@ def _mean_test(pairs: Sequence[list[tuple[float, float]]], resamples: int) -> tu
     return stats.sign_flip_p(differences, resamples), name
 
 
-def _changed(ids: Sequence[str], pairs: Sequence[list[tuple[float, float]]], b: Scored, top: int) -> list[dict[str, Any]]:
+def _changed(
+    ids: Sequence[str], pairs: Sequence[list[tuple[float, float]]], b: Scored, top: int
+) -> list[dict[str, Any]]:
     """The items whose score changed most (B - A), with their anchor on B's run page."""
     page = run_page_name(b.manifest, run_directory_of(b.parts))
     rows: list[dict[str, Any]] = []
@@ -162,14 +164,19 @@ class _Resampler:
     """The task's aggregation over re-chosen items (bootstrap) or swapped sides (permutation), with the
     records built once: an item drawn twice is two samples with their own ids."""
 
-    def __init__(self, aggregate: Aggregator, samples: list[Sample], pairs: list[list[tuple[float, float]]], grader: str):
+    def __init__(
+        self, aggregate: Aggregator, samples: list[Sample], pairs: list[list[tuple[float, float]]], grader: str
+    ):
         self.aggregate, self.samples, self.pairs, self.grader = aggregate, samples, pairs, grader
         self._copies: dict[tuple[int, int], tuple[Sample, list[Grade], list[Grade]]] = {}
 
     def _copy(self, k: int, c: int) -> tuple[Sample, list[Grade], list[Grade]]:
         if (k, c) not in self._copies:
             sample = self.samples[k] if c == 0 else dataclasses.replace(self.samples[k], id=f"{self.samples[k].id}#{c}")
-            sides = [[Grade(sample.id, n, self.grader, pair[side]) for n, pair in enumerate(self.pairs[k])] for side in (0, 1)]
+            sides = [
+                [Grade(sample.id, n, self.grader, pair[side]) for n, pair in enumerate(self.pairs[k])]
+                for side in (0, 1)
+            ]
             self._copies[(k, c)] = (sample, sides[0], sides[1])
         return self._copies[(k, c)]
 
@@ -200,8 +207,12 @@ def _headline(a: Scored, b: Scored, ids: list[str], pairs: list[list[tuple[float
         return mean_row  # the headline is the mean item score: the exact tests apply
     rounds = min(resamples, AGGREGATE_RESAMPLES)
     delta = b_value - a_value
-    interval = stats.bootstrap_ci(len(ids), lambda p: resampler.value(1, p) - resampler.value(0, p), rounds) if ci else None
-    p_value = stats.permutation_p(len(ids), lambda w: resampler.value(1, every, w) - resampler.value(0, every, w), delta, rounds)
+    interval = (
+        stats.bootstrap_ci(len(ids), lambda p: resampler.value(1, p) - resampler.value(0, p), rounds) if ci else None
+    )
+    p_value = stats.permutation_p(
+        len(ids), lambda w: resampler.value(1, every, w) - resampler.value(0, every, w), delta, rounds
+    )
     return dataclasses.replace(
         mean_row, a=a_value, b=b_value, delta=delta, ci95=interval, p_value=p_value,
         test="paired permutation through the task's aggregation",
@@ -245,11 +256,15 @@ def pair_runs(a: Path, b: Path) -> list[tuple[RunParts, RunParts]]:
         sides.append({task: runs[0] for task, runs in by_task.items()})
     common = sorted(set(sides[0]) & set(sides[1]))
     if not common:
-        raise ConfigError(f"{a} and {b} have no task in common ({', '.join(sorted(sides[0]))} vs {', '.join(sorted(sides[1]))})")
+        raise ConfigError(
+            f"{a} and {b} have no task in common ({', '.join(sorted(sides[0]))} vs {', '.join(sorted(sides[1]))})"
+        )
     return [(sides[0][task], sides[1][task]) for task in common]
 
 
-def report(a: Path, b: Path, *, resamples: int = stats.RESAMPLES, top: int = 20, parity: str = "none") -> dict[str, Any]:
+def report(
+    a: Path, b: Path, *, resamples: int = stats.RESAMPLES, top: int = 20, parity: str = "none"
+) -> dict[str, Any]:
     """``mue-eval compare``'s report: every common task's comparisons, as strict JSON."""
     rows: list[Comparison] = []
     pairs = pair_runs(a, b)
