@@ -50,6 +50,7 @@ class BatchServer(LoopbackServer):
         self.retrieves: dict[str, int] = {}
         self.direct_calls = 0
         self.uploads = 0
+        self.refuse_uploads = False
         self._lock = threading.Lock()
         server = self
 
@@ -82,7 +83,9 @@ class BatchServer(LoopbackServer):
             def do_POST(self) -> None:
                 path = self.path.split("?", 1)[0]
                 raw = self._body()
-                if path.endswith("/files"):
+                if path.endswith("/files") and server.refuse_uploads:
+                    self._send(400, {"error": {"message": "scripted refusal: file too large"}})
+                elif path.endswith("/files"):
                     self._send(200, server.upload(self.headers["Content-Type"], raw))
                 elif path.endswith("/batches"):
                     self._send(*server.create(json.loads(raw)))

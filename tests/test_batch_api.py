@@ -169,3 +169,15 @@ def test_a_budget_reserves_each_requests_worst_case_before_the_batch_is_submitte
         sent = len(judge.files["file-in-1"].decode().splitlines())
         assert judge.created == 1 and 0 < sent < 6, result.stderr
         assert _judge_usage(tmp_path)["budget_skipped"] == 6 - sent and result.returncode == 1
+
+
+def test_a_refused_upload_is_one_line_and_the_answers_are_kept(tmp_path: Path, shared_data: Path) -> None:
+    with ScriptedServer(lambda body, _: "The answer is 42.") as model, BatchServer(_score) as judge:
+        judge.refuse_uploads = True
+        result = run_cli(*_judged(tmp_path, shared_data, model.url, judge.url), cwd=tmp_path)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert "mue-eval: error: batch API POST /files: HTTP 400: scripted refusal: file too large" in result.stderr
+        assert len((tmp_path / RUN / "generations.jsonl").read_text().splitlines()) == 6  # nothing lost
+        judge.refuse_uploads = False
+        healed = run_cli(*_judged(tmp_path, shared_data, model.url, judge.url), cwd=tmp_path)
+        assert healed.returncode == 0 and judge.created == 1 and len(model.bodies) == 6, healed.stderr

@@ -28,9 +28,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from ..errors import BackendUnavailable
 from ..records import Generation, GenerationParams, Request
+from .endpoints import FatalError, RetryableError, check_status
 from .options import BatchSettings
-from .replies import parse_reply, with_path
+from .replies import parse_reply, read_body, with_path
 
 if TYPE_CHECKING:
     from .openai_compat import OpenAIBackend
@@ -44,7 +46,10 @@ IN_FLIGHT: dict[str, tuple[str, str, dict[str, str]]] = {}
 """batch id -> (the URL shown, the URL requested, its headers) while this process polls it (for Ctrl-C)."""
 
 
-def custom_id(request: Request) -> str:
+def custom_id(request: Request | Generation) -> str:
+    """A request's line id in a batch, and the id of the generation that answers it."""
+    if isinstance(request, Generation):
+        return f"{request.sample_id}#{request.n_index}"
     return f"{request.sample.id}#{request.n_index}"
 
 
@@ -108,23 +113,32 @@ class BatchRunner:
         return None
 
     # -- HTTP -----------------------------------------------------------------------------------------
+    async def _read(self, method: str, path: str, cap: int, **kwargs: Any) -> bytes:
+        """A control-plane reply's body, read as every reply is (`read_body`: capped, gzip inflated, since the
+        session asks for compression and leaves it to us); an error status or a broken connection is one
+        line naming the call, never a traceback (credentials scrubbed)."""
+        import aiohttp
+
+        try:
+            async with self.backend._client().request(method, with_path(self.base, path), **kwargs) as response:
+                raw = await read_body(response, cap)
+                check_status(response.status, response.headers, raw)
+        except (RetryableError, FatalError, aiohttp.ClientError, asyncio.TimeoutError) as exc:  # ReplyTooLarge is Retryable
+            raise BackendUnavailable(self.backend._scrub(f"batch API {method} {path}: {exc}")) from exc
+        return raw
+
     async def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        session = self.backend._client()
-        async with session.request(method, with_path(self.base, path), **kwargs) as response:
-            raw = await response.content.read(1 << 20)
-            if response.status >= 400:
-                raise RuntimeError(self.backend._scrub(f"{method} {path}: HTTP {response.status}: {raw[:300]!r}"))
-        payload = json.loads(raw)
+        raw = await self._read(method, path, 1 << 20, **kwargs)
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            payload = None
         if not isinstance(payload, dict):
-            raise RuntimeError(f"{method} {path}: the reply is not a JSON object")
+            raise BackendUnavailable(f"batch API {method} {path}: the reply is not a JSON object")
         return payload
 
     async def _content(self, file_id: str) -> list[dict[str, Any]]:
-        session = self.backend._client()
-        async with session.get(with_path(self.base, f"/files/{file_id}/content")) as response:
-            if response.status >= 400:
-                raise RuntimeError(f"GET /files/{file_id}/content: HTTP {response.status}")
-            raw = await response.content.read(MAX_FILE_BYTES)
+        raw = await self._read("GET", f"/files/{file_id}/content", MAX_FILE_BYTES)
         lines = []
         for line in raw.decode("utf-8", errors="replace").splitlines():
             try:
@@ -215,7 +229,7 @@ class BatchRunner:
         if status != "completed":
             self._append({"batch_id": batch_id, "given_up": status})  # its requests go into a new batch
         generations = [self._generation(r, lines.get(custom_id(r)), batch_id, str(status)) for r, _ in chunk]
-        failed = [f"{g.sample_id}#{g.n_index}" for g in generations if not g.ok]
+        failed = [custom_id(g) for g in generations if not g.ok]
         if failed and status == "completed":
             self._append({"batch_id": batch_id, "failed": failed})
         return generations
@@ -252,7 +266,7 @@ class BatchRunner:
                     if generation.ok or (last and self.settings.fallback == "batch"):
                         yield generation
                     else:
-                        failed.append(by_id[f"{generation.sample_id}#{generation.n_index}"])
+                        failed.append(by_id[custom_id(generation)])
             if not failed:
                 return
             if self.settings.fallback == "direct":
