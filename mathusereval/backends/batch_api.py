@@ -123,7 +123,8 @@ class BatchRunner:
             async with self.backend._client().request(method, with_path(self.base, path), **kwargs) as response:
                 raw = await read_body(response, cap)
                 check_status(response.status, response.headers, raw)
-        except (RetryableError, FatalError, aiohttp.ClientError, asyncio.TimeoutError) as exc:  # ReplyTooLarge is Retryable
+        # a reply past its cap (ReplyTooLarge) is a RetryableError too
+        except (RetryableError, FatalError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise BackendUnavailable(self.backend._scrub(f"batch API {method} {path}: {exc}")) from exc
         return raw
 
