@@ -213,13 +213,9 @@ def main() -> int:
 
 def answer_classes() -> dict[str, list[tuple[str, str, bool]]]:
     """The per-class cases the tests hold (one table per class, written for this project)."""
-    import importlib.util
+    from mathusereval.plugins.include import module_of
 
-    path = Path(__file__).resolve().parents[1] / "tests" / "test_answer_formats.py"
-    spec = importlib.util.spec_from_file_location("answer_formats", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = module_of(Path(__file__).resolve().parents[1] / "tests" / "test_answer_formats.py")
     return dict(module.CLASSES)
 
 

@@ -200,16 +200,9 @@ SIMULATED = Path(__file__).resolve().parent / "plugins" / "simulated_engine.py"
 
 
 def _simulated() -> Any:
-    import importlib.util
+    from mathusereval.plugins.include import module_of
 
-    if "simulated_engine_bench" in sys.modules:
-        return sys.modules["simulated_engine_bench"]
-    spec = importlib.util.spec_from_file_location("simulated_engine_bench", SIMULATED)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return module_of(SIMULATED)
 
 
 def scheduler_row(

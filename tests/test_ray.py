@@ -139,15 +139,9 @@ SIMULATED = Path(__file__).resolve().parents[1] / "benchmarks" / "plugins" / "si
 
 
 def _simulated() -> Any:
-    import importlib.util
-    import sys
+    from mathusereval.plugins.include import module_of
 
-    spec = importlib.util.spec_from_file_location("simulated_engine_test", SIMULATED)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return module_of(SIMULATED)
 
 
 def _simulated_run(cluster: Any, engine: str, limit: int, *extra: str) -> list[str]:

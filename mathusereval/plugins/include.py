@@ -14,6 +14,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
 from ..errors import ConfigError
 
@@ -28,6 +29,18 @@ def _files(target: Path) -> list[Path]:
     raise ConfigError(f"--include {target}: not a .py file or a folder of them")
 
 
+def _module_name(path: Path) -> str:
+    return f"mue_include_{path.stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
+
+
+def module_of(path: str | Path) -> ModuleType:
+    """The module of one included file, imported now unless it already was (benchmarks and tests that need
+    a plugin file's own helpers, as the Ray replicas load it)."""
+    resolved = Path(path).expanduser().resolve()
+    include([resolved])
+    return sys.modules[_module_name(resolved)]
+
+
 def include(targets: Sequence[str | Path]) -> list[Path]:
     """Import every file named (or in a folder named); returns the files imported."""
     done = []
@@ -36,8 +49,7 @@ def include(targets: Sequence[str | Path]) -> list[Path]:
             path = path.resolve()
             if path in _loaded:
                 continue
-            digest = hashlib.sha256(str(path).encode()).hexdigest()[:8]
-            name = f"mue_include_{path.stem}_{digest}"
+            name = _module_name(path)
             spec = importlib.util.spec_from_file_location(name, path)
             if spec is None or spec.loader is None:
                 raise ConfigError(f"--include {path}: cannot be imported")
