@@ -13,7 +13,7 @@ TASK = suite.task(
     "d768b866b72ecd1ddcaa84acb56d7bd70d759fbb2cdb0c2bc63f1e5befdb58d6",
     "CN Middle School 24 (101), Chinese, choice and open",
     question=lambda row: suite.text(row, "question"),
-    gold=lambda row: suite.text(row, "choice_answer").strip() or suite.text(row, "answer"),
-    options=lambda row: suite.inline_options(suite.text(row, "question")) if suite.text(row, "choice_answer") else {},
+    gold=suite.choice_or_answer,
+    options=suite.options_if_choice,
     graders=("choice",),
 )

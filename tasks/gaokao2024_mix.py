@@ -12,7 +12,7 @@ TASK = suite.task(
     "d00cf32da2252408cb7abd49e8e13adcb801dc08e74a9bd57d1df92c0416935c",
     "GaoKao 2024 mix (91), Chinese, choice and open",
     question=lambda row: suite.text(row, "question"),
-    gold=lambda row: suite.text(row, "choice_answer").strip() or suite.text(row, "answer"),
-    options=lambda row: suite.inline_options(suite.text(row, "question")) if suite.text(row, "choice_answer") else {},
+    gold=suite.choice_or_answer,
+    options=suite.options_if_choice,
     graders=("choice",),
 )

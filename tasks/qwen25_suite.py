@@ -86,6 +86,16 @@ def inline_options(question: str) -> dict[str, str]:
     return {}
 
 
+def choice_or_answer(row: Row) -> str:
+    """``parse_ground_truth`` for sets that mix choice and open items: ``choice_answer`` when set, else ``answer``."""
+    return text(row, "choice_answer").strip() or text(row, "answer")
+
+
+def options_if_choice(row: Row) -> dict[str, str]:
+    """The options written in the question of a choice item (none for an open item of a mixed set)."""
+    return inline_options(text(row, "question")) if text(row, "choice_answer") else {}
+
+
 def with_options(row: Row, options: dict[str, str], header: str = "Answer Choices") -> str:
     """``parse_question``: the question, then ``Answer Choices: (A) x (B) y`` (``选项:`` for GaoKao QA)."""
     listed = " ".join(f"({letter}) {body}" for letter, body in options.items())

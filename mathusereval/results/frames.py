@@ -79,6 +79,7 @@ def load(path: str | Path, parity: str = "none") -> Results:
         answers = list(iter_answers(parts))
         graders = list(manifest.graders) or sorted({name for a in answers for name in a.grades})
         rows = [_item_row(answer, graders) for answer in answers]
+        scored, expected = run.coverage
         item_rows += rows
         run_row: dict[str, Any] = {
             "model": manifest.model,
@@ -87,8 +88,8 @@ def load(path: str | Path, parity: str = "none") -> Results:
             "directory": str(run.directory),
             "fingerprint": manifest.fingerprint,
             "answers": len(rows),
-            "expected": run.counts.expected,  # the whole task's answer slots: fewer answers = partial run
-            "partial": run.partial_note() is not None,
+            "expected": expected,  # the whole task's answer slots: fewer scored answers = partial run
+            "partial": scored < expected,
             "scored": sum(r.get(f"{graders[0]}.score") is not None for r in rows) if graders else 0,
         }
         for metric in run.metrics:
