@@ -114,7 +114,8 @@ def ours_pipeline(url: str, n: int, concurrency: int) -> None:
     from mathusereval.backends.openai_compat import OpenAIBackend
     from mathusereval.plugins.metrics import accuracy
     from mathusereval.plugins.task import LoadedData, Task
-    from mathusereval.run.pipeline import RunOptions, run_task
+    from mathusereval.run.pipeline import RunOptions
+    from mathusereval.run.session import run_task
 
     samples = _samples(n)
     task = Task("bench", "1", lambda _: LoadedData(samples, "0" * 64, "inline"), ("answer",), accuracy)

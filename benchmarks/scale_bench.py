@@ -233,9 +233,7 @@ def scheduler_row(
             raise SystemExit(f"{label}: {len(answers)} answers stored, {items * samples} expected")
         start = min(sim.arrival(a["text"]) for a in answers)
         span = gens.stat().st_mtime - start
-        ideal = sim.best_span(
-            [workload.service_time(a["sample_id"], a["n_index"]) for a in answers], workload.slots * max(1, replicas)
-        )
+        ideal = sim.best_span([sim.service(a["text"]) for a in answers], workload.slots * max(1, replicas))
         if profile:
             import pstats
 

@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import hypothesis
+import hypothesis.database
 import pytest
 
 from mathusereval.backends import ModelSpec
@@ -23,8 +26,9 @@ from mathusereval.backends.base import embedded_gguf_path
 from mathusereval.backends.openai_compat import OpenAIBackend
 from mathusereval.plugins.metrics import accuracy
 from mathusereval.plugins.task import LoadedData, Task
-from mathusereval.records import Sample
-from mathusereval.run.pipeline import RunOptions, RunResult, run_task
+from mathusereval.records import RunResult, Sample
+from mathusereval.run.pipeline import RunOptions
+from mathusereval.run.session import run_task
 
 # every manifest.json and summary.json written while the tests run, in this process and in every mue-eval
 # the tests start, is validated against the JSON Schemas the package ships (mathusereval.store.run_store)
@@ -45,6 +49,13 @@ VLLM_ENV = {
     "VLLM_CPU_KVCACHE_SPACE": "1",
 }
 
+
+# Hypothesis keeps its example database in a temporary folder, not in the repository (`.hypothesis/`)
+hypothesis.settings.register_profile(
+    "mathusereval",
+    database=hypothesis.database.DirectoryBasedExampleDatabase(tempfile.mkdtemp(prefix="mue-hypothesis-")),
+)
+hypothesis.settings.load_profile("mathusereval")
 
 PROCESS_STARTERS = frozenset({"run_cli", "start_cli", "engine_server", "Popen", "subprocess", "ThreadingHTTPServer"})
 """Names whose use means a test starts the CLI, another process or a server: such tests get the ``cli``

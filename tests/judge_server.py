@@ -32,6 +32,7 @@ class ScriptedServer(LoopbackServer):
     def __init__(self, script: Script) -> None:
         self.script = script
         self.bodies: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
         self.asked: Counter[str] = Counter()
         self._lock = threading.Lock()
         server = self
@@ -48,6 +49,7 @@ class ScriptedServer(LoopbackServer):
                 prompt = body["messages"][-1]["content"]
                 with server._lock:
                     server.bodies.append(body)
+                    server.headers.append(dict(self.headers))
                     attempt = server.asked[prompt]
                     server.asked[prompt] += 1
                 reply = server.script(body, attempt)

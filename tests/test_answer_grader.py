@@ -141,6 +141,7 @@ def test_math_solutions_grade_correct_against_their_own_answers(shared_data):
     assert not wrong, wrong[:5]
 
 
+@pytest.mark.slow  # a regression sweep: the fast tier stays under a minute
 def test_dev_pairs_accuracy_floor(shared_data):
     """Regression floor on the labelled dev pairs (label_kind == math); the benchmark prints the detail."""
     rows = [

@@ -6,6 +6,7 @@ import os
 import time
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -150,6 +151,7 @@ _TOKENS = st.sampled_from(
 )
 
 
+@pytest.mark.slow  # a regression sweep: the fast tier stays under a minute
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_TOKENS, max_size=40).map("".join), st.lists(_TOKENS, max_size=20).map("".join))
 def test_fuzzed_pairs_are_bounded(reference, response):

@@ -405,6 +405,7 @@ _REPLYISH = st.recursive(
 )
 
 
+@pytest.mark.slow  # a regression sweep: the fast tier stays under a minute
 @given(
     st.one_of(
         st.binary(max_size=200),
@@ -429,6 +430,7 @@ def test_no_reply_raises_out_of_the_parser(raw: bytes, endpoint: str) -> None:
     assert usage.prompt_tokens >= 0 and usage.completion_tokens >= 0
 
 
+@pytest.mark.slow  # a regression sweep: the fast tier stays under a minute
 @given(st.lists(st.one_of(st.binary(max_size=60), _JSON.map(lambda v: json.dumps(v).encode())), max_size=5))
 @settings(max_examples=1500, deadline=None)
 def test_no_data_file_raises_anything_but_a_data_error(

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from mathusereval.backends import ModelSpec
-from mathusereval.backends.base import split_reasoning
 from mathusereval.backends.openai_compat import OpenAIBackend
 from mathusereval.backends.options import Secret
 from mathusereval.plugins.task import user_turn
 from mathusereval.records import Generation, GenerationParams, Request, Sample
 from mathusereval.run.pipeline import RunOptions
+from mathusereval.run.postprocess import split_reasoning
 
 from .conftest import free_port, inline_task, run_cli, run_openai
 from .fault_server import FaultServer

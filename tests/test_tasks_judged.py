@@ -15,7 +15,7 @@ import pytest
 from mathusereval.errors import DataError
 from mathusereval.plugins import registry
 from mathusereval.records import GenerationParams, Grade, Request
-from mathusereval.run.pipeline import _group_by_params
+from mathusereval.run.pipeline import group_by_params
 from mathusereval.tasks import alignbench, math_user_eval
 
 from .conftest import run_cli
@@ -62,9 +62,9 @@ def test_alignbench_temperatures_follow_upstream(shared_data: Path) -> None:
     samples = alignbench.ALIGNBENCH.load(shared_data).samples
     temps = {s.metadata["category"]: s.metadata["temperature"] for s in samples}
     assert temps["数学计算"] == 0.1 and temps["角色扮演"] == 0.7 and temps["综合问答"] == 0.7
-    groups = _group_by_params([Request(s) for s in samples], GenerationParams(), {})
+    groups = group_by_params([Request(s) for s in samples], GenerationParams(), {})
     assert sorted((p.temperature, len(r)) for p, r in groups.items()) == [(0.1, 454), (0.7, 229)]
-    forced = _group_by_params([Request(s) for s in samples], GenerationParams(temperature=0.0), {"temperature": 0.0})
+    forced = group_by_params([Request(s) for s in samples], GenerationParams(temperature=0.0), {"temperature": 0.0})
     assert list(forced) == [GenerationParams(temperature=0.0)]
 
 

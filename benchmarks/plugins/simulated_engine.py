@@ -57,6 +57,7 @@ class SimulatedEngine:
         self.model = spec.model
         self.workload = Workload.parse(spec.model)
         self.max_in_flight = self.workload.slots
+        self.overlapping_calls = True  # every call shares the engine's slots, as a real engine's batch
         self._slots: asyncio.Semaphore | None = None
 
     def describe(self) -> dict[str, Any]:
@@ -66,10 +67,12 @@ class SimulatedEngine:
         if self._slots is None:  # made on the loop that runs the engine
             self._slots = asyncio.Semaphore(self.workload.slots)
         arrived = time.time()
+        service = self.workload.service_time(request.sample.id, request.n_index)
         async with self._slots:
             started = time.perf_counter()
-            await asyncio.sleep(self.workload.service_time(request.sample.id, request.n_index))
-        text = f"Simulated (arrived {arrived:.6f}). The answer is $\\boxed{{{request.sample.reference}}}$."
+            await asyncio.sleep(service)
+        answer = f"The answer is $\\boxed{{{request.sample.reference}}}$."
+        text = f"Simulated (arrived {arrived:.6f}, service {service:.6f}). {answer}"
         usage = mue.Usage(prompt_tokens=1, completion_tokens=len(text) // 4)
         return mue.Generation(
             request.sample.id, request.n_index, self.model, text, "stop", usage, time.perf_counter() - started
@@ -92,7 +95,12 @@ class SimulatedEngine:
 
 def arrival(text: str) -> float:
     """When the request of a simulated answer reached its engine (unix time)."""
-    return float(text.split("(arrived ", 1)[1].split(")", 1)[0])
+    return float(text.split("(arrived ", 1)[1].split(",", 1)[0].split(")", 1)[0])
+
+
+def service(text: str) -> float:
+    """The seconds the request of a simulated answer held its slot."""
+    return float(text.split(", service ", 1)[1].split(")", 1)[0])
 
 
 def best_span(service_times: Sequence[float], slots: int) -> float:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..errors import BackendUnavailable
 from ..plugins import registry
-from ..plugins.contracts import Backend, check_backend
+from ..plugins.contracts import Backend, check_backend, with_defaults
 from ..plugins.registry import register
 from .base import EMBEDDED_MODEL, ModelSpec, resolve_model
 
@@ -17,7 +17,7 @@ def make_backend(spec: ModelSpec) -> Backend:
     """The backend `spec` names, built by its registered factory and checked against the backend contract."""
     backend: Backend = registry.lookup("backends", spec.backend)(spec)
     check_backend(spec.backend, backend)
-    return backend
+    return with_defaults(backend)
 
 
 def _llamacpp(spec: ModelSpec) -> Backend:

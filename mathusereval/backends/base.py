@@ -36,35 +36,6 @@ async def generation_stream(
             await close()
 
 
-def stop_sending(backend: Backend) -> bool:
-    """Ask `backend` to send nothing more while its requests in flight finish (they are paid for: a spent
-    budget keeps them). False when the backend cannot; the caller then closes the stream, cancelling them."""
-    stop = getattr(backend, "stop_sending", None)
-    if stop is None:
-        return False
-    stop()
-    return True
-
-
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
-
-
-def split_reasoning(text: str) -> tuple[str, str | None]:
-    """The answer and the reasoning of a reply that thinks inline (DeepSeek-R1, QwQ, Qwen3 ...).
-
-    The answer is what follows the last ``</think>``; a reply that opened ``<think>`` and never closed it
-    (cut off while thinking) has no answer at all, so a number in its unfinished reasoning cannot be graded
-    as the model's answer. Replies without think tags are returned as they are.
-    """
-    if THINK_CLOSE in text:
-        reasoning, _, answer = text.rpartition(THINK_CLOSE)
-        return answer.strip(), reasoning.replace(THINK_OPEN, "", 1).strip()
-    head, opened, rest = text.partition(THINK_OPEN)
-    if opened and not head.strip():
-        return "", rest.strip()
-    return text, None
-
-
 def completion_prompt(messages: Sequence[Message]) -> str:
     """The text a completions endpoint gets: the turns' contents in order. Our few-shot tasks put the
     whole prompt in one user turn, so for them this is exactly the task's prompt text."""

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BackendUnavailable, ConfigError
+from ..plugins.contracts import BackendDefaults
 from ..records import Generation, GenerationParams, Request, Usage
 from .base import EMBEDDED_MODEL, ModelSpec, embedded_gguf_path
 from .options import LlamaCppOptions
@@ -22,7 +23,7 @@ def default_threads() -> int:
     return max(1, (os.cpu_count() or 2) // 2)
 
 
-class LlamaCppBackend:
+class LlamaCppBackend(BackendDefaults):
     """Runs one GGUF model in this process; requests are served one at a time in a worker thread."""
 
     def __init__(self, spec: ModelSpec) -> None:
@@ -111,9 +112,10 @@ class LlamaCppBackend:
             latency_s=time.perf_counter() - start,
         )
 
-    def stop_sending(self) -> None:
+    def stop_sending(self) -> bool:
         """Finish the item being generated, start no other (a spent budget)."""
         self._draining = True
+        return True
 
     async def generate(self, requests: Sequence[Request], params: GenerationParams) -> AsyncIterator[Generation]:
         self._draining = False

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from ..errors import BackendUnavailable, ConfigError
+from ..plugins.contracts import BackendDefaults
 from ..records import Generation, GenerationParams, Request, Usage
 from .base import ModelSpec, completion_prompt
 from .endpoints import AuthFailure, Endpoint, EndpointPool, FatalError, RetryableError, backoff_s, check_status
@@ -53,7 +54,7 @@ REPLY_BYTES_PER_TOKEN = 64
 field, far below what a runaway or hostile server could send (--max-reply-bytes overrides)."""
 
 
-class OpenAIBackend:
+class OpenAIBackend(BackendDefaults):
     """Generations from one model served behind one or more OpenAI-compatible base URLs."""
 
     def __init__(self, spec: ModelSpec) -> None:
@@ -99,11 +100,18 @@ class OpenAIBackend:
         """What the servers' ``/models`` say they serve (recorded in the manifest)."""
         self._draining = False
         self.max_in_flight = self.pool.capacity
+        self.served_at = tuple(e.url for e in self.pool.endpoints)
         self.batch = None
-        if o.batch is not None:  # --batch / --judge-batch: the Batch API instead of one request each
+        self.overlapping_calls = True  # calls share the endpoint pool's slots
+        if o.batch is not None:  # --batch / --{role}-batch: the Batch API instead of one request each
             from .batch_api import BatchRunner
 
             self.batch = BatchRunner(self, o.batch)
+            self.overlapping_calls, self.keeps_run_state = False, True
+
+    @property
+    def batches_created(self) -> int:
+        return self.batch.created if self.batch is not None else 0
 
     def bind_run(self, directory: Path) -> None:
         """Where this backend keeps run state (the batches of ``--batch``): the run directory being written."""
@@ -225,10 +233,11 @@ class OpenAIBackend:
             **fields,
         )
 
-    def stop_sending(self) -> None:
+    def stop_sending(self) -> bool:
         """Send nothing more: requests in flight finish and are yielded, queued ones are dropped (a spent
         budget: what was paid for is kept, what was not sent is left for the next run)."""
         self._draining = True
+        return True
 
     async def _generate_one(self, request: Request, params: GenerationParams) -> Generation | None:
         body = self._body(request, params)
@@ -272,8 +281,9 @@ class OpenAIBackend:
             async for batched in self.batch.generate(requests, params):
                 yield batched
             return
+        if self._fatal is not None:  # a refused key stays refused: every call after it fails the same way
+            raise BackendUnavailable(self._fatal)
         self._draining = False
-        self._fatal = None
         done: asyncio.Queue[Generation | None] = asyncio.Queue()
         # a budgeted stream (`mathusereval.run.budget.Admitted`) admits each request as a slot frees, so the
         # replies in flight can settle what they really cost first

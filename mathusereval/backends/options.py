@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
+from ..run.choices import RAY_DISPATCH
 
 
 @dataclass(frozen=True)
@@ -34,40 +35,65 @@ def _digest(text: str | None) -> str | None:
     return None if text is None else hashlib.sha256(text.encode()).hexdigest()
 
 
+BATCH_FALLBACKS = ("batch", "direct")
+
+
+def _batch_flag(default: Any, flag: str, help: str, metavar: str | None = None) -> Any:
+    """A `BatchSettings` field and its ``--batch-{flag}`` (`mathusereval.cli.options` makes the flags)."""
+    return field(default=default, metadata={"flag": flag, "help": help, "metavar": metavar})
+
+
 @dataclass(frozen=True)
 class BatchSettings:
-    """``--batch-*`` (`mathusereval.backends.batch_api`): how batches are sent, polled, split, retried and priced."""
+    """``--batch-*`` (`mathusereval.backends.batch_api`): how batches are sent, polled, split, retried and priced;
+    one set for every role that batches (``--batch``, ``--judge-batch``, ``--verifier-batch``). The defaults
+    here are the only ones."""
 
-    poll_s: float = 30.0
-    window: str = "24h"
-    max_requests: int = 50_000
-    max_bytes: int = 200_000_000
+    poll_s: float = _batch_flag(30.0, "poll", "seconds between polls (default: {default:g})", "S")
+    window: str = _batch_flag("24h", "window", "the batch's completion_window (default: {default})")
+    max_requests: int = _batch_flag(50_000, "max-requests", "lines per batch (default: {default:,})", "N")
+    max_bytes: int = _batch_flag(200_000_000, "max-bytes", "bytes per batch (default: {default:,})", "B")
+    fallback: str = _batch_flag(
+        "batch",
+        "fallback",
+        "requests a batch failed: into a new batch (default; at most the role's --*-retries times), or direct calls",
+    )
+    discount: float = _batch_flag(0.5, "discount", "batch price as a share of the role's price (default: {default})")
+    cancel_on_interrupt: bool = _batch_flag(
+        False,
+        "cancel-on-interrupt",
+        "Ctrl-C cancels the batches being polled (default: they keep running and the next run collects them)",
+    )
     retries: int = 2
-    fallback: str = "batch"
-    discount: float = 0.5
-    cancel_on_interrupt: bool = False
+    """New batches for the lines a batch failed: the role's ``--*-retries`` (not a flag of its own)."""
 
     def __post_init__(self) -> None:
-        if self.fallback not in ("batch", "direct"):
+        if self.fallback not in BATCH_FALLBACKS:
             raise ConfigError(f"--batch-fallback must be batch or direct, got {self.fallback!r}")
         if not 0 <= self.discount <= 1:
             raise ConfigError(f"--batch-discount must be between 0 and 1, got {self.discount}")
-        if self.poll_s <= 0 or self.max_requests < 1 or self.max_bytes < 1024 or self.retries < 0:
+        if not self.poll_s > 0 or self.poll_s == float("inf") or self.max_requests < 1 or self.max_bytes < 1024:
             raise ConfigError("--batch-poll, --batch-max-requests and --batch-max-bytes must be positive")
+        if self.retries < 0:
+            raise ConfigError(f"batch retries must be 0 or more, got {self.retries}")
+
+    @staticmethod
+    def flags() -> dict[str, dataclasses.Field[Any]]:
+        """``batch_poll`` (argparse's destination) -> its field, for every field that is a flag."""
+        return {
+            "batch_" + str(f.metadata["flag"]).replace("-", "_"): f
+            for f in dataclasses.fields(BatchSettings)
+            if "flag" in f.metadata
+        }
 
     @classmethod
-    def from_values(cls, values: Mapping[str, Any], retries: int) -> BatchSettings:
-        """``--batch-*`` (argparse's names) as settings, shared by ``--batch`` and ``--judge-batch``."""
-        return cls(
-            poll_s=float(values.get("batch_poll", 30.0)),
-            window=str(values.get("batch_window", "24h")),
-            max_requests=int(values.get("batch_max_requests", 50_000)),
-            max_bytes=int(values.get("batch_max_bytes", 200_000_000)),
-            retries=retries,
-            fallback=str(values.get("batch_fallback", "batch")),
-            discount=float(values.get("batch_discount", 0.5)),
-            cancel_on_interrupt=bool(values.get("batch_cancel_on_interrupt", False)),
-        )
+    def from_values(cls, values: Mapping[str, Any], retries: int | None = None) -> BatchSettings:
+        """``--batch-*`` (argparse's names) as settings, shared by every role that batches; `retries`: the
+        role's (unset: the default above)."""
+        given: dict[str, Any] = {f.name: values[key] for key, f in cls.flags().items() if values.get(key) is not None}
+        if retries is not None:
+            given["retries"] = retries
+        return cls(**given)
 
 
 @dataclass(frozen=True)
@@ -173,7 +199,7 @@ class RayOptions:
         for flag, value in (("--ray-cpus-per-replica", self.cpus), ("--ray-gpus-per-replica", self.gpus)):
             if value is not None and value < 0:
                 raise ConfigError(f"{flag} must be 0 or more, got {value:g}")
-        if self.dispatch not in ("stream", "batch"):
+        if self.dispatch not in RAY_DISPATCH:
             raise ConfigError(f"--ray-dispatch must be stream or batch, got {self.dispatch!r}")
         if self.replica_timeout <= 0:
             raise ConfigError(f"--replica-timeout must be positive, got {self.replica_timeout:g}")

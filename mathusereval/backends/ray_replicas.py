@@ -39,6 +39,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from ..errors import BackendUnavailable, ConfigError
+from ..plugins.contracts import BackendDefaults
 from ..records import Generation, GenerationParams, Request, Sample
 from .base import ModelSpec
 from .options import BackendOptions, RayOptions, VLLMOptions
@@ -147,7 +148,7 @@ def resources(options: RayOptions) -> dict[str, float]:
     return {k: v for k, v in need.items() if v > 0}
 
 
-class RayReplicas:
+class RayReplicas(BackendDefaults):
     """Generations from `replicas` copies of an in-process engine on a Ray cluster."""
 
     def __init__(self, spec: ModelSpec) -> None:
@@ -254,8 +255,9 @@ class RayReplicas:
             slot.node, slot.capacity = node, capacity
         self.max_in_flight = sum(s.target for s in self.slots)
 
-    def stop_sending(self) -> None:
+    def stop_sending(self) -> bool:
         self._draining = True
+        return True
 
     async def generate(self, requests: Sequence[Request], params: GenerationParams) -> AsyncIterator[Generation]:
         """Keep every replica at its target in flight; each answer is yielded as it arrives."""

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BackendUnavailable, ConfigError
+from ..plugins.contracts import BackendDefaults
 from ..records import Generation, GenerationParams, Request, Usage
 from .base import ModelSpec, completion_prompt
 from .options import VLLMOptions
@@ -70,7 +71,7 @@ def offline_env() -> None:
     os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
 
 
-class VLLMBackend:
+class VLLMBackend(BackendDefaults):
     """One ``vllm.LLM`` engine on one model directory."""
 
     def __init__(self, spec: ModelSpec) -> None:
@@ -85,6 +86,7 @@ class VLLMBackend:
         self.engine_kwargs = {k: v for k, v in values.items() if v is not None and v is not False}
         self.endpoint = spec.options.endpoint
         self.max_in_flight = int(spec.options.max_num_seqs or DEFAULT_MAX_NUM_SEQS)
+        self.overlapping_calls = True  # calls share the one engine thread (`generate`)
         self._llm: Any = None
         self._intake: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         self._routes: dict[str, tuple[_Call, Request, str]] = {}

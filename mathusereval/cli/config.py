@@ -4,13 +4,17 @@
 model = "runs/ckpt-*"          # or models = ["a.gguf", "b.gguf"]
 base_url = "http://127.0.0.1:8000/v1"
 max_tokens = 1024              # an option's name, with _ or -
+[judge]                        # a role's options: the fields of mathusereval.run.roles.RoleOptions
+model = "gpt-4o"               # (judge_model = ... at the top level is the same)
+base_url = "https://api.openai.com/v1"
 [tasks.gsm8k]                  # the tasks to run, each with its own generation settings
 max_tokens = 512
 [tasks.math500]
 ```
 
-Values become the parser's defaults, so a flag on the command line overrides the file. An unknown key, or a
-value of the wrong type, is an error naming the file and the key.
+Values become the parser's defaults, so a flag on the command line overrides the file. Every value is checked
+as the flag's would be (its type, its choices, a number that is finite); an unknown key, a table for a task
+that is not installed, or a value of the wrong type is an error naming the file and the key.
 """
 
 from __future__ import annotations
@@ -55,6 +59,20 @@ def _typed(path: Path, key: str, value: Any, kind: type) -> Any:
     return value
 
 
+def _per_task(path: Path, key: str, value: Any, kind: type) -> Any:
+    """A ``[tasks.NAME]`` value, checked as the flag's would be (``samples``, ``max_tokens`` ... positive)."""
+    import math
+
+    value = _typed(path, key, value, kind)
+    if kind is list and not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"--config {path}: {key} should be a list of strings")
+    if kind is float and not math.isfinite(value):
+        raise ConfigError(f"--config {path}: {key} must be a finite number, got {value}")
+    if kind is int and key.rsplit(".", 1)[-1] in ("max_tokens", "samples", "top_k") and value <= 0:
+        raise ConfigError(f"--config {path}: {key} must be positive, got {value}")
+    return value
+
+
 def apply_config(parser: argparse.ArgumentParser, path: Path) -> dict[str, dict[str, Any]]:
     """Set `parser`'s defaults from the file; return the per-task generation settings (``[tasks.NAME]``)."""
     data = _load_toml(path)
@@ -73,32 +91,73 @@ def apply_config(parser: argparse.ArgumentParser, path: Path) -> dict[str, dict[
                     raise ConfigError(
                         f"--config {path}: tasks.{name}.{key} is not a per-task setting ({', '.join(PER_TASK)})"
                     )
-                per_task.setdefault(name, {})[_DEST.get(key, key.replace("-", "_"))] = _typed(
+                per_task.setdefault(name, {})[_DEST.get(key, key.replace("-", "_"))] = _per_task(
                     path, f"tasks.{name}.{key}", value, kind
                 )
             per_task.setdefault(name, {})
+        _check_task_names(path, list(tasks))
         defaults["tasks"] = ",".join(tasks)
+    elif isinstance(tasks, list):
+        defaults["tasks"] = ",".join(_typed(path, "tasks[]", t, str) for t in tasks)
     elif tasks is not None:
-        defaults["tasks"] = ",".join(tasks) if isinstance(tasks, list) else _typed(path, "tasks", tasks, str)
+        defaults["tasks"] = _typed(path, "tasks", tasks, str)
     if "models" in data:
-        models = data.pop("models")
-        defaults["model"] = ",".join(_typed(path, "models", models, list))
+        models = [_typed(path, "models[]", m, str) for m in _typed(path, "models", data.pop("models"), list)]
+        defaults["model"] = ",".join(models)
+    for role in _role_tables(data):  # [judge], [verifier], [batch]: their keys as role_key
+        for key, value in data.pop(role).items():
+            data[role if role != "batch" and key == "model" else f"{role}_{key}"] = value
     for key, value in data.items():
         dest = flags.get(key.replace("-", "_"))
         if dest is None:
             raise ConfigError(f"--config {path}: {key} is not an option of mue-eval run")
-        action = actions[dest]
-        if isinstance(action, argparse._StoreTrueAction):
-            value = _typed(path, key, value, bool)
-        elif isinstance(action, argparse._AppendAction):
-            value = [str(v) for v in _typed(path, key, value, list)]
-        elif action.type in (int, float):
-            value = _typed(path, key, value, action.type)
-        elif not isinstance(value, str):
-            raise ConfigError(f"--config {path}: {key} should be a string, got {type(value).__name__}")
-        defaults[dest] = value
+        defaults[dest] = _value(path, key, value, actions[dest])
     parser.set_defaults(**defaults)
     return {name: dict(settings) for name, settings in per_task.items()}
+
+
+def _check_task_names(path: Path, names: list[str]) -> None:
+    """A ``[tasks.NAME]`` table names an installed task or group (a misspelt one would be ignored)."""
+    from ..plugins import registry
+
+    known = set(registry.names("tasks")) | set(registry.names("groups"))
+    for name in names:
+        if name not in known:
+            raise ConfigError(f"--config {path}: [tasks.{name}]: no such task (see `mue-eval tasks`)")
+
+
+def _role_tables(data: dict[str, Any]) -> list[str]:
+    from ..run.roles import grading_roles
+
+    return [k for k in (*grading_roles(), "batch") if isinstance(data.get(k), dict)]
+
+
+def _value(path: Path, key: str, value: Any, action: argparse.Action) -> Any:
+    """`value` as the flag's parser would take it: a switch is a bool, a list is strings, a number goes
+    through the flag's own type (finite floats) and choices are the flag's."""
+    if isinstance(action, argparse._StoreTrueAction):
+        return _typed(path, key, value, bool)
+    if isinstance(action, argparse._AppendAction):
+        items = _typed(path, key, value, list)
+        for item in items:
+            if not isinstance(item, str):
+                raise ConfigError(f"--config {path}: {key} should be a list of strings, got {item!r}")
+        if action.choices is not None and any(item not in action.choices for item in items):
+            raise ConfigError(f"--config {path}: {key} must be among {', '.join(map(str, action.choices))}")
+        return items
+    kind = action.type if callable(action.type) else str
+    if kind is not str:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"--config {path}: {key} should be a number, got {type(value).__name__}")
+        try:
+            value = kind(str(value))
+        except (ValueError, argparse.ArgumentTypeError) as exc:
+            raise ConfigError(f"--config {path}: {key}: {exc}") from None
+    elif not isinstance(value, str):
+        raise ConfigError(f"--config {path}: {key} should be a string, got {type(value).__name__}")
+    if action.choices is not None and value not in action.choices:
+        raise ConfigError(f"--config {path}: {key} must be one of {', '.join(map(str, action.choices))}, got {value!r}")
+    return value
 
 
 def config_path(argv: list[str]) -> Path | None:

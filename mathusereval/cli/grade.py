@@ -25,12 +25,12 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
 
     from ..plugins import registry
-    from ..run.judge_options import judge_settings
     from ..run.pipeline import RunOptions
+    from ..run.role_settings import judge_settings
     from ..run.session import grade, incomplete
 
     options.positive("--limit", args.limit)
-    judges = judge_settings(options.judge_options(args))
+    judges = judge_settings(options.grading_options(args))
     run_options = RunOptions(
         limit=args.limit, progress=not args.quiet, graders=options.grader_names(args), parity=args.parity
     )

@@ -1,13 +1,12 @@
 """``mue-eval lm-eval [--only-ours] [--judge MODEL ...] LM_EVAL_ARGS``: lm-eval's CLI with our tasks added.
 
 lm-eval parses its own arguments; ours are taken out first. The judge options are those of ``mue-eval
-run`` (`mathusereval.run.judge_options.JudgeOptions`) and reach the judge filter inside lm-eval as
-``$MUE_JUDGE*`` variables.
+run`` (every grading role's `mathusereval.run.roles.RoleOptions` and ``--batch-*``) and reach the judge filter
+inside lm-eval as ``$MUE_JUDGE*`` (``$MUE_VERIFIER*``, ``$MUE_BATCH*``) variables.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 from ..errors import ConfigError
@@ -27,15 +26,18 @@ replies are cached in $MUE_JUDGE_CACHE (default ~/.cache/mathusereval/lm-eval-ju
 
 
 def _judge_flags() -> dict[str, tuple[str, bool]]:
-    """``--judge-base-url`` -> (field name, whether it is a switch without a value)."""
-    from ..run.judge_options import JudgeOptions, flag_name
+    """``--judge-base-url`` -> (its variable, whether it is a switch without a value)."""
+    from ..run.role_settings import env_fields
 
-    return {flag_name(f.name): (f.name, f.type == "bool") for f in dataclasses.fields(JudgeOptions)}
+    return {
+        "--" + name[len("MUE_") :].lower().replace("_", "-"): (name, str(field.type).startswith("bool"))
+        for name, field in env_fields().items()
+    }
 
 
 def run(argv: list[str]) -> int:
     from ..lmeval import run_lm_eval
-    from ..run.judge_options import JudgeOptions, env_name
+    from ..run.role_settings import GradingOptions
 
     args = list(argv)
     if not args or args[0] in ("-h", "--help"):
@@ -50,12 +52,12 @@ def run(argv: list[str]) -> int:
             continue
         at = args.index(flag)
         if switch:
-            os.environ[env_name(name)] = "1"
+            os.environ[name] = "1"
             del args[at]
             continue
         if at + 1 >= len(args):
             raise ConfigError(f"{flag} needs a value")
-        os.environ[env_name(name)] = args[at + 1]
+        os.environ[name] = args[at + 1]
         del args[at : at + 2]
-    JudgeOptions.from_env()  # a bad value is said now, not inside lm-eval's filter
+    GradingOptions.from_env()  # a bad value is said now, not inside lm-eval's filter
     return run_lm_eval(args, only_ours)

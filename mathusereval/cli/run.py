@@ -33,74 +33,156 @@ With no arguments, mue-eval runs the embedded SmolLM2-135M-Instruct on the built
 
 
 def parser() -> argparse.ArgumentParser:
+    """``mue-eval run``'s options, grouped by what a user is doing: which model, which tasks and items, how
+    to generate, how each engine runs, grading and each grading role, budgets, output."""
+    from ..__about__ import __version__
+    from ..backends.options import ENDPOINTS
+    from ..run.choices import LIMIT_ORDERS, LOG_TARGETS, RAY_DISPATCH, THINK_MODES
+    from ..run.roles import MODEL_ROLE
+
     p = argparse.ArgumentParser(
         prog="mue-eval",
         description="Evaluate LLMs on MathUserEval, GSM8K, MATH and AlignBench.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    from ..__about__ import __version__
-
+    p._optionals.title = "general"
     p.add_argument("--version", action="version", version=f"mathusereval {__version__}")
     p.add_argument("--config", metavar="FILE.toml", help="options from a TOML file (flags given here override it)")
-    p.add_argument(
-        "--model",
-        help="a .gguf file, an HF model directory, a served model name with --base-url, or "
-        "'smollm2-135m-instruct' (embedded, the default); several as a comma list or a glob (runs/ckpt-*): "
-        "each is evaluated as its own run, in turn",
+    m = p.add_argument_group("which model")
+    tasks = p.add_argument_group("which tasks and items")
+    gen = p.add_argument_group("generation (each is part of the run's identity)")
+    llama = p.add_argument_group("llama.cpp in process (--model FILE.gguf)")
+    vllm = p.add_argument_group("vLLM in process (--model HF_DIR)")
+    scale = p.add_argument_group("scale-out: Ray replicas and shards")
+    budgets = options.add_grading_options(p, "budgets (the model's and, together, the LLM graders')")
+    out = p.add_argument_group("output")
+
+    options.add_role_flags(
+        m, MODEL_ROLE, {"n_ctx": llama, "price": budgets, "budget": budgets, "token_budget": budgets}
     )
-    p.add_argument("--name", help="the run's label (its directory and leaderboard row; one model only)")
-    p.add_argument("--backend", help="force a backend: llamacpp, openai, vllm, or a plugin's name")
-    p.add_argument(
-        "--base-url",
-        help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1; several comma-separated URLs serving "
-        "the same model are load-balanced",
+    m.add_argument("--api-key", help="the API key itself (prefer --api-key-env; never written to results)")
+    m.add_argument(
+        "--endpoint",
+        choices=ENDPOINTS,
+        default="chat",
+        help="chat (default) or completions: the prompt as plain text, for base models",
     )
-    p.add_argument("--tasks", default="demo", help="comma-separated task names (default: demo)")
-    p.add_argument(
+    m.add_argument(
+        "--max-reply-bytes",
+        type=int,
+        metavar="B",
+        help="largest reply body accepted, decoded (default: 1 MiB + 64 bytes per --max-tokens); larger is an error",
+    )
+    m.add_argument(
+        "--serve",
+        action="store_true",
+        help="start vLLM's OpenAI server for --model DIR (one per --data-parallel-size) and evaluate through it",
+    )
+
+    tasks.add_argument("--tasks", default="demo", help="comma-separated task or group names (default: demo)")
+    tasks.add_argument("--data-dir", metavar="DIR", help="local benchmark data (default: $MUE_DATA_DIR)")
+    tasks.add_argument(
         "--limit",
         type=int,
+        metavar="N",
         help="evaluate N items of each task: spread over the task's categories (the same items every run; "
         "a larger N contains them), or the first N with --limit-order file",
     )
-    p.add_argument("--limit-order", choices=("spread", "file"), default="spread", help="which items --limit takes")
-    p.add_argument("--sample-ids", metavar="FILE", help="evaluate only the items whose ids the file lists")
-    p.add_argument(
-        "--shard",
-        metavar="I/N",
-        help="run shard I of N of each task (0 <= I < N; a stable hash partition) in <out>/<model>/<task>/"
-        "shard-I-of-N, for N independent jobs (Slurm arrays); the leaderboard shows the shards as one run",
-    )
-    p.add_argument("--out", default="results", help="results directory (default: results)")
-    p.add_argument("--data-dir", help="local benchmark data (default: $MUE_DATA_DIR)")
-    _add_generation_options(p)
-    p.add_argument("--threads", type=int, help="CPU threads for llama.cpp (default: half the cores)")
-    p.add_argument("--n-ctx", type=int, dest="n_ctx", help="context window for llama.cpp (default: 4096)")
-    options.add_served_options(p)
-    options.add_vllm_options(p)
-    options.add_budget_options(p)
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument(
-        "--log-to", choices=("tensorboard", "wandb"), action="append", help="also log each task's metrics there"
-    )
-    options.add_grading_options(p)
+    tasks.add_argument("--limit-order", choices=LIMIT_ORDERS, default="spread", help="which items --limit takes")
+    tasks.add_argument("--sample-ids", metavar="FILE", help="evaluate only the items whose ids the file lists")
+
+    _add_generation_options(gen, THINK_MODES)
+    llama.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: half the cores)")
+    _add_vllm_options(vllm)
+    _add_scale_options(scale, RAY_DISPATCH)
+
+    out.add_argument("--out", default="results", metavar="DIR", help="results directory (default: results)")
+    out.add_argument("--name", help="the run's label (its directory and leaderboard row; one model only)")
+    out.add_argument("--quiet", action="store_true", help="no progress bars")
+    out.add_argument("--log-to", choices=LOG_TARGETS, action="append", help="also log each task's metrics there")
     return p
 
 
-def _add_generation_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("generation (each is part of the run's identity)")
-    g.add_argument("--samples", type=int, dest="n", help="generations per item (default: 1)")
-    g.add_argument("--temperature", type=float)
-    g.add_argument("--top-p", type=float, dest="top_p")
-    g.add_argument("--top-k", type=int, dest="top_k")
-    g.add_argument("--min-p", type=float, dest="min_p")
-    g.add_argument("--repetition-penalty", type=float, dest="repetition_penalty")
-    g.add_argument("--max-tokens", type=int, dest="max_tokens")
+def _add_generation_options(g: argparse._ArgumentGroup, think_modes: tuple[str, ...]) -> None:
+    g.add_argument("--samples", type=int, dest="n", metavar="N", help="generations per item (default: 1)")
+    g.add_argument("--temperature", type=options.finite, metavar="T")
+    g.add_argument("--top-p", type=options.finite, dest="top_p", metavar="P")
+    g.add_argument("--top-k", type=int, dest="top_k", metavar="K")
+    g.add_argument("--min-p", type=options.finite, dest="min_p", metavar="P")
+    g.add_argument("--repetition-penalty", type=options.finite, dest="repetition_penalty", metavar="X")
+    g.add_argument("--max-tokens", type=int, dest="max_tokens", metavar="N")
     g.add_argument("--seed", type=int)
     g.add_argument("--stop", action="append", help="stop sequence (repeatable)")
     g.add_argument("--system-prompt", metavar="TEXT|@FILE", help="a system turn before every prompt")
     g.add_argument("--chat-template", metavar="FILE", help="Jinja chat template for llama.cpp or vLLM in process")
     g.add_argument("--extra-body", metavar="JSON", help="fields added to every request to an OpenAI-compatible server")
+    g.add_argument(
+        "--think",
+        choices=think_modes,
+        default="strip",
+        help="reasoning models: 'strip' (default) grades only what follows </think> and stores the thinking "
+        "apart; 'keep' grades the whole reply",
+    )
+
+
+def _add_vllm_options(v: argparse._ArgumentGroup) -> None:
+    v.add_argument("--tensor-parallel-size", type=int, metavar="N", help="GPUs per model replica")
+    v.add_argument("--data-parallel-size", type=int, metavar="N", help="model replicas (vLLM, or Ray replicas)")
+    v.add_argument(
+        "--gpu-memory-utilization", type=options.finite, metavar="X", help="share of GPU memory vLLM may use (0.9)"
+    )
+    v.add_argument("--max-model-len", type=int, metavar="N", help="context length (default: the model's)")
+    v.add_argument(
+        "--max-num-seqs",
+        type=int,
+        metavar="N",
+        help="sequences vLLM batches at once (vLLM: 256); also each Ray replica's max_in_flight",
+    )
+    v.add_argument("--dtype", help="weights dtype, e.g. bfloat16 (default: vLLM's auto)")
+    v.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs / torch.compile: faster start")
+
+
+def _add_scale_options(s: argparse._ArgumentGroup, dispatch: tuple[str, ...]) -> None:
+    s.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run --data-parallel-size replicas of the in-process engine (llama.cpp, vLLM or a plugin's "
+        "--backend) as Ray actors: 'auto' (a running cluster), 'local' (start one here) or a cluster address; "
+        "needs mathusereval[ray]",
+    )
+    s.add_argument(
+        "--ray-cpus-per-replica",
+        type=options.finite,
+        metavar="X",
+        help="CPUs each replica asks of the cluster, fractions allowed (default: --threads for llama.cpp, else 1)",
+    )
+    s.add_argument(
+        "--ray-gpus-per-replica",
+        type=options.finite,
+        metavar="Y",
+        help="GPUs each replica asks of the cluster, fractions allowed (default: --tensor-parallel-size for vLLM)",
+    )
+    s.add_argument(
+        "--ray-dispatch",
+        choices=dispatch,
+        default="stream",
+        help="'stream' (default): keep each replica at its max_in_flight, topped up as answers arrive; 'batch': "
+        "one batch per replica at a time (the 0.2 scheme, for measuring against)",
+    )
+    s.add_argument(
+        "--replica-timeout",
+        type=options.finite,
+        metavar="S",
+        help="a replica with requests in flight that answers nothing for S seconds is given up on and its "
+        "requests go to the others (default: 60 + 0.1 s per --max-tokens, 4096 when unset)",
+    )
+    s.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="run shard I of N of each task (0 <= I < N; a stable hash partition) in <out>/<model>/<task>/"
+        "shard-I-of-N, for N independent jobs (Slurm arrays); the leaderboard shows the shards as one run",
+    )
 
 
 GENERATION = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_tokens", "seed", "n")
@@ -249,7 +331,7 @@ def run(args: argparse.Namespace) -> int:
     from ..backends.options import ServedOptions, options_for
     from ..plugins import registry
     from ..results.labels import label_runs
-    from ..run.judge_options import judge_settings
+    from ..run.role_settings import judge_settings
     from ..run.session import evaluate, incomplete, serve_and_evaluate
     from ..run.tracking import trackers
     from .models import expand_models
@@ -257,7 +339,7 @@ def run(args: argparse.Namespace) -> int:
     task_names = expand_groups(t.strip() for t in args.tasks.split(",") if t.strip())
     if not task_names:
         raise MueError("--tasks is empty")
-    judges = judge_settings(options.judge_options(args))
+    judges = judge_settings(options.grading_options(args))
     budget = options.budget(args)
     run_options = _run_options(args)
     values = _backend_values(args)

@@ -32,10 +32,12 @@ from ..plugins import registry
 from ..plugins.task import Task, load_task
 from ..records import Generation, GenerationParams, Grade, RunManifest, Sample
 from ..run.grading import safe_grade
-from ..run.judge_options import JudgeOptions, judge_settings
-from ..run.judging import JUDGE_ROLE, JudgeSettings, role_for
+from ..run.judge_stream import judge_items
+from ..run.judging import JudgeSettings, role_for
 from ..run.pipeline import now
 from ..run.postprocess import finalize
+from ..run.role_settings import GradingOptions, judge_settings
+from ..run.roles import JUDGE_ROLE
 from ..run.session import judge_roles
 from ..store import RunStore
 
@@ -85,7 +87,7 @@ def process_results(doc: dict[str, Any], results: Sequence[str]) -> dict[str, fl
 
 def _judges() -> dict[str, JudgeSettings]:
     """The judge of the judged tasks, from ``mue-eval lm-eval --judge*`` (``$MUE_JUDGE*``)."""
-    judges = judge_settings(JudgeOptions.from_env())
+    judges = judge_settings(GradingOptions.from_env())
     if JUDGE_ROLE not in judges:
         raise ConfigError(
             "this task is scored by an LLM judge: run it with `mue-eval lm-eval --judge MODEL "
@@ -130,7 +132,7 @@ async def _judge_all(task: Task, items: list[tuple[Sample, Generation]]) -> dict
         async with judge_roles(judges) as roles:
             role = role_for(roles, judge)
             assert role is not None
-            await role.grade(judge, items, store, lambda g: grades.__setitem__(g.sample_id, g))
+            await judge_items(role, judge, items, store, lambda g: grades.__setitem__(g.sample_id, g))
     return grades
 
 

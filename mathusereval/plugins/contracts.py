@@ -79,9 +79,9 @@ class JudgeGrader(Protocol):
 class Backend(Protocol):
     """Produces answers. One async method: requests in, generations out as each one finishes.
 
-    A backend never raises for a failed item: it yields a `Generation` with `error` set. Optional:
-    ``check_reachable()`` (async, called once before anything runs), ``stop_sending()`` (a spent budget:
-    finish what is in flight, send nothing more) and ``max_in_flight`` (requests it works on at once).
+    A backend never raises for a failed item: it yields a `Generation` with `error` set. The members below
+    ``aclose`` are optional: `BackendDefaults` gives each its default, and a plugin backend that lacks some is
+    given them by `with_defaults`, so the run uses every member directly.
     """
 
     model: str
@@ -93,6 +93,104 @@ class Backend(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+    max_in_flight: int | None
+    """Requests it works on at once (None: it does not say); the invocation's schedule keeps it that full."""
+    overlapping_calls: bool
+    """Several `generate` calls may run at once, sharing its capacity (the schedule then hands out requests
+    as slots free, across tasks); False: one call at a time."""
+    @property
+    def kind(self) -> str:
+        """What messages call it (its class's name)."""
+        ...
+
+    keeps_run_state: bool
+    """It keeps state in the run directory (`bind_run`; the Batch API): a call holds one task's requests."""
+    served_at: tuple[str, ...]
+    """The base URLs it sends to (a served model), so lanes on one server share its capacity; () otherwise."""
+
+    async def check_reachable(self) -> None:
+        """Called once before anything runs; raises `BackendUnavailable` with the reason."""
+        ...
+
+    def stop_sending(self) -> bool:
+        """A spent budget: finish what is in flight, send nothing more. False when it cannot (the caller
+        then closes the stream, cancelling what is in flight)."""
+        ...
+
+    def bind_run(self, directory: Path) -> None:
+        """Where run state the backend keeps lives (the batches of ``--batch``): the run directory of the
+        requests that follow."""
+        ...
+
+    @property
+    def batches_created(self) -> int:
+        """Batch API batches this backend created (0 for direct calls)."""
+        ...
+
+
+class BackendDefaults:
+    """The optional members of `Backend` with their defaults; built-in backends inherit them."""
+
+    max_in_flight: int | None = None
+    overlapping_calls: bool = False
+    keeps_run_state: bool = False
+    served_at: tuple[str, ...] = ()
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+    async def check_reachable(self) -> None:
+        return None
+
+    def stop_sending(self) -> bool:
+        return False
+
+    def bind_run(self, directory: Path) -> None:
+        return None
+
+    @property
+    def batches_created(self) -> int:
+        return 0
+
+
+class _PluginBackend(BackendDefaults):
+    """A plugin backend that does not inherit `BackendDefaults`: its own members where it has them, the
+    defaults elsewhere (looked up once, here, rather than with ``getattr`` wherever the run uses one)."""
+
+    def __init__(self, backend: Any) -> None:
+        self.inner = backend
+        self.model = backend.model
+        self.generate = backend.generate
+        self.describe = backend.describe
+        self.aclose = backend.aclose
+        for name in ("max_in_flight", "overlapping_calls", "keeps_run_state", "served_at", "check_reachable",
+                     "bind_run"):  # fmt: skip
+            if hasattr(backend, name):
+                setattr(self, name, getattr(backend, name))
+        if callable(getattr(backend, "stop_sending", None)):  # 0.2's contract returned nothing: it could
+            self._stop = backend.stop_sending
+
+    _stop: Any = None
+
+    def stop_sending(self) -> bool:
+        if self._stop is None:
+            return False
+        self._stop()
+        return True
+
+    @property
+    def kind(self) -> str:
+        return type(self.inner).__name__
+
+    def __getattr__(self, name: str) -> Any:  # anything else the plugin offers (used by its own tests)
+        return getattr(self.inner, name)
+
+
+def with_defaults(backend: Any) -> Backend:
+    """`backend` with every optional member of the contract (itself when it inherits `BackendDefaults`)."""
+    return backend if isinstance(backend, BackendDefaults) else _PluginBackend(backend)  # type: ignore[return-value]
 
 
 BackendFactory = Callable[[Any], Backend]

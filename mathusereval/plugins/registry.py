@@ -120,6 +120,11 @@ def lookup(kind: Kind, name: str) -> Any:
         raise ConfigError(f"unknown {kind[:-1]} {name!r} (known: {known})") from None
 
 
+def registered(kind: Kind) -> dict[str, Any]:
+    """What is registered of `kind` so far, without importing anything (the built-ins may not be yet)."""
+    return dict(_registry[kind])
+
+
 def names(kind: Kind) -> list[str]:
     """Every registered name of this kind, built-ins and entry points."""
     _load_builtins(kind)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import overload
 
 from ..errors import ConfigError
@@ -33,25 +33,51 @@ def parse_prices(text: str | None, flag: str) -> tuple[float, float] | None:
 
 
 @dataclass
-class Budget:
-    """What has been spent, and whether a cap is reached. `what` names the spender in messages."""
+class Spend:
+    """What was spent and is reserved under one cap; shared by every `Budget` priced against that cap."""
 
-    what: str
-    prices: tuple[float, float] | None = None
-    max_usd: float | None = None
-    max_tokens: int | None = None
     tokens: int = 0
     usd: float = 0.0
     reserved_tokens: int = 0
     reserved_usd: float = 0.0
     refused: int = 0
     """Requests not sent because their worst case would have passed the cap."""
+
+
+@dataclass
+class Budget:
+    """What has been spent, and whether a cap is reached. `what` names the spender in messages.
+
+    Several budgets may share one `Spend` (`priced`): the grading roles each price their calls at their own
+    rates, and all of them count against the one ``--judge-budget``."""
+
+    what: str
+    prices: tuple[float, float] | None = None
+    max_usd: float | None = None
+    max_tokens: int | None = None
     discount: float = 1.0
     """What a call costs as a share of the list price (``--batch-discount`` for batch calls, else 1)."""
+    spend: Spend = field(default_factory=Spend)
 
     def __post_init__(self) -> None:
         if self.max_usd is not None and self.prices is None:
             raise ConfigError(f"a USD cap on {self.what} needs prices: pass IN,OUT per million tokens")
+
+    def priced(self, prices: tuple[float, float] | None, discount: float = 1.0) -> Budget:
+        """A budget under the same cap and spend, pricing its calls at `prices` (times `discount`)."""
+        return Budget(self.what, prices, self.max_usd, self.max_tokens, discount, self.spend)
+
+    @property
+    def tokens(self) -> int:
+        return self.spend.tokens
+
+    @property
+    def usd(self) -> float:
+        return self.spend.usd
+
+    @property
+    def refused(self) -> int:
+        return self.spend.refused
 
     def list_cost(self, usage: Usage) -> float | None:
         """What `usage` costs at the list prices (direct calls)."""
@@ -70,24 +96,26 @@ class Budget:
 
     def fits(self) -> bool:
         """Whether the spend and the reservations are still under the cap (one more request may go)."""
+        s = self.spend
         return not (
-            (self.max_tokens is not None and self.tokens + self.reserved_tokens >= self.max_tokens)
-            or (self.max_usd is not None and self.usd + self.reserved_usd >= self.max_usd)
+            (self.max_tokens is not None and s.tokens + s.reserved_tokens >= self.max_tokens)
+            or (self.max_usd is not None and s.usd + s.reserved_usd >= self.max_usd)
         )
 
     def reserve(self, worst: Usage) -> None:
-        self.reserved_tokens += worst.total_tokens
-        self.reserved_usd += self.cost(worst) or 0.0
+        self.spend.reserved_tokens += worst.total_tokens
+        self.spend.reserved_usd += self.cost(worst) or 0.0
 
     def charge(self, usage: Usage, reserved: Usage | None = None) -> float | None:
         """Count one reply (releasing what its request reserved); returns its cost in USD when prices are known."""
+        s = self.spend
         if reserved is not None:
-            self.reserved_tokens = max(0, self.reserved_tokens - reserved.total_tokens)
-            self.reserved_usd = max(0.0, self.reserved_usd - (self.cost(reserved) or 0.0))
-        self.tokens += usage.total_tokens
+            s.reserved_tokens = max(0, s.reserved_tokens - reserved.total_tokens)
+            s.reserved_usd = max(0.0, s.reserved_usd - (self.cost(reserved) or 0.0))
+        s.tokens += usage.total_tokens
         cost = self.cost(usage)
         if cost is not None:
-            self.usd += cost
+            s.usd += cost
         return cost
 
     @property
@@ -145,7 +173,7 @@ class Admitted(Sequence[Request]):
         for request in self.requests:
             if self.budget is not None and self.budget.capped:
                 if not self.budget.fits():
-                    self.budget.refused += 1
+                    self.budget.spend.refused += 1
                     return
                 self._take(request)
             yield request
@@ -160,7 +188,7 @@ class Admitted(Sequence[Request]):
             return True
         while not self.budget.fits():
             if not self.reserved:
-                self.budget.refused += 1
+                self.budget.spend.refused += 1
                 return False
             self._settled = self._settled or asyncio.Event()
             self._settled.clear()

@@ -6,11 +6,13 @@ metrics are computed from the grades by `mathusereval.results.scoring`, as every
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ..plugins import registry
@@ -20,6 +22,9 @@ from ..records import Generation, Grade, JudgeUsage, Sample
 from ..store import RunStore
 from .judging import JudgeRole, role_for
 from .progress import Progress
+
+if TYPE_CHECKING:
+    from .judge_stream import JudgeQueue
 
 Grader = Callable[[Sample, Generation], Grade]
 CHUNK = 512
@@ -128,27 +133,40 @@ class Grading:
             self.rule_grade(sample, generation)
             bars.advance("grade")
 
-    async def judge_all(self, bars: Progress) -> None:
-        """Every answer whose judge grade is missing or stale goes to the judge."""
+    def judge_queues(self, bars: Progress, origin: str) -> list[JudgeQueue]:
+        """One queue per LLM grader, filing its grades here (`record`) and reading texts back from the store."""
+        from .judge_stream import JudgeQueue
+
+        queues = []
         for name, judge in self.judges.items():
-            judge_role = self.roles[name]
-            assert judge_role is not None
-            keys = [
-                (s, k)
-                for s, k in self._answered()
-                if not judge_role.is_current(judge, self.grades.get((s.id, k, name)))
-            ]
-            bars.add(f"judge {name}", len(keys))
+            role = self.roles[name]
+            assert role is not None
 
-            def on_grade(grade: Grade, bar: str = f"judge {name}", name: str = name) -> None:
+            def record(grade: Grade, name: str = name) -> None:
                 self.record(name, grade)
-                bars.advance(bar)
 
-            usage = JudgeUsage()
-            for start in range(0, len(keys), CHUNK):  # texts read back a chunk at a time
-                chunk = self._texts(keys[start : start + CHUNK])
-                usage = usage.plus(await judge_role.grade(judge, chunk, self.store, on_grade))
-            self.usage[name] = usage
+            bar = f"judge {name}"
+            bars.add(bar, 0)
+
+            def advance(n: int, bar: str = bar) -> None:
+                bars.advance(bar, n)
+
+            def grow(bar: str = bar) -> None:
+                bars.grow(bar)
+
+            queue = JudgeQueue(name, judge, role, self.store, record, self._load, origin, advance)
+            queue.stored_grades = self.grades
+            queue.on_add = grow
+            queues.append(queue)
+        return queues
+
+    def _load(self, sample: Sample, n_index: int) -> Generation:
+        return self.store.load_generation((sample.id, n_index))
+
+    def judge_backlog(self) -> list[tuple[Sample, int]]:
+        """Stored answers (a resumed or re-graded run): every one goes to each judge queue, which skips the
+        answers whose grade is current."""
+        return list(self._answered())
 
 
 def manifest_judges(graders: dict[str, Any], roles: dict[str, JudgeRole]) -> dict[str, Any]:
@@ -176,8 +194,13 @@ class StreamingRuleGrades:
 
     WINDOW = 64
 
-    def __init__(self, grading: Grading, bars: Progress) -> None:
-        self.grading, self.bars = grading, bars
+    def __init__(self, grading: Grading, bars: Progress, after: Callable[[Sample, int], None] | None = None) -> None:
+        """`after` is called on the event loop's thread once an answer's rule grades are stored."""
+        self.grading, self.bars, self.after = grading, bars, after
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._submitted = 0
+        self._graded = 0
+        self._on_drained: list[Callable[[], None]] = []
         self._queue: queue.SimpleQueue[tuple[Sample, Generation | int] | None] = queue.SimpleQueue()
         self._waiting = 0  # texts held in the queue
         self._count = threading.Lock()
@@ -187,6 +210,7 @@ class StreamingRuleGrades:
     def _work(self) -> None:
         while (item := self._queue.get()) is not None:
             sample, answer = item
+            n_index = answer.n_index if isinstance(answer, Generation) else answer
             if isinstance(answer, Generation):
                 with self._count:
                     self._waiting -= 1
@@ -198,15 +222,51 @@ class StreamingRuleGrades:
                 except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread on exit
                     self._error = exc
             self.bars.advance("grade")
+            if self._loop is not None:
+                # a closed loop (an interrupt): nobody waits for this answer
+                with contextlib.suppress(RuntimeError):
+                    self._loop.call_soon_threadsafe(self._graded_one, sample, n_index)
+
+    def _graded_one(self, sample: Sample, n_index: int) -> None:
+        """On the loop: the answer's rule grades are in; its judges may take it."""
+        self._graded += 1
+        if self.after is not None and self._error is None:
+            self.after(sample, n_index)
+        if self.drained:
+            callbacks, self._on_drained = self._on_drained, []
+            for callback in callbacks:
+                callback()
+
+    @property
+    def drained(self) -> bool:
+        """Every answer submitted so far is graded (and handed on)."""
+        return self._graded >= self._submitted
+
+    def when_drained(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (on the loop) once every answer submitted so far is graded."""
+        if self.drained:
+            callback()
+        else:
+            self._on_drained.append(callback)
+
+    def check(self) -> None:
+        """Raise what stopped the worker (a full disk, say)."""
+        if self._error is not None:
+            raise self._error
 
     def submit(self, sample: Sample, generation: Generation) -> None:
         """Queue a stored answer for grading (its text kept only while the window has room)."""
+        self._submitted += 1
         with self._count:
             keep = self._waiting < self.WINDOW
             self._waiting += keep
         self._queue.put((sample, generation if keep else generation.n_index))
 
     def __enter__(self) -> StreamingRuleGrades:
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop: nothing to hand answers on to
+            self._loop = None
         self._thread.start()
         return self
 

@@ -23,27 +23,22 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..backends import Backend, ModelSpec
-from ..backends.base import generation_stream, stop_sending
 from ..plugins.contracts import Item, JudgeGrader
-from ..records import Generation, GenerationParams, Grade, JudgeCall, JudgeUsage, Request, Sample, Settled
-from ..store import RunStore
-from .budget import Admitted, Budget
-from .postprocess import checked
+from ..records import Generation, GenerationParams, Grade, JudgeUsage, Settled
+from .budget import Budget
+from .roles import JUDGE_ROLE, RoleOptions
 
-JUDGE_ROLE = "judge"
-"""The role of ``--judge MODEL``; a grader of another role (``verifier``) falls back to it when its own
-model is not given."""
 Slot = tuple[str, int]
 
 
 @dataclass(frozen=True)
 class JudgeSettings:
-    """How one role's model is run (`mathusereval.run.judge_options` builds it from the options).
+    """How one role's model is run (`mathusereval.run.role_settings` builds it from the role's record).
 
     Attributes:
         spec: the judge model and its backend options.
@@ -51,8 +46,10 @@ class JudgeSettings:
         parse_retries: extra attempts for an unparseable reply.
         retry_temperature: sampling temperature of those extra attempts (the first is greedy, as upstream).
         cascade: let the judge's settle step decide clear math items (``--judge-cascade``).
-        prices: USD per million (prompt, completion) tokens, for cost reports and ``budget_usd``.
-        budget_usd / budget_tokens: stop sending judge calls once this invocation has spent this much.
+        prices: USD per million (prompt, completion) tokens, for cost reports and the grading budget.
+        options: the role's record as the user gave it (the manifest shows what differs from the defaults).
+        budget_usd / budget_tokens: the grading cap (``--judge-budget``, ``--judge-token-budget``), the same
+            on every role: the roles of an invocation spend against it together (`shared_budgets`).
     """
 
     spec: ModelSpec
@@ -61,6 +58,7 @@ class JudgeSettings:
     retry_temperature: float = 0.5
     cascade: bool = False
     prices: tuple[float, float] | None = None
+    options: RoleOptions | None = None
     budget_usd: float | None = None
     budget_tokens: int | None = None
 
@@ -92,14 +90,15 @@ class _Attempts:
 
 
 class JudgeRole:
-    """One model in one role, shared by every judged task of an invocation; the budget spans them all."""
+    """One model in one role, shared by every judged task of an invocation. `budget` prices its calls and
+    counts them against the invocation's grading cap, shared with the other roles
+    (`mathusereval.run.role_settings.grading_budget`); without one, calls are only counted."""
 
-    def __init__(self, settings: JudgeSettings, backend: Backend) -> None:
+    def __init__(self, settings: JudgeSettings, backend: Backend, budget: Budget | None = None) -> None:
         self.settings = settings
         self.backend = backend
-        batch = getattr(settings.spec.options, "batch", None)  # --judge-batch: calls at the batch discount
-        discount = batch.discount if batch is not None else 1.0
-        self.budget = Budget("judge", settings.prices, settings.budget_usd, settings.budget_tokens, discount=discount)
+        self.name = settings.options.role if settings.options else JUDGE_ROLE
+        self.budget = budget or Budget(self.name, settings.prices)
 
     def identity(self, judge: JudgeGrader) -> str:
         """Which judge made a grade: backend, model and prompt. A grade from another judge is redone."""
@@ -120,6 +119,7 @@ class JudgeRole:
             "parse_retries": self.settings.parse_retries,
             "retry_temperature": self.settings.retry_temperature,
             "cascade": self.settings.cascade,
+            "options": self.settings.options.given() if self.settings.options else {},
         }
 
     def is_current(self, judge: JudgeGrader, grade: Grade | None) -> bool:
@@ -131,20 +131,21 @@ class JudgeRole:
             return False
         return grade.error is None or bool(grade.details.get("parse_failure"))
 
-    def _key(
+    def key(
         self, judge: JudgeGrader, messages: Sequence[Mapping[str, str]], params: GenerationParams, attempt: int
     ) -> str:
         spec = self.settings.spec
         identity = [spec.backend, spec.model, judge.prompt_sha256, list(messages), params.to_json(), attempt]
         return hashlib.sha256(json.dumps(identity, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
 
-    def _charge(self, generation: Generation, tally: _Tally, admitted: Admitted) -> None:
-        tally.counts["prompt_tokens"] += generation.usage.prompt_tokens
-        tally.counts["completion_tokens"] += generation.usage.completion_tokens
-        cost = admitted.charge(generation)
+    def count(self, reply: Generation, tally: _Tally) -> None:
+        """Count a reply's tokens and cost into `tally` (the lane charged it against the budget already)."""
+        tally.counts["prompt_tokens"] += reply.usage.prompt_tokens
+        tally.counts["completion_tokens"] += reply.usage.completion_tokens
+        cost = self.budget.cost(reply.usage)
         if cost is not None:
             tally.cost_usd = (tally.cost_usd or 0.0) + cost
-            tally.direct_cost_usd = (tally.direct_cost_usd or 0.0) + (self.budget.list_cost(generation.usage) or 0.0)
+            tally.direct_cost_usd = (tally.direct_cost_usd or 0.0) + (self.budget.list_cost(reply.usage) or 0.0)
 
     def _grade(self, judge: JudgeGrader, item: Item, score: float | None, **details: Any) -> Grade:
         sample, generation = item
@@ -159,69 +160,18 @@ class JudgeRole:
             error=error,
         )
 
-    def _settle(
-        self, judge: JudgeGrader, items: list[Item], on_grade: Callable[[Grade], None], tally: _Tally
-    ) -> list[Item]:
-        """Grade what the judge's settle step decides; return the items left for the model."""
-        decisions: Sequence[Settled | None] = judge.settle(items, self.settings.cascade) if items else []
-        pending = []
-        for item, settled in zip(items, decisions, strict=True):
-            if settled is None:
-                pending.append(item)
-                continue
-            tally.counts["cascade_decided"] += 1
-            # a decision that stands only while the cascade is on is marked so (`is_current`)
-            marks = {} if settled.standing else {"cascade": True}
-            on_grade(self._grade(judge, item, settled.score, settled=True, **marks, **settled.details))
-        return pending
+    def settle_one(self, judge: JudgeGrader, item: Item, tally: _Tally) -> Grade | None:
+        """The grade the judge's settle step decides for `item` without a call, or None (ask the model)."""
+        decisions: Sequence[Settled | None] = judge.settle([item], self.settings.cascade)
+        settled = decisions[0] if decisions else None
+        if settled is None:
+            return None
+        tally.counts["cascade_decided"] += 1
+        # a decision that stands only while the cascade is on is marked so (`is_current`)
+        marks = {} if settled.standing else {"cascade": True}
+        return self._grade(judge, item, settled.score, settled=True, **marks, **settled.details)
 
-    async def _ask(
-        self,
-        judge: JudgeGrader,
-        pending: list[Item],
-        attempt: int,
-        store: RunStore,
-        tally: _Tally,
-    ) -> tuple[dict[Slot, str], dict[str, Generation]]:
-        """One attempt's replies by cache key (stored ones reused; identical prompts share one call), and each
-        item's key. Calls stop at a spent budget; the items without a reply are left out."""
-        params = self.settings.params(attempt)
-        keys: dict[Slot, str] = {}
-        replies: dict[str, Generation] = {}
-        to_send: dict[str, Item] = {}
-        requests: list[Request] = []
-        for sample, generation in pending:
-            messages = judge.messages(sample, generation)
-            key = keys[(sample.id, generation.n_index)] = self._key(judge, messages, params, attempt)
-            stored = store.stored_judge_call(key)
-            if stored is not None:
-                replies[key] = stored.generation
-                tally.counts["cached"] += 1
-            elif key not in to_send:
-                to_send[key] = (sample, generation)
-                requests.append(Request(Sample(f"judge/{judge.name}", key, messages, ""), attempt))
-        if not to_send or self.budget.exhausted:
-            return keys, replies
-        admitted = Admitted(requests, params, self.budget)
-        asked = {(r.sample.id, r.n_index) for r in requests}
-        bind = getattr(self.backend, "bind_run", None)
-        if bind is not None:  # --judge-batch keeps its batches beside the judge cache
-            bind(store.dir)
-        async with generation_stream(self.backend, admitted, params) as stream:
-            async for raw in stream:
-                reply = checked(raw, type(self.backend).__name__, asked)
-                sample, generation = to_send[reply.sample_id]
-                store.add_judge_call(
-                    JudgeCall(reply.sample_id, judge.name, sample.id, generation.n_index, attempt, reply)
-                )
-                tally.counts["calls"] += 1
-                self._charge(reply, tally, admitted)
-                replies[reply.sample_id] = reply
-                if self.budget.exhausted and not self.budget.refused and not stop_sending(self.backend):
-                    break  # in-flight calls are cancelled when the stream closes
-        return keys, replies
-
-    def _read(
+    def read(
         self,
         judge: JudgeGrader,
         item: Item,
@@ -255,32 +205,20 @@ class JudgeRole:
         reasons = "; ".join(state.failures[slot])
         return self._grade(judge, item, None, error=f"unparseable judgment ({reasons})", parse_failure=True, **common)
 
-    async def grade(
-        self, judge: JudgeGrader, items: list[Item], store: RunStore, on_grade: Callable[[Grade], None]
-    ) -> JudgeUsage:
-        """Judge `items`, calling `on_grade` for each final grade as it is decided."""
-        tally = _Tally()
-        tally.counts["items"] = len(items)
-        runner = getattr(self.backend, "batch", None)
-        created = runner.created if runner is not None else 0
-        pending = self._settle(judge, items, on_grade, tally)
-        state = _Attempts()
-        for attempt in range(self.settings.parse_retries + 1):
-            if not pending:
-                break
-            keys, replies = await self._ask(judge, pending, attempt, store, tally)
-            retry = []
-            for item in pending:
-                key = keys.get((item[0].id, item[1].n_index))
-                grade = self._read(judge, item, attempt, key, replies.get(key) if key else None, state, tally)
-                if grade is None:
-                    retry.append(item)
-                else:
-                    on_grade(grade)
-            pending = retry
-        if runner is not None:
-            tally.counts["batches"] += runner.created - created
-        return tally.usage()
+
+def shared_budgets(judges: Mapping[str, JudgeSettings]) -> dict[str, Budget]:
+    """One budget per role, all spending against one cap, each pricing calls at its own rates and discount."""
+    budgets: dict[str, Budget] = {}
+    shared: Budget | None = None
+    for name, settings in judges.items():
+        batch = getattr(settings.spec.options, "batch", None)  # --{role}-batch: calls at the batch discount
+        discount = batch.discount if batch is not None else 1.0
+        if shared is None:
+            shared = Budget("judge", settings.prices, settings.budget_usd, settings.budget_tokens, discount)
+            budgets[name] = shared
+        else:
+            budgets[name] = shared.priced(settings.prices, discount)
+    return budgets
 
 
 def role_for(roles: Mapping[str, JudgeRole], judge: JudgeGrader) -> JudgeRole | None:

@@ -1,10 +1,10 @@
-"""Orchestration: task -> samples -> backend -> generations -> graders -> grades -> metrics.
+"""What one run is and how it ends: its options (`RunOptions`), manifest and identity (`build_manifest`), its
+requests grouped by settings, and its result (`finish_run`).
 
-Everything a run produces is written through the `RunStore` as it happens, so a run that is killed and
-started again with the same settings re-uses every finished generation and grade and does only the rest.
-Rule graders grade each answer as it streams in (on a worker thread); LLM graders (`mathusereval.run.judging`)
-judge once the answers are in, through their role's backend. `regrade` runs the grading phases alone on a
-stored run.
+The work itself is scheduled per invocation (`mathusereval.run.session`, `mathusereval.run.schedule`): each
+task's state is a `mathusereval.run.task_run.TaskRun`. Everything a run produces is written through the
+`RunStore` as it happens, so a run that is killed and started again with the same settings re-uses every
+finished generation and grade and does only the rest.
 """
 
 from __future__ import annotations
@@ -23,21 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from ..__about__ import __version__
-from ..backends import Backend, ModelSpec
-from ..backends.base import generation_stream, stop_sending
-from ..errors import ConfigError, DataError, one_line
-from ..plugins import registry
-from ..plugins.task import LoadedData, Task, load_task, prompt_fingerprint
+from ..backends import ModelSpec
+from ..errors import ConfigError, one_line
+from ..plugins.task import LoadedData, Task, prompt_fingerprint
 from ..records import GenerationParams, Request, RunManifest, RunResult, Usage
 from ..results.scoring import compute_metrics, count_outcomes
-from ..store import RunStore
-from .budget import Admitted, Budget
-from .grading import Grading, StreamingRuleGrades, manifest_judges, resolve_graders
-from .judging import JudgeRole
-from .placement import check_same_grading, place
-from .postprocess import THINK_MODES, checked, finalize, without_text
-from .progress import Progress
-from .selection import select_samples
+from .budget import Budget
+from .choices import LIMIT_ORDERS, PARITY_MODES, THINK_MODES
+from .grading import Grading
 
 
 @dataclass(frozen=True)
@@ -72,8 +65,13 @@ class RunOptions:
     """The effective configuration, recorded in every manifest."""
 
     def __post_init__(self) -> None:
-        if self.think not in THINK_MODES:
-            raise ConfigError(f"--think must be one of {', '.join(THINK_MODES)}, got {self.think!r}")
+        for flag, value, allowed in (
+            ("--think", self.think, THINK_MODES),
+            ("--parity", self.parity, PARITY_MODES),
+            ("--limit-order", self.limit_order, LIMIT_ORDERS),
+        ):
+            if value not in allowed:
+                raise ConfigError(f"{flag} must be one of {', '.join(allowed)}, got {value!r}")
 
     def overrides_for(self, task: str) -> dict[str, Any]:
         return {**self.overrides, **self.task_overrides.get(task, {})}
@@ -137,7 +135,7 @@ def build_manifest(
     )
 
 
-def _group_by_params(
+def group_by_params(
     requests: Sequence[Request], params: GenerationParams, overrides: dict[str, Any]
 ) -> dict[GenerationParams, list[Request]]:
     """Split requests by their effective settings: a task may fix a sample's temperature in its metadata
@@ -151,7 +149,7 @@ def _group_by_params(
     return groups
 
 
-def _finish(
+def finish_run(
     task: Task,
     manifest: RunManifest,
     grading: Grading,
@@ -174,102 +172,6 @@ def _finish(
     result = RunResult(manifest, grading.store.dir, metrics, counts, dict(grading.usage), cost, stopped=stopped)
     grading.store.write_summary(result.summary(options.parity))
     return result
-
-
-async def _generate(
-    backend: Backend,
-    todo: list[Request],
-    params: GenerationParams,
-    options: RunOptions,
-    overrides: dict[str, Any],
-    grading: Grading,
-    bars: Progress,
-    budget: Budget | None,
-) -> str | None:
-    """Generate `todo`, storing each answer as it arrives and rule-grading it on the worker thread; returns
-    why generation stopped early (a spent budget: what was really spent), else None."""
-    store = grading.store
-    said: set[str] = set()
-    name = type(backend).__name__
-    asked = {(r.sample.id, r.n_index) for r in todo}
-    bind = getattr(backend, "bind_run", None)
-    if bind is not None:  # run state a backend keeps (the batches of --batch) lives in the run directory
-        bind(store.dir)
-    with StreamingRuleGrades(grading, bars) as rule_grades:
-        for group_params, group in _group_by_params(todo, params, overrides).items():
-            if budget is not None and budget.exhausted:
-                break
-            admitted = Admitted(group, group_params, budget)
-            async with generation_stream(backend, admitted, group_params) as stream:
-                async for raw in stream:
-                    generation = finalize(checked(raw, name, asked), options.think, group_params.stop)
-                    store.add_generation(generation)
-                    grading.generations[(generation.sample_id, generation.n_index)] = without_text(generation)
-                    bars.advance("generate")
-                    if generation.ok:
-                        rule_grades.submit(grading.by_id[generation.sample_id], generation)
-                    else:
-                        bars.advance("grade")
-                        say_first(said, generation.error or "", store.dir)
-                    admitted.charge(generation)
-                    if budget is not None and budget.exhausted and not budget.refused and not stop_sending(backend):
-                        break  # closing the stream cancels the requests in flight
-    return budget.message() if budget is not None and budget.exhausted else None
-
-
-async def run_task(
-    task: Task,
-    spec: ModelSpec,
-    backend: Backend,
-    options: RunOptions,
-    roles: dict[str, JudgeRole] | None = None,
-    budget: Budget | None = None,
-    loaded: LoadedData | None = None,
-) -> RunResult:
-    """Evaluate one model on one task, resuming whatever an earlier identical run left (`loaded`: the task's
-    data when the caller has loaded it already; `roles`: the judge roles of LLM graders).
-
-    `budget` (shared by the invocation's tasks) stops generation once spent: requests in flight finish and
-    are stored (a backend without ``stop_sending`` has them cancelled instead), nothing more is sent, and
-    the next run starts where this one stopped."""
-    roles = roles or {}
-    loaded = with_system_prompt(
-        loaded if loaded is not None else load_task(task, options.data_dir), options.system_prompt
-    )
-    samples = select_samples(task, loaded, options.limit, options.limit_order, options.sample_ids)
-    overrides = options.overrides_for(task.name)
-    params = dataclasses.replace(task.params, **overrides)
-    graders = resolve_graders(task, options.graders)
-    settings = {"think": options.think, **_system_setting(options.system_prompt)}
-    manifest = build_manifest(task, spec, backend.describe(), params, loaded, settings)
-    manifest = dataclasses.replace(
-        manifest,
-        graders=tuple(graders),
-        judges=manifest_judges(graders, roles),
-        name=options.name,
-        overrides={k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
-        config=options.config,
-    )
-    directory, samples, manifest = place(task, spec, options.out, options.name, options.shard, samples, manifest)
-    check_same_grading(directory, manifest)
-    store = RunStore(directory)
-    with store.writing(manifest) as manifest:
-        generations = store.generation_index()  # outcomes only: texts stay on disk until a grader needs one
-        grading = Grading(graders, store, samples, generations, params.n, roles)
-        stored_ids = set(store.samples())
-        for sample in samples:
-            if sample.id not in stored_ids:
-                store.add_sample(sample)
-        todo = [Request(s, k) for s in samples for k in range(params.n) if not _answered(generations, s.id, k)]
-        backlog = grading.rule_backlog()
-        with Progress(options.progress, f"{spec.slug}/{task.name}") as bars:
-            bars.add("generate", len(todo))
-            bars.add("grade", len(todo) + len(backlog))
-            grading.grade_backlog(backlog, bars)
-            stopped = await _generate(backend, todo, params, options, overrides, grading, bars, budget)
-            if not stopped:
-                await grading.judge_all(bars)
-        return _finish(task, manifest, grading, options, len(samples) * params.n - len(todo), budget, stopped)
 
 
 def say_first(said: set[str], error: str, where: Path) -> None:
@@ -300,7 +202,7 @@ def with_system_prompt(loaded: LoadedData, system_prompt: str | None) -> LoadedD
     return dataclasses.replace(loaded, samples=samples)
 
 
-def _system_setting(system_prompt: str | None) -> dict[str, str]:
+def system_setting(system_prompt: str | None) -> dict[str, str]:
     if system_prompt is None:
         return {}
     shown = (
@@ -311,32 +213,6 @@ def _system_setting(system_prompt: str | None) -> dict[str, str]:
     return {"system_prompt": shown}
 
 
-def _answered(generations: dict[tuple[str, int], Any], sample_id: str, k: int) -> bool:
+def answered(generations: dict[tuple[str, int], Any], sample_id: str, k: int) -> bool:
     stored = generations.get((sample_id, k))
     return stored is not None and stored.ok
-
-
-async def regrade(directory: Path, options: RunOptions, roles: dict[str, JudgeRole] | None = None) -> RunResult:
-    """Grade a stored run again (``mue-eval grade RUN_DIR``): missing rule grades, and judge grades that
-    are missing or came from another judge. Answers are never regenerated; samples come from the run."""
-    roles = roles or {}
-    store = RunStore(directory)
-    manifest = store.existing_manifest()
-    if manifest is None:
-        raise ConfigError(f"{directory} is not a run directory (no manifest.json)")
-    task: Task = registry.lookup("tasks", manifest.task)
-    samples = list(store.samples().values())
-    if not samples:
-        raise DataError(f"{directory}/samples.jsonl holds no samples")
-    samples = samples[: options.limit] if options.limit is not None else samples
-    n = int(manifest.params.get("n", 1))
-    graders = resolve_graders(task, options.graders or manifest.graders or None)
-    judges = {**manifest.judges, **manifest_judges(graders, roles)}
-    with store.writing(dataclasses.replace(manifest, graders=tuple(graders), judges=judges)) as manifest:
-        grading = Grading(graders, store, samples, store.generation_index(), n, roles)
-        backlog = grading.rule_backlog()
-        with Progress(options.progress, f"{directory.name}") as bars:
-            bars.add("grade", len(backlog))
-            grading.grade_backlog(backlog, bars)
-            await grading.judge_all(bars)
-        return _finish(task, manifest, grading, options, len(samples) * n)

@@ -18,12 +18,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Container, Sequence
 
-from ..backends.base import split_reasoning
 from ..backends.replies import clean_text
 from ..errors import BackendUnavailable
 from ..records import Generation, Usage
+from .choices import THINK_MODES  # noqa: F401 - re-exported: the modes this module applies
 
-THINK_MODES = ("strip", "keep")
 _FINISH = {
     "eos": "stop",
     "eos_token": "stop",
@@ -34,6 +33,25 @@ _FINISH = {
     "max_length": "length",
     "length": "length",
 }
+
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+
+
+def split_reasoning(text: str) -> tuple[str, str | None]:
+    """The answer and the reasoning of a reply that thinks inline (DeepSeek-R1, QwQ, Qwen3 ...).
+
+    The answer is what follows the last ``</think>``; a reply that opened ``<think>`` and never closed it
+    (cut off while thinking) has no answer at all, so a number in its unfinished reasoning cannot be graded
+    as the model's answer. Replies without think tags are returned as they are.
+    """
+    if THINK_CLOSE in text:
+        reasoning, _, answer = text.rpartition(THINK_CLOSE)
+        return answer.strip(), reasoning.replace(THINK_OPEN, "", 1).strip()
+    head, opened, rest = text.partition(THINK_OPEN)
+    if opened and not head.strip():
+        return "", rest.strip()
+    return text, None
 
 
 def checked(raw: object, backend: str, asked: Container[tuple[str, int]]) -> Generation:

@@ -108,10 +108,27 @@ class Progress:
         return self
 
     def add(self, name: str, total: int) -> None:
+        """A bar `name` of `total` steps (a bar of 0 may `grow`: a judge's work arrives with the answers)."""
+        shown = f"{self.label} {name}".strip()
         if self._bars is not None:
-            self._ids[name] = self._bars.add_task(f"{self.label} {name}", total=total)
-        elif self.enabled and total:
-            self._logs[name] = _LogBar(f"{self.label} {name}", total, self.stream)
+            self._ids[name] = self._bars.add_task(shown, total=total)
+        elif self.enabled:
+            self._logs[name] = _LogBar(shown, total, self.stream)
+
+    def grow(self, name: str, amount: int = 1) -> None:
+        """`amount` more steps for bar `name`."""
+        if self._bars is not None:
+            with self._lock:
+                task = self._ids[name]
+                total = next(t.total for t in self._bars.tasks if t.id == task) or 0
+                self._bars.update(task, total=total + amount)
+        elif name in self._logs:
+            with self._lock:
+                self._logs[name].total += amount
+
+    def view(self, label: str) -> ProgressView:
+        """Bars of one task in this invocation's display, named ``label name``."""
+        return ProgressView(self, label)
 
     def advance(self, name: str, amount: int = 1) -> None:
         if self._bars is not None:
@@ -125,3 +142,29 @@ class Progress:
     ) -> None:
         if self._bars is not None:
             self._bars.__exit__(exc_type, exc, tb)
+
+
+class ProgressView(Progress):
+    """One task's bars within an invocation's `Progress`: the same display, names prefixed with its label."""
+
+    def __init__(self, parent: Progress, label: str) -> None:  # noqa: D107 - shares the parent's display
+        self.parent, self.prefix = parent, label
+        self.enabled, self.label, self.stream, self.terminal = parent.enabled, label, parent.stream, parent.terminal
+
+    def _name(self, name: str) -> str:
+        return f"{self.prefix} {name}"
+
+    def add(self, name: str, total: int) -> None:
+        self.parent.add(self._name(name), total)
+
+    def grow(self, name: str, amount: int = 1) -> None:
+        self.parent.grow(self._name(name), amount)
+
+    def advance(self, name: str, amount: int = 1) -> None:
+        self.parent.advance(self._name(name), amount)
+
+    def __enter__(self) -> ProgressView:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None

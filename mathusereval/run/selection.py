@@ -20,8 +20,7 @@ from pathlib import Path
 from ..errors import ConfigError, DataError
 from ..plugins.task import LoadedData, Task
 from ..records import GROUP_KEYS, Sample
-
-LIMIT_ORDERS = ("spread", "file")
+from .choices import LIMIT_ORDERS
 
 
 def stratum(sample: Sample) -> tuple[str, ...]:

@@ -9,27 +9,26 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 
 from ..backends import Backend, ModelSpec, make_backend
 from ..backends.options import ServedOptions
 from ..errors import BackendUnavailable, ConfigError, one_line
 from ..plugins import registry
-from ..plugins.contracts import is_judge
-from ..plugins.task import Task, load_task
+from ..plugins.contracts import is_judge, with_defaults
+from ..plugins.task import LoadedData, Task, load_task
 from ..records import RunResult
 from ..store import RunStore
 from .budget import Budget
-from .judging import JUDGE_ROLE, JudgeRole, JudgeSettings
-from .pipeline import RunOptions, regrade, run_task
+from .judging import JudgeRole, JudgeSettings, shared_budgets
+from .pipeline import RunOptions
 from .placement import run_location
-
-
-async def _check(backend: Backend) -> None:
-    check = getattr(backend, "check_reachable", None)
-    if check is not None:
-        await check()
+from .progress import Progress
+from .regrade import Regrade
+from .roles import JUDGE_ROLE
+from .schedule import Lane, Schedule
+from .task_run import TaskRun
 
 
 def check_graders(tasks: Sequence[Task], override: Sequence[str] | None, judges: Mapping[str, JudgeSettings]) -> None:
@@ -111,44 +110,121 @@ def incomplete(results: Sequence[RunResult]) -> bool:
 async def judge_roles(judges: Mapping[str, JudgeSettings]) -> AsyncIterator[dict[str, JudgeRole]]:
     """The judge backends of one invocation, one per role, shared by all its tasks: built, checked, closed."""
     roles: dict[str, JudgeRole] = {}
+    budgets = shared_budgets(judges)  # one grading spend, whichever role makes it
     try:
         for name, settings in judges.items():
-            roles[name] = JudgeRole(settings, make_backend(settings.spec))
-            await _check(roles[name].backend)
+            roles[name] = JudgeRole(settings, make_backend(settings.spec), budgets[name])
+            await roles[name].backend.check_reachable()
         yield roles
     finally:
         for role in roles.values():
             await role.backend.aclose()
 
 
+def _judge_lanes(schedule: Schedule, roles: Mapping[str, JudgeRole]) -> dict[str, Lane]:
+    """A lane per judge role; judge calls go first where they share a server with the model."""
+    return {name: schedule.lane(name, role.backend, role.budget, urgent=True) for name, role in roles.items()}
+
+
+async def _run_schedule(schedule: Schedule, runs: Sequence[TaskRun | Regrade], results: list[RunResult]) -> None:
+    """Run `schedule` until every run is done; each run's result is written and reported as it finishes."""
+    finished: set[int] = set()
+
+    def tick() -> bool:
+        for i, run in enumerate(runs):
+            if i not in finished and run.done:
+                finished.add(i)
+                results.append(run.finish())
+                report(results[-1])
+        return len(finished) == len(runs)
+
+    try:
+        await schedule.run(tick)
+    finally:
+        for run in runs:
+            for queue in getattr(run, "judges", None) or getattr(run, "queues", None) or ():
+                queue.cancel()
+
+
 async def evaluate(
     *,
-    spec: ModelSpec,
+    spec: ModelSpec | Sequence[ModelSpec],
     task_names: Sequence[str],
     options: RunOptions,
     judges: Mapping[str, JudgeSettings] | None = None,
     budget: Budget | None = None,
 ) -> list[RunResult]:
-    """``mue-eval run``: every task on one model. `budget` (prices and caps of the model's own tokens)
+    """``mue-eval run``: every task on one model (or on several served models at once), as one schedule:
+    every task's requests share the model's stream and every judge call the judge's, so no task waits for
+    another's tail (`mathusereval.run.schedule`). `budget` (prices and caps of the models' own tokens)
     spans all the tasks."""
+    specs = [spec] if isinstance(spec, ModelSpec) else list(spec)
     judges = judges or {}
     tasks: list[Task] = [registry.lookup("tasks", name) for name in task_names]  # unknown names fail first
     check_graders(tasks, options.graders, judges)
     data = [load_task(task, options.data_dir) for task in tasks]  # bad data fails before any model is started
-    for task in tasks:  # a run another process writes is refused before any server is contacted
-        RunStore(run_location(task, spec, options.out, options.name, options.shard)).check_unlocked()
-    engine = make_backend(spec)
-    results: list[RunResult] = []
+    for one in specs:
+        for task in tasks:  # a run another process writes is refused before any server is contacted
+            RunStore(run_location(task, one, options.out, options.name, options.shard)).check_unlocked()
+    engines: list[Backend] = []
     try:
-        await _check(engine)
+        for one in specs:
+            engines.append(make_backend(one))
+            await engines[-1].check_reachable()
         async with judge_roles(judges) as roles:
-            for task, loaded in zip(tasks, data, strict=True):
-                result = await run_task(task, spec, engine, options, roles, budget, loaded)
-                results.append(result)
-                report(result)
+            return await run_tasks(list(zip(specs, engines, strict=True)), tasks, data, options, roles, budget)
     finally:
-        await engine.aclose()
-    return results
+        for engine in engines:
+            await engine.aclose()
+
+
+async def run_tasks(
+    models: Sequence[tuple[ModelSpec, Backend]],
+    tasks: Sequence[Task],
+    data: Sequence[LoadedData],
+    options: RunOptions,
+    roles: dict[str, JudgeRole],
+    budget: Budget | None = None,
+) -> list[RunResult]:
+    """Every task on every model (its backend built and checked) as one schedule; results in model, task
+    order. Every run's identity is checked before anything is sent."""
+    runs = [
+        TaskRun(task, spec, engine.describe(), options, roles, loaded, index)
+        for spec, engine in models
+        for index, (task, loaded) in enumerate(zip(tasks, data, strict=True))
+    ]
+    schedule = Schedule()
+    judge_lanes = _judge_lanes(schedule, roles)
+    results: list[RunResult] = []
+    with ExitStack() as stack, Progress(options.progress, "") as bars:
+        for run in runs:
+            run.open(stack, bars)
+        lanes = [schedule.lane(spec.slug, engine, budget) for spec, engine in models]
+        for i, run in enumerate(runs):
+            run.start(lanes[i // len(tasks)], judge_lanes, budget)
+        await _run_schedule(schedule, runs, results)
+    return _in_order(results, [run.directory for run in runs])
+
+
+async def run_task(
+    task: Task,
+    spec: ModelSpec,
+    backend: Backend,
+    options: RunOptions,
+    roles: dict[str, JudgeRole] | None = None,
+    budget: Budget | None = None,
+    loaded: LoadedData | None = None,
+) -> RunResult:
+    """One task on a backend the caller built (and closes): `run_tasks` for one."""
+    loaded = loaded if loaded is not None else load_task(task, options.data_dir)
+    results = await run_tasks([(spec, with_defaults(backend))], [task], [loaded], options, roles or {}, budget)
+    return results[0]
+
+
+def _in_order(results: list[RunResult], directories: Sequence[Path]) -> list[RunResult]:
+    """Results in the order of the runs (model, then task), whatever order they finished in."""
+    position = {directory: i for i, directory in enumerate(directories)}
+    return sorted(results, key=lambda r: position.get(r.directory, 0))
 
 
 async def serve_and_evaluate(
@@ -180,17 +256,21 @@ async def serve_and_evaluate(
 async def grade(
     directories: Sequence[Path], options: RunOptions, judges: Mapping[str, JudgeSettings] | None = None
 ) -> list[RunResult]:
-    """``mue-eval grade RUN_DIR...``: grade stored answers again, e.g. with another judge."""
+    """``mue-eval grade RUN_DIR...``: grade stored answers again, e.g. with another judge; every run's judge
+    calls on one schedule."""
     judges = judges or {}
     for directory in directories:
         manifest = RunStore(directory).existing_manifest()
         if manifest is None:
             raise ConfigError(f"{directory} is not a run directory (no manifest.json)")
         check_graders([registry.lookup("tasks", manifest.task)], options.graders or manifest.graders, judges)
-    results = []
+    results: list[RunResult] = []
     async with judge_roles(judges) as roles:
-        for directory in directories:
-            result = await regrade(directory, options, roles)
-            results.append(result)
-            report(result)
-    return results
+        regrades = [Regrade(d, options, roles) for d in directories]
+        schedule = Schedule()
+        lanes = _judge_lanes(schedule, roles)
+        with ExitStack() as stack, Progress(options.progress, "") as bars:
+            for one in regrades:
+                one.open(stack, bars, lanes)
+            await _run_schedule(schedule, regrades, results)
+    return _in_order(results, [one.directory for one in regrades])

@@ -1,0 +1,168 @@
+"""One task of an invocation while the schedule runs: its run directory and writer, what it still has to
+generate, each answer stored, rule-graded and queued for its judges as it arrives, and its result at the end.
+
+A `TaskRun` owns everything per task (store, selection, grading, judge queues, counts, progress bars); the
+invocation's `mathusereval.run.schedule.Schedule` owns the backends' streams. `prepare` does every check
+that can fail (data, identity, grading, lock) before the invocation sends anything; `start` queues the
+task's requests; `finish` writes its manifest and summary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from contextlib import ExitStack
+from typing import Any
+
+from ..backends import ModelSpec
+from ..plugins.task import LoadedData, Task
+from ..records import Generation, GenerationParams, Request, RunResult, Sample
+from ..store import RunStore
+from .budget import Budget
+from .grading import Grading, StreamingRuleGrades, manifest_judges, resolve_graders
+from .judging import JudgeRole
+from .pipeline import RunOptions, answered, build_manifest, finish_run, group_by_params, say_first, system_setting
+from .placement import check_same_grading, place
+from .postprocess import finalize, without_text
+from .progress import Progress
+from .schedule import Lane
+from .selection import select_samples
+
+
+class TaskRun:
+    """One task on one model within an invocation (`mathusereval.run.session.evaluate`)."""
+
+    def __init__(
+        self,
+        task: Task,
+        spec: ModelSpec,
+        describe: dict[str, Any],
+        options: RunOptions,
+        roles: dict[str, JudgeRole],
+        loaded: LoadedData,
+        index: int,
+    ) -> None:
+        """Build the manifest, choose the directory and check it may be written (nothing is written yet)."""
+        from .pipeline import with_system_prompt
+
+        self.task, self.spec, self.options, self.roles, self.index = task, spec, options, roles, index
+        samples = select_samples(task, loaded, options.limit, options.limit_order, options.sample_ids)
+        selected = with_system_prompt(dataclasses.replace(loaded, samples=samples), options.system_prompt)
+        loaded = with_system_prompt(loaded, options.system_prompt)
+        self.overrides = options.overrides_for(task.name)
+        self.params = dataclasses.replace(task.params, **self.overrides)
+        self.graders = resolve_graders(task, options.graders)
+        settings = {"think": options.think, **system_setting(options.system_prompt)}
+        manifest = build_manifest(task, spec, describe, self.params, loaded, settings)
+        manifest = dataclasses.replace(
+            manifest,
+            graders=tuple(self.graders),
+            judges=manifest_judges(self.graders, roles),
+            name=options.name,
+            overrides={k: list(v) if isinstance(v, tuple) else v for k, v in self.overrides.items()},
+            config=options.config,
+        )
+        self.directory, self.samples, self.manifest = place(
+            task, spec, options.out, options.name, options.shard, selected.samples, manifest
+        )
+        check_same_grading(self.directory, self.manifest)
+        self.store = RunStore(self.directory)
+        self.store.check_compatible(self.manifest)  # a refused resume fails before any task sends anything
+        self.label = f"{spec.slug}/{task.name}"
+        self.generating = 0
+        self.stopped: str | None = None
+        self.said: set[str] = set()
+
+    def open(self, stack: ExitStack, bars: Progress) -> None:
+        """Become the run's writer, store new samples, and find what is left to generate and grade."""
+        self.manifest = stack.enter_context(self.store.writing(self.manifest))
+        generations = self.store.generation_index()  # outcomes only: texts stay on disk until a grader needs one
+        self.grading = Grading(self.graders, self.store, self.samples, generations, self.params.n, self.roles)
+        stored_ids = set(self.store.samples())
+        for sample in self.samples:
+            if sample.id not in stored_ids:
+                self.store.add_sample(sample)
+        self.todo = [
+            Request(s, k) for s in self.samples for k in range(self.params.n) if not answered(generations, s.id, k)
+        ]
+        self.asked = {(r.sample.id, r.n_index) for r in self.todo}
+        self.bars = bars.view(self.label)
+        self.bars.add("generate", len(self.todo))
+        backlog = self.grading.rule_backlog()
+        self.bars.add("grade", len(self.todo) + len(backlog))
+        self.grading.grade_backlog(backlog, self.bars)
+        self.rule_grades = stack.enter_context(StreamingRuleGrades(self.grading, self.bars, self.judge_after_rules))
+        self.judges = self.grading.judge_queues(self.bars, self.label)
+
+    def start(self, model: Lane, judge_lanes: dict[str, Lane], budget: Budget | None) -> None:
+        """Queue every request of the task on the model's lane, and every stored answer whose judge grade is
+        missing on its judge's lane; answers are handled as they arrive (`_on_answer`)."""
+        self.model_lane, self.budget = model, budget
+        for queue in self.judges:
+            queue.bind(judge_lanes[queue.role_name], self.directory)
+            for sample, k in self.grading.judge_backlog():  # a resumed run: stored answers still to judge
+                queue.add(sample, k)
+        groups = group_by_params(self.todo, self.params, self.overrides)
+        for params, group in groups.items():
+            for position, request in enumerate(group):
+                self.generating += 1
+                model.submit(
+                    request,
+                    params,
+                    self._answer_with(params),
+                    origin=self.label,
+                    order=(position, self.index),
+                    run_dir=self.directory,
+                )
+        if not self.generating:
+            self._generation_ended()
+
+    def _answer_with(self, params: GenerationParams) -> Callable[[Generation | None], None]:
+        def answer(raw: Generation | None) -> None:
+            self._on_answer(raw, params)
+
+        return answer
+
+    def _on_answer(self, raw: Generation | None, params: GenerationParams) -> None:
+        self.generating -= 1
+        if raw is None:  # not sent: a spent budget (the next run with a larger one generates it)
+            if self.budget is not None and self.budget.exhausted:
+                self.stopped = self.budget.message()
+        else:
+            generation = finalize(raw, self.options.think, params.stop)
+            self.store.add_generation(generation)
+            self.grading.generations[(generation.sample_id, generation.n_index)] = without_text(generation)
+            self.bars.advance("generate")
+            if generation.ok:
+                self.rule_grades.submit(self.grading.by_id[generation.sample_id], generation)
+            else:
+                self.bars.advance("grade")
+                say_first(self.said, generation.error or "", self.store.dir)
+        if self.generating == 0:
+            self._generation_ended()
+
+    def judge_after_rules(self, sample: Sample, n_index: int) -> None:
+        """Called on the event loop once an answer's rule grades are stored: its judges may take it now."""
+        for queue in self.judges:
+            queue.add(sample, n_index)
+        self.model_lane.wake()  # this task may be done now
+
+    def _generation_ended(self) -> None:
+        """No more answers: once the last ones are rule-graded (and handed to the judges), the judges close."""
+
+        def close() -> None:
+            for queue in self.judges:
+                queue.close()
+
+        self.rule_grades.when_drained(close)
+
+    @property
+    def done(self) -> bool:
+        return self.generating == 0 and self.rule_grades.drained and all(q.done for q in self.judges)
+
+    def finish(self) -> RunResult:
+        self.rule_grades.check()
+        for queue in self.judges:
+            self.grading.usage[queue.name] = queue.usage()
+        reused = len(self.samples) * self.params.n - len(self.todo)
+        return finish_run(self.task, self.manifest, self.grading, self.options, reused, self.budget, self.stopped)
