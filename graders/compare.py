@@ -64,6 +64,11 @@ _SPACES = re.compile(r"(?<!\d) | (?!\d)")  # TeX ignores spaces, except between 
 _WORDS = re.compile(r"^[A-Za-z\u4e00-\u9fff][A-Za-z\u4e00-\u9fff' -]*$")
 
 
+def same_text(a: str, b: str) -> bool:
+    """Two normalised answers written alike, spaces aside (TeX ignores them, except between two digits)."""
+    return a == b or _SPACES.sub("", a) == _SPACES.sub("", b)
+
+
 def split_top_level(s: str, pattern: re.Pattern[str]) -> list[str]:
     """Split `s` where `pattern` matches outside brackets."""
     parts, depth, start, i = [], 0, 0, 0
@@ -300,7 +305,7 @@ def compare(ref: str, pred: str, policy: GradingPolicy, symbolic: SymbolicCompar
     """(equivalent, reason) for two extracted answers; raises `NeedsSymbolic` when `symbolic` is None
     and only algebra can decide."""
     r, p = normalize(ref), normalize(pred)
-    if r == p or _SPACES.sub("", r) == _SPACES.sub("", p):
+    if same_text(r, p):
         return True, "string match"
     if not p:
         return False, "no answer found"
