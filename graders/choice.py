@@ -26,10 +26,10 @@ import re
 import unicodedata
 
 from mathusereval.plugins.metrics import accuracy
-from mathusereval.plugins.task import boxed_answer
+from mathusereval.plugins.task import EMPTY_REFERENCE, boxed_answer
 from mathusereval.records import Generation, Grade, Sample
 
-from .answer import EMPTY_REFERENCE, grade_answer, is_truncated, not_graded
+from .answer import grade_answer, is_truncated, not_graded
 from .normalize import normalize
 
 LETTERS = "ABCDE"

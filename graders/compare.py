@@ -235,6 +235,12 @@ def _match_items(
     refs, unused = _dedupe(refs), _dedupe(preds)
     if len(refs) != len(unused):
         return False
+    # the same items written alike, in another order, pair off by their text first: a long solution list
+    # costs one pass, not a comparison of every item with every other
+    by_text = {_SPACES.sub("", normalize(p)): p for p in unused}
+    alike = {_SPACES.sub("", normalize(r)) for r in refs} & by_text.keys()
+    refs = [r for r in refs if _SPACES.sub("", normalize(r)) not in alike]
+    unused = [p for key, p in by_text.items() if key not in alike]
     for r in refs:
         hit = next((i for i, p in enumerate(unused) if compare(r, p, policy, sym)[0]), None)
         if hit is None:

@@ -17,9 +17,18 @@ import re
 
 from .compare import split_top_level
 from .hedge import hedge_in
-from .spans import boxed_spans, last_box_group, mask_code, window_inside_a_box
+from .spans import box_group, boxed_spans, last_box_group, mask_code, window_inside_a_box
 
-__all__ = ["boxed_spans", "extract_answer", "extract_reference", "last_box_group", "last_boxed", "states_answer"]
+__all__ = [
+    "MAX_ANSWER_CHARS",
+    "MAX_INPUT_CHARS",
+    "boxed_spans",
+    "extract_answer",
+    "extract_reference",
+    "last_box_group",
+    "last_boxed",
+    "states_answer",
+]
 
 MAX_INPUT_CHARS = 20_000
 """Only the tail of a response is searched: final answers come last, and this bounds every scan."""
@@ -140,14 +149,15 @@ def _clip_statement(ans: str) -> str:
 
 def _strong_candidates(text: str) -> list[tuple[int, str]]:
     """Every strong statement of a final answer, with where it starts; the last one wins. A boxed answer
-    beats every statement before it, so with a box only the text from the box on is searched: a reasoning
+    beats every statement before it, so with a box only the text after the box is searched: a reasoning
     model's 20 KB reply boxed at the end costs a scan of its tail, not of the whole window."""
     candidates: list[tuple[int, str]] = []
-    box = last_box_group(text)
+    group = box_group(text)
+    box = None if group is None else (group[0], group[2])
     start = 0
-    if box is not None:
+    if box is not None and group is not None:
         candidates.append(box)
-        start = box[0]
+        start = group[1]  # a phrase inside the box ("所以 m=2" in a boxed derivation) is part of its content
     minerva = _last_match(_MINERVA, text, start)
     if minerva is not None:
         candidates.append((minerva.start(), _clip_statement(minerva.group("ans") + "\n")))
@@ -263,10 +273,19 @@ def extract_answer(response: str, *, truncated: bool = False) -> str | None:
         last = max(candidates, key=lambda c: c[0])
         final_bold = _final_bold(text, last[0] + 1)
         answer = (final_bold or last)[1].strip()
+        if truncated and _cut_short(text, final_bold or last, answer):
+            return None
         return answer if answer and len(answer) <= MAX_ANSWER_CHARS else None
     if truncated:
         return None
     return _fallback(text[code_end:])
+
+
+def _cut_short(text: str, candidate: tuple[int, str], answer: str) -> bool:
+    """A statement the cut-off ended ("the answer is \\boxed{1", "the answer is 12" as the last words): it
+    may have gone on ("12" of "125"), so it commits to nothing. A closed box is committed."""
+    closed_box = text.startswith(("\\boxed", "\\fbox"), candidate[0])
+    return not closed_box and text.rstrip().rstrip("$").rstrip().endswith(answer)
 
 
 def _fallback(text: str) -> str | None:
@@ -288,11 +307,26 @@ def _fallback(text: str) -> str | None:
     text = _ASIDE.sub("", text)
     span = _last_match(_LATEX_SPAN, text)
     number = _last_match(_NUMBER, text, span.end() + 1 if span else 0)
-    if number is not None:  # "a return of 23%": the percent sign belongs to the number
+    if number is not None:
+        sentence = _sentence_around(text, number.start(), number.end())
+        if hedge_in(sentence):  # "It is not 18.": the number is what the sentence denies
+            return sentence
+        # "a return of 23%": the percent sign belongs to the number
         return number.group() + ("%" if text[number.end() : number.end() + 1] in ("%", "％") else "")
     if span is not None:
         return _last_equation_side(_span_content(span), computation=True)[:MAX_ANSWER_CHARS] or None
     return None
+
+
+_CLAUSE_END = re.compile(r"(?<!\d)[.!?](?!\d)|[。！？；;\n]")
+
+
+def _sentence_around(text: str, start: int, end: int) -> str:
+    """The clause a number stands in: up to the sentence's end or another number on either side (up to 100
+    characters before it and 60 after), so "not 10, it is 1,000.99" does not deny 1,000.99."""
+    before = re.split(r"\d", _CLAUSE_END.split(text[max(0, start - 100) : start])[-1])[-1]
+    after = re.split(r"\d", _CLAUSE_END.split(text[end : end + 60])[0])[0]
+    return (before + text[start:end] + after).strip()
 
 
 def _last_equation_side(latex: str, *, computation: bool = False) -> str:
@@ -325,6 +359,30 @@ def extract_reference(reference: str) -> str:
     box = last_box_group(text)
     if box is not None:
         return box[1]
-    if _ANCHOR.search(text) or _MINERVA.search(text) or _HASHES.search(text) or len(text.split()) > 12:
+    if _ANCHOR.search(text) or _MINERVA.search(text) or _HASHES.search(text):
         return extract_answer(text) or text
+    if len(text.split()) > 12:
+        return _unstated_reference(text)
     return _last_equation_side(text)
+
+
+_STATED_VALUE = re.compile(r"(?:=|\bis\b|\bequals\b|为|是)\s*(-?\d[\d,]*(?:\.\d+)?(?:/\d+)?)\s*[.。!！]*\s*$")
+
+
+def _unstated_reference(text: str) -> str:
+    """A long reference that states no answer in words: prose naming one number ("the determinant is -1
+    times the first") gives that number; a worked solution whose last clause states one value ("So the area
+    is 9.", "\\left|...\\right|=6") gives the value; anything else (a derivation, a matrix, a long list, a
+    piecewise function, "So x=-119 and y=50.") is the answer as written. A response's last-number guess is
+    never used here: the last number of ``c_{1}[...] e^{-t}`` is no answer."""
+    words = _WORDS.findall(re.sub(r"\\[a-zA-Z]+", " ", text))
+    if len(words) <= 2:
+        return text
+    numbers = _NUMBER.findall(text)
+    if len(numbers) == 1 and not re.search(r"\\[a-zA-Z]", text):
+        return str(numbers[0])
+    clause = [c for c in _CLAUSE_END.split(text) if c.strip()][-1:]
+    stated = _STATED_VALUE.search(clause[0]) if clause else None
+    if stated is not None and len(re.findall(r"=|\bis\b|\bequals\b|为|是", clause[0])) == 1:
+        return stated.group(1)
+    return text

@@ -57,8 +57,9 @@ def _gap_is_connector(gap: str) -> bool:
     return len(gap.split()) <= _CONNECTOR_WORDS
 
 
-def last_box_group(text: str) -> tuple[int, str] | None:
-    """The last box, joined with the boxes right before it when only a few words separate them."""
+def box_group(text: str) -> tuple[int, int, str] | None:
+    """(start, end, content) of the last box, joined with the boxes right before it when only a few words
+    separate them."""
     spans = boxed_spans(text)
     if not spans:
         return None
@@ -70,7 +71,13 @@ def last_box_group(text: str) -> tuple[int, str] | None:
     contents = [c for _, _, c in group]
     # The same value boxed twice ("\boxed{840} ... \boxed{840}") is one answer, not the set {840, 840}.
     joined = contents[0] if len(set(contents)) == 1 else ", ".join(contents)
-    return group[-1][0], joined
+    return group[-1][0], group[-1][1], joined
+
+
+def last_box_group(text: str) -> tuple[int, str] | None:
+    """(where the last box starts, the content of its group): see `box_group`."""
+    group = box_group(text)
+    return None if group is None else (group[0], group[2])
 
 
 def window_inside_a_box(response: str, window: int) -> bool:

@@ -142,7 +142,7 @@ def jsonl_loader(
     `LoadedData.left_out` and reported, unless `reference_required` is False (a reference-free judge)."""
     if (to_sample is None) == (prepare is None):
         raise TypeError("jsonl_loader takes one of to_sample and prepare")
-    name = task or str(relative).split("/", 1)[0]
+    name = task or (relative.stem if isinstance(relative, Path) else str(relative).split("/", 1)[0])
 
     def load(data_dir: Path | None) -> LoadedData:
         from ..data.files import find_data_file, read_jsonl, sha256_file
