@@ -76,11 +76,17 @@ def _extract(reference: str, prediction: str, is_response: bool, truncated: bool
 HEDGED = "hedged answer"
 
 
-def _same_text(reference: str, answer: str) -> bool:
-    """The answer is the reference written out: its normalised text, ``$`` signs aside. Checked first, as
-    Qwen2.5-Math's ``math_equal`` compares the normalised strings first, so every reference, however
-    little our rules read of it (a sentence, a piecewise function, a derivation), is right against itself."""
-    return same_text(normalize(reference.replace("$", "")), normalize(answer.replace("$", "")))
+def _written_alike(reference: str, ref_answer: str, answer: str, ref_norm: str, answer_norm: str) -> bool:
+    """The answer is the reference written out: the normalised text of its answer, or of the whole reference
+    field, ``$`` signs aside. Checked first, as Qwen2.5-Math's ``math_equal`` compares the normalised strings
+    first, so every reference, however little our rules read of it (a sentence, a piecewise function, a
+    derivation), is right against itself."""
+    if same_text(ref_norm, answer_norm):
+        return True
+    whole = reference.strip()
+    if whole == ref_answer and "$" not in whole + answer:
+        return False  # nothing else to compare: the reference field is its answer
+    return same_text(normalize(whole.replace("$", "")), normalize(answer.replace("$", "")))
 
 
 def _grade(
@@ -94,10 +100,11 @@ def _grade(
     if not reference.strip():  # a data defect (the task's loader leaves such items out), never a verdict
         return AnswerGrade(None, "", None, False, EMPTY_REFERENCE)
     ref_answer, extracted = _extract(reference, prediction, is_response, truncated)
+    ref_norm = normalize(ref_answer)
     if extracted is None:
-        return AnswerGrade(None, normalize(ref_answer), None, False, "no answer found")
-    verdict = AnswerGrade(extracted, normalize(ref_answer), normalize(extracted), True, "string match")
-    if _same_text(reference, extracted) or _same_text(ref_answer, extracted):
+        return AnswerGrade(None, ref_norm, None, False, "no answer found")
+    verdict = AnswerGrade(extracted, ref_norm, normalize(extracted), True, "string match")
+    if _written_alike(reference, ref_answer, extracted, ref_norm, verdict.prediction or ""):
         return verdict
     if is_hedged_against(extracted, reference, ref_answer):
         return dataclasses.replace(verdict, correct=False, reason=HEDGED)
