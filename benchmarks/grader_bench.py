@@ -11,7 +11,12 @@ Prints, for both graders:
 5. throughput on long reasoning: 20 KB answers (other MATH solutions as the reasoning before the item's
    own solution, its boxed answer at the end), the shape of a reasoning model's reply;
 6. per answer class as real models write them (Chinese exam keys, plain-text math, text answers and blanks,
-   stray golds, percent, tool output and <think>): the cases of tests/test_answer_formats.py.
+   stray golds, percent, tool output and <think>, hedged answers, code and tool output, the forms of issue 34):
+   the cases of tests/test_answer_formats.py; then choice hedges and truncated replies
+   (tests/test_hedges_and_no_answer.py);
+7. self-consistency, per task with local data: "So the final answer is $\\boxed{REF}$." graded against REF
+   (ours: the task's own rule grader, the answer grader for judged tasks; items whose reference is empty are
+   left out when the task loads and counted).
 
 ``--verdicts FILE`` writes our verdict on every pair of every section as JSON, to check that a change to the
 grader keeps them identical (``--compare-verdicts FILE``).
@@ -121,7 +126,9 @@ def main() -> int:
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("MUE_DATA_DIR", "../shared/data")))
     parser.add_argument("--misses", action="store_true", help="list the pairs each grader gets wrong")
     parser.add_argument("--skip-throughput", action="store_true")
-    parser.add_argument("--only", choices=["pairs", "gsm8k", "math", "speed", "long", "classes"], action="append")
+    parser.add_argument(
+        "--only", choices=["pairs", "gsm8k", "math", "speed", "long", "classes", "self"], action="append"
+    )
     parser.add_argument("--verdicts", type=Path, help="write our verdict on every pair here (JSON)")
     parser.add_argument("--compare-verdicts", type=Path, help="report verdicts that differ from this file's")
     parser.add_argument("--tiny", action="store_true", help="40 rows of each file: seconds, a smoke test")
@@ -129,7 +136,7 @@ def main() -> int:
     if args.tiny:
         global ROWS
         ROWS = 40
-    sections = set(args.only or ["pairs", "gsm8k", "math", "speed", "long", "classes"])
+    sections = set(args.only or ["pairs", "gsm8k", "math", "speed", "long", "classes", "self"])
     if args.verdicts or args.compare_verdicts:
         return verdicts(args.data_dir, args.verdicts, args.compare_verdicts)
     if args.skip_throughput:
@@ -208,7 +215,100 @@ def main() -> int:
             wrong_yes = {n: sum(g(ref, resp, True) and not ok for ref, resp, ok in cases) for n, g in GRADERS.items()}
             cells = " ".join(f"{right[n]:>16}/{len(cases):<3}" for n in GRADERS)
             print(f"{kind:<20} {cells}   {' / '.join(str(v) for v in wrong_yes.values())}")
+        for kind, rows in extra_classes().items():
+            right = {n: sum(g(*case) == ok for *case, ok in rows) for n, g in EXTRA_GRADERS[kind].items()}
+            wrong_yes = {n: sum(g(*case) and not ok for *case, ok in rows) for n, g in EXTRA_GRADERS[kind].items()}
+            cells = " ".join(f"{right[n]:>16}/{len(rows):<3}" for n in right)
+            print(f"{kind:<20} {cells}   {' / '.join(str(v) for v in wrong_yes.values())}")
+
+    if "self" in sections:
+        print("\n## 7. Self-consistency: the reference boxed verbatim, per task with local data, right/total")
+        print(f"{'task':<24} {'grader':<18} " + " ".join(f"{name:>20}" for name in GRADERS) + "   left out")
+        totals = dict.fromkeys(GRADERS, 0)
+        items = 0
+        for task, grader_name, pairs, left_out in self_pairs(data):
+            ours_right = sum(self_verdicts(task, grader_name, pairs))
+            mv_right = sum(math_verify(ref, response, True) for ref, response in pairs)
+            for name, got in zip(GRADERS, (ours_right, mv_right), strict=True):
+                totals[name] += got
+            items += len(pairs)
+            cells = " ".join(f"{v:>14}/{len(pairs):<5}" for v in (ours_right, mv_right))
+            print(f"{task:<24} {grader_name:<18} {cells}   {left_out}")
+        print(f"{'all':<24} {'':<18} " + " ".join(f"{v:>14}/{items:<5}" for v in totals.values()))
     return 0
+
+
+def _choice_ours(response: str, gold: str) -> bool:
+    from mathusereval.graders import choice_grader
+    from mathusereval.records import Generation, Sample
+
+    sample = Sample("bench", "1", ({"role": "user", "content": "q"},), gold, {})
+    return bool(choice_grader(sample, Generation("1", 0, "bench", response, "stop")).correct)
+
+
+def _choice_mv(response: str, gold: str) -> bool:
+    from math_verify import StringExtractionConfig, parse, verify
+
+    config = [StringExtractionConfig(strings=tuple("ABCDE"))]
+    return bool(verify(parse(gold, config), parse(response, config)))
+
+
+EXTRA_GRADERS: dict[str, dict[str, Callable[..., bool]]] = {
+    "choice hedges": {"mathusereval": _choice_ours, "math-verify 0.9.0": _choice_mv},
+    "truncated replies": {
+        "mathusereval": lambda ref, resp: grade_answer(ref, resp, truncated=True).correct,
+        "math-verify 0.9.0": lambda ref, resp: math_verify(ref, resp, True),  # it cannot know of the cut
+    },
+}
+
+
+def extra_classes() -> dict[str, list[tuple[str, str, bool]]]:
+    """Choice hedges (response, gold, correct) and truncated replies (reference, response, correct when cut)."""
+    from mathusereval.plugins.include import module_of
+
+    module = module_of(Path(__file__).resolve().parents[1] / "tests" / "test_hedges_and_no_answer.py")
+    truncated = [(ref, response, cut) for ref, response, cut, _ in module.TRUNCATED]
+    return {"choice hedges": list(module.CHOICE_HEDGES), "truncated replies": truncated}
+
+
+def self_pairs(data: Path) -> list[tuple[str, str, list[tuple[str, str]], int]]:
+    """(task, grader, [(reference, response boxing it)], items left out) for every task with local data."""
+    import contextlib
+    import io
+
+    import mathusereval.tasks  # noqa: F401 - registers the tasks
+    from mathusereval.graders.extract import MAX_ANSWER_CHARS
+    from mathusereval.plugins import registry
+    from mathusereval.plugins.contracts import is_judge
+    from mathusereval.plugins.task import load_task
+
+    found = []
+    for name in sorted(registry.names("tasks")):
+        task = registry.lookup("tasks", name)
+        with contextlib.redirect_stderr(io.StringIO()):  # the left-out warning: counted in the table instead
+            loaded = load_task(task, data)
+        grader = task.graders[0]
+        samples = loaded.samples
+        if is_judge(registry.lookup("graders", grader)):  # the answer grader offered beside the judge
+            grader, samples = "answer (judged)", [s for s in samples if len(s.reference) <= MAX_ANSWER_CHARS]
+        pairs = [(s.reference, f"So the final answer is $\\boxed{{{s.reference}}}$.") for s in samples[:ROWS]]
+        found.append((name, grader, pairs, len(loaded.left_out)))
+    return found
+
+
+def self_verdicts(task: str, grader_name: str, pairs: list[tuple[str, str]]) -> list[bool]:
+    """Our verdicts on one task's self-consistency pairs, through its own rule grader as a run calls it."""
+    from mathusereval.plugins import registry
+    from mathusereval.records import Generation, Sample
+
+    if grader_name.startswith("answer"):
+        return [v.correct for v in grade_many(pairs, workers=os.cpu_count())]
+    grader = registry.rule_grader(grader_name)
+    verdicts = []
+    for i, (reference, response) in enumerate(pairs):
+        grade = grader(Sample(task, str(i), (), reference, {}), Generation(str(i), 0, "oracle", response, "stop"))
+        verdicts.append(bool(grade.correct))
+    return verdicts
 
 
 def answer_classes() -> dict[str, list[tuple[str, str, bool]]]:
@@ -234,11 +334,15 @@ def verdicts(data: Path, out: Path | None, compare: Path | None) -> int:
         gold = row["ground_truth"].rsplit("A:", 1)[-1].strip()
         gsm += [(gold, row[k]["solution"], True) for k in ("6b_finetuning", "6b_verification") if k in row]
     got = {name: [ours(*pair) for pair in pairs] for name, pairs in sets.items()}
+    got["self"] = [v for task, grader, pairs, _ in self_pairs(data) for v in self_verdicts(task, grader, pairs)]
     if out is not None:
         out.write_text(json.dumps(got))
     if compare is not None:
         before = json.loads(compare.read_text())
         for name, values in got.items():
+            if len(before.get(name, ())) != len(values):
+                print(f"{name:<8} {len(values):>6} verdicts, not in the earlier file (or another count): not compared")
+                continue
             changed = [i for i, (a, b) in enumerate(zip(before[name], values, strict=True)) if a != b]
             print(f"{name:<8} {len(values):>6} verdicts, {len(changed)} changed {changed[:10]}")
     return 0

@@ -64,6 +64,11 @@ _SPACES = re.compile(r"(?<!\d) | (?!\d)")  # TeX ignores spaces, except between 
 _WORDS = re.compile(r"^[A-Za-z\u4e00-\u9fff][A-Za-z\u4e00-\u9fff' -]*$")
 
 
+def same_text(a: str, b: str) -> bool:
+    """Two normalised answers written alike, spaces aside (TeX ignores them, except between two digits)."""
+    return a == b or _SPACES.sub("", a) == _SPACES.sub("", b)
+
+
 def split_top_level(s: str, pattern: re.Pattern[str]) -> list[str]:
     """Split `s` where `pattern` matches outside brackets."""
     parts, depth, start, i = [], 0, 0, 0
@@ -230,6 +235,12 @@ def _match_items(
     refs, unused = _dedupe(refs), _dedupe(preds)
     if len(refs) != len(unused):
         return False
+    # the same items written alike, in another order, pair off by their text first: a long solution list
+    # costs one pass, not a comparison of every item with every other
+    by_text = {_SPACES.sub("", normalize(p)): p for p in unused}
+    alike = {_SPACES.sub("", normalize(r)) for r in refs} & by_text.keys()
+    refs = [r for r in refs if _SPACES.sub("", normalize(r)) not in alike]
+    unused = [p for key, p in by_text.items() if key not in alike]
     for r in refs:
         hit = next((i for i, p in enumerate(unused) if compare(r, p, policy, sym)[0]), None)
         if hit is None:
@@ -300,7 +311,7 @@ def compare(ref: str, pred: str, policy: GradingPolicy, symbolic: SymbolicCompar
     """(equivalent, reason) for two extracted answers; raises `NeedsSymbolic` when `symbolic` is None
     and only algebra can decide."""
     r, p = normalize(ref), normalize(pred)
-    if r == p or _SPACES.sub("", r) == _SPACES.sub("", p):
+    if same_text(r, p):
         return True, "string match"
     if not p:
         return False, "no answer found"

@@ -16,6 +16,19 @@ from __future__ import annotations
 import re
 
 from .compare import split_top_level
+from .hedge import hedge_in
+from .spans import box_group, boxed_spans, last_box_group, mask_code, window_inside_a_box
+
+__all__ = [
+    "MAX_ANSWER_CHARS",
+    "MAX_INPUT_CHARS",
+    "boxed_spans",
+    "extract_answer",
+    "extract_reference",
+    "last_box_group",
+    "last_boxed",
+    "states_answer",
+]
 
 MAX_INPUT_CHARS = 20_000
 """Only the tail of a response is searched: final answers come last, and this bounds every scan."""
@@ -23,7 +36,6 @@ MAX_INPUT_CHARS = 20_000
 MAX_ANSWER_CHARS = 2_000
 """An extracted answer longer than this is not an answer; it is cut (and will not match)."""
 
-_BOX_OPENERS = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _MINERVA = re.compile(r"final answer is\s*(?P<ans>.{1,500}?)\.?\s*I hope it is correct", re.IGNORECASE | re.DOTALL)
 _ANCHOR_WORDS = (
     r"(?:(?:final\s+)?answer\s+(?:is|would be|should be)|final answer\s*[:：]|(?<![a-z])answer\s*[:：]"
@@ -60,8 +72,6 @@ _SENTENCE_END = re.compile(r"(?<=[^\d\s\\])\.(?:\s|$)|(?<=\d)\.(?:\s|$)|。|；|
 _WORDS = re.compile(r"[A-Za-z]{2,}|[\u4e00-\u9fff]+")
 """Words of prose: "x < - 2" has none, "Jane started growing Sphere 3 hours ago" several."""
 _EQUALS = re.compile(r"(?<![<>!\\])=")  # "=", not "<=", ">=", "!=" or "\="
-_CONNECTOR_WORDS = 4
-"""Boxes separated by at most this many words ("\\boxed{1} and \\boxed{2}") form one multi-part answer."""
 
 
 def _last_match(pattern: re.Pattern[str], text: str, pos: int = 0) -> re.Match[str] | None:
@@ -72,60 +82,10 @@ def _last_match(pattern: re.Pattern[str], text: str, pos: int = 0) -> re.Match[s
     return last
 
 
-def _balanced_end(text: str, open_brace: int) -> int:
-    """Index of the brace closing the one at `open_brace`, or -1."""
-    depth = 0
-    for i in range(open_brace, len(text)):
-        ch = text[i]
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                return i
-    return -1
-
-
-def boxed_spans(text: str) -> list[tuple[int, int, str]]:
-    """(start, end, content) of every balanced, non-empty ``\\boxed{...}`` / ``\\fbox{...}``."""
-    spans: list[tuple[int, int, str]] = []
-    pos = 0
-    while (match := _BOX_OPENERS.search(text, pos)) is not None:
-        end = _balanced_end(text, match.end() - 1)
-        if end < 0:
-            break
-        content = text[match.end() : end].strip()
-        if content:
-            spans.append((match.start(), end + 1, content))
-        pos = end + 1
-    return spans
-
-
 def last_boxed(text: str) -> str | None:
     """Content of the last non-empty balanced box."""
     spans = boxed_spans(text[-MAX_INPUT_CHARS:])
     return spans[-1][2] if spans else None
-
-
-def _gap_is_connector(gap: str) -> bool:
-    gap = re.sub(r"\\(?:text|mathrm|textbf)\{([^{}]*)\}|\\quad|\\qquad|\\[,;!:]|[$()\\\[\].,;:]", r" \1", gap)
-    return len(gap.split()) <= _CONNECTOR_WORDS
-
-
-def last_box_group(text: str) -> tuple[int, str] | None:
-    """The last box, joined with the boxes right before it when only a few words separate them."""
-    spans = boxed_spans(text)
-    if not spans:
-        return None
-    group = [spans[-1]]
-    for span in reversed(spans[:-1]):
-        if not _gap_is_connector(text[span[1] : group[0][0]]):
-            break
-        group.insert(0, span)
-    contents = [c for _, _, c in group]
-    # The same value boxed twice ("\boxed{840} ... \boxed{840}") is one answer, not the set {840, 840}.
-    joined = contents[0] if len(set(contents)) == 1 else ", ".join(contents)
-    return group[-1][0], joined
 
 
 def _span_content(match: re.Match[str]) -> str:
@@ -178,8 +138,9 @@ def _clip_statement(ans: str) -> str:
     if spans:
         # "$x = 3$ and $y = 4$": every math span of the statement, not the prose around them.
         return ", ".join(_last_equation_side(c, computation=True) for _, c in spans)
-    if len(_WORDS.findall(sentence)) > 2 and not re.search(r"\\[a-zA-Z]", sentence):
-        # Prose ("Jane started growing Sphere 3 hours ago"): the number it states.
+    if len(_WORDS.findall(sentence)) > 2 and not re.search(r"\\[a-zA-Z]", sentence) and not hedge_in(sentence):
+        # Prose ("Jane started growing Sphere 3 hours ago"): the number it states. A hedge ("18 or something
+        # else") states no number: it is kept whole, and graded as the hedge it is.
         numbers = _NUMBER.findall(sentence)
         if len(numbers) == 1:
             return str(numbers[0])
@@ -188,14 +149,15 @@ def _clip_statement(ans: str) -> str:
 
 def _strong_candidates(text: str) -> list[tuple[int, str]]:
     """Every strong statement of a final answer, with where it starts; the last one wins. A boxed answer
-    beats every statement before it, so with a box only the text from the box on is searched: a reasoning
+    beats every statement before it, so with a box only the text after the box is searched: a reasoning
     model's 20 KB reply boxed at the end costs a scan of its tail, not of the whole window."""
     candidates: list[tuple[int, str]] = []
-    box = last_box_group(text)
+    group = box_group(text)
+    box = None if group is None else (group[0], group[2])
     start = 0
-    if box is not None:
+    if box is not None and group is not None:
         candidates.append(box)
-        start = box[0]
+        start = group[1]  # a phrase inside the box ("所以 m=2" in a boxed derivation) is part of its content
     minerva = _last_match(_MINERVA, text, start)
     if minerva is not None:
         candidates.append((minerva.start(), _clip_statement(minerva.group("ans") + "\n")))
@@ -280,28 +242,55 @@ _REMARKS = frozenset("correct right wrong positive negative valid invalid true f
 
 
 def _after_last_is(ans: str) -> str:
-    """ "The largest $n$ is 34" → "34": an anchor followed by a sentence names the answer after its verb."""
-    parts = re.split(r"\s(?:is|are|equals|was|=)\s", ans)
-    return parts[-1].strip() if len(parts) > 1 else ans
+    """ "The largest $n$ is 34" → "34": an anchor followed by a sentence names the answer after its verb;
+    "2 + 3 = 5" → "5". Solutions joined by "or"/"and"/"," ("x = 1 or x = 2") are a solution set, kept whole."""
+    rest = re.split(r"\s(?:is|are|equals|was)\s", ans)[-1].strip()
+    parts = re.split(r"\s=\s", rest)
+    if len(parts) > 1 and not re.search(r"\b(?:or|and)\b|[,;]", rest):
+        return parts[-1].strip()
+    return rest
 
 
 def states_answer(text: str) -> bool:
     """True when the text states its final answer explicitly (a box, an answer phrase, ``####``), rather
     than leaving it to the fallbacks' guess from the last number or formula."""
-    return bool(_strong_candidates(text[-MAX_INPUT_CHARS:]))
+    return bool(_strong_candidates(mask_code(text[-MAX_INPUT_CHARS:])[0]))
 
 
-def extract_answer(response: str) -> str | None:
-    """The final answer stated in a response, or None when it states none."""
+def extract_answer(response: str, *, truncated: bool = False) -> str | None:
+    """The final answer stated in a response, or None when it states none.
+
+    Code blocks, tool calls and tool output are not searched (`spans.mask_code`): a value there is a final
+    answer only when the response states it afterwards. A `truncated` response (cut off at the token limit)
+    is graded on the answer it committed to (a box, an answer phrase), never on the fallbacks' guess from its
+    last number or formula: a reply that loops until it is cut off states no answer."""
     text = response[-MAX_INPUT_CHARS:]
-    if len(response) > MAX_INPUT_CHARS and _window_inside_a_box(response):
+    if len(response) > MAX_INPUT_CHARS and window_inside_a_box(response, MAX_INPUT_CHARS):
         return None  # the final box is longer than the window: never grade a fragment of it
+    text, code_end = mask_code(text)
     candidates = _strong_candidates(text)
     if candidates:
         last = max(candidates, key=lambda c: c[0])
         final_bold = _final_bold(text, last[0] + 1)
         answer = (final_bold or last)[1].strip()
+        if truncated and _cut_short(text, final_bold or last, answer):
+            return None
         return answer if answer and len(answer) <= MAX_ANSWER_CHARS else None
+    if truncated:
+        return None
+    return _fallback(text[code_end:])
+
+
+def _cut_short(text: str, candidate: tuple[int, str], answer: str) -> bool:
+    """A statement the cut-off ended ("the answer is \\boxed{1", "the answer is 12" as the last words): it
+    may have gone on ("12" of "125"), so it commits to nothing. A closed box is committed."""
+    closed_box = text.startswith(("\\boxed", "\\fbox"), candidate[0])
+    return not closed_box and text.rstrip().rstrip("$").rstrip().endswith(answer)
+
+
+def _fallback(text: str) -> str | None:
+    """A response without a stated answer (`text`: what follows its last code block): bold, a bare answer,
+    then whichever comes last of the last LaTeX span and the last number."""
     bold = _last_match(_BOLD, text)
     if bold is not None and re.search(r"\d", bold.group("ans")):
         return _clip_statement(bold.group("ans"))[:MAX_ANSWER_CHARS]
@@ -313,33 +302,37 @@ def extract_answer(response: str) -> str | None:
         and ("\\" in stripped or not re.search(r"[A-Za-z]{3,}", stripped))
     ):
         # the response is a bare answer: "\frac{10}{9}", "(1, 2)"
-        return _last_equation_side(stripped, computation=True)
-    # Fallback: whichever comes last, the last LaTeX span or the last number outside any span, asides
-    # ("(x = -3 is rejected)") left out
+        return _last_equation_side(stripped, computation=True) or None
+    # asides ("(x = -3 is rejected)") left out
     text = _ASIDE.sub("", text)
     span = _last_match(_LATEX_SPAN, text)
     number = _last_match(_NUMBER, text, span.end() + 1 if span else 0)
-    if number is not None:  # "a return of 23%": the percent sign belongs to the number
+    if number is not None:
+        sentence = _sentence_around(text, number.start(), number.end())
+        if hedge_in(sentence):  # "It is not 18.": the number is what the sentence denies
+            return sentence
+        # "a return of 23%": the percent sign belongs to the number
         return number.group() + ("%" if text[number.end() : number.end() + 1] in ("%", "％") else "")
     if span is not None:
         return _last_equation_side(_span_content(span), computation=True)[:MAX_ANSWER_CHARS] or None
     return None
 
 
-def _window_inside_a_box(response: str) -> bool:
-    """Does the searched tail start inside a box opened before it (a boxed answer of hundreds of KB)?"""
-    start = len(response) - MAX_INPUT_CHARS
-    opener = max(response.rfind("\\boxed", 0, start), response.rfind("\\fbox", 0, start))
-    if opener < 0:
-        return False
-    brace = response.find("{", opener)
-    return brace >= 0 and (brace >= start or not 0 <= _balanced_end(response, brace) < start)
+_CLAUSE_END = re.compile(r"(?<!\d)[.!?](?!\d)|[。！？；;\n]")
+
+
+def _sentence_around(text: str, start: int, end: int) -> str:
+    """The clause a number stands in: up to the sentence's end or another number on either side (up to 100
+    characters before it and 60 after), so "not 10, it is 1,000.99" does not deny 1,000.99."""
+    before = re.split(r"\d", _CLAUSE_END.split(text[max(0, start - 100) : start])[-1])[-1]
+    after = re.split(r"\d", _CLAUSE_END.split(text[end : end + 60])[0])[0]
+    return (before + text[start:end] + after).strip()
 
 
 def _last_equation_side(latex: str, *, computation: bool = False) -> str:
     """For a chain ``x = 5+5+1 = 11`` the claim is ``x = 11``; a single equation is kept whole."""
     parts = split_top_level(latex, _EQUALS)
-    if len(parts) < 2 or not parts[-1] or re.search(r"[,;]|\\text|\\quad|\band\b", latex):
+    if len(parts) < 2 or not parts[-1] or re.search(r"[,;]|\\text|\\quad|\b(?:and|or)\b", latex):
         return latex.strip()
     numeric_lhs = not re.search(r"[A-Za-z]", re.sub(r"\\[a-zA-Z]+", "", parts[0]))
     if computation and numeric_lhs or len(parts) > 2 and re.search(r"\d", parts[0]):
@@ -366,6 +359,30 @@ def extract_reference(reference: str) -> str:
     box = last_box_group(text)
     if box is not None:
         return box[1]
-    if _ANCHOR.search(text) or _MINERVA.search(text) or _HASHES.search(text) or len(text.split()) > 12:
+    if _ANCHOR.search(text) or _MINERVA.search(text) or _HASHES.search(text):
         return extract_answer(text) or text
+    if len(text.split()) > 12:
+        return _unstated_reference(text)
     return _last_equation_side(text)
+
+
+_STATED_VALUE = re.compile(r"(?:=|\bis\b|\bequals\b|为|是)\s*(-?\d[\d,]*(?:\.\d+)?(?:/\d+)?)\s*[.。!！]*\s*$")
+
+
+def _unstated_reference(text: str) -> str:
+    """A long reference that states no answer in words: prose naming one number ("the determinant is -1
+    times the first") gives that number; a worked solution whose last clause states one value ("So the area
+    is 9.", "\\left|...\\right|=6") gives the value; anything else (a derivation, a matrix, a long list, a
+    piecewise function, "So x=-119 and y=50.") is the answer as written. A response's last-number guess is
+    never used here: the last number of ``c_{1}[...] e^{-t}`` is no answer."""
+    words = _WORDS.findall(re.sub(r"\\[a-zA-Z]+", " ", text))
+    if len(words) <= 2:
+        return text
+    numbers = _NUMBER.findall(text)
+    if len(numbers) == 1 and not re.search(r"\\[a-zA-Z]", text):
+        return str(numbers[0])
+    clause = [c for c in _CLAUSE_END.split(text) if c.strip()][-1:]
+    stated = _STATED_VALUE.search(clause[0]) if clause else None
+    if stated is not None and len(re.findall(r"=|\bis\b|\bequals\b|为|是", clause[0])) == 1:
+        return stated.group(1)
+    return text

@@ -38,13 +38,21 @@ _MATH_WORDS = frozenset(
     "pi sqrt sin cos tan cot sec csc log ln exp lim sum int frac cdot times infty arcsin arccos arctan "
     "sinh cosh tanh mod pmod gcd lcm det max min deg".split()
 )
+_EXPONENT = r"\s*\^\s*\{?\s*-?\d\s*\}?"
+_UNIT_FACTORS = (
+    rf"(?:{_EXPONENT})?(?:\s+[a-zA-Z]{{2,}}(?:{_EXPONENT})?|\s*[a-zA-Z]{_EXPONENT}"
+    rf"|\s*(?:/|\\cdot|\*)\s*[a-zA-Z]+(?:{_EXPONENT})?)*"
+)
+"""After a unit's first word: its power and more factors, "kcal m^{-2} yr^{-1}", "km/h", "cm^2"."""
 _UNIT_TAIL = re.compile(
-    r"^(?P<num>-?[\d.,/]*\d)\s*(?P<unit>(?:[a-zA-Z\u4e00-\u9fff]{2,}|[\u4e00-\u9fff])(?:\s+[a-zA-Z]{2,})*)"
-    r"(?:\s*\^\s*\{?[23]\}?)?$"
+    rf"^(?P<num>-?[\d.,/]*\d)\s*(?P<unit>(?:[a-zA-Z\u4e00-\u9fff]{{2,}}|[\u4e00-\u9fff]){_UNIT_FACTORS})$"
 )
-_UNIT_AFTER_MATH = re.compile(
-    r"^(?P<num>.*?\d\}?)\s*(?P<unit>(?:[a-zA-Z]{2,})(?:\s+[a-zA-Z]{2,})*)(?:\s*\^\s*\{?[23]\}?)?$"
+_UNIT_AFTER_MATH = re.compile(rf"^(?P<num>.*?\d\}}?)\s*(?P<unit>[a-zA-Z]{{2,}}{_UNIT_FACTORS})$")
+_NOT_UNIT_WORDS = frozenset(
+    "or nor is are was were not no wrong incorrect than maybe perhaps possibly probably".split()
 )
+"""Words that qualify or negate a value ("18 or fewer", "18 is wrong"): the tail is no unit, the value stays
+unread (issue 34 §2)."""
 _SHORT_UNIT_TAIL = re.compile(r"^(?P<num>-?[\d.,/]*\d)\s+(?P<unit>[a-zA-Z](?:\s*\^\s*\{?[23]\}?)?)$")
 """One-letter units after a space ("5 m", "3 s", "2 g", "4 L"), only when `UNITS` knows them: "5t" stays
 an expression."""
@@ -68,6 +76,7 @@ _PLAIN = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
 _SCIENTIFIC = re.compile(
     r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*(?:[eE]|\\times\s*10\s*\^|\*\s*10\s*\*\*|\\cdot\s*10\s*\^)\s*\{?([+-]?\d{1,3})\}?$"
 )
+_POWER_OF_TEN = re.compile(r"^10\^\{?([+-]?\d{1,3})\}?$")
 _FRACTION = re.compile(r"^([+-]?)\\frac\{([+-]?[\d.]+)\}\{([+-]?[\d.]+)\}$|^([+-]?[\d.]+)\s*/\s*([+-]?[\d.]+)$")
 
 
@@ -78,6 +87,8 @@ def _unescape(s: str) -> str:
     return s
 
 
+_ORDINAL = re.compile(r"(\d)\s*\^\s*\{\s*(?:st|nd|rd|th)\s*\}")
+_ONE_CHAR_SCRIPT = re.compile(r"([_^])\{\s*([A-Za-z0-9])\s*\}")
 _ROOT_WORD = re.compile(r"根号下?\s*\(?(\d+(?:\.\d+)?|[a-z])\)?")
 
 
@@ -98,6 +109,8 @@ def normalize(answer: str) -> str:
     for _ in range(3):  # nested wrappers such as \text{\textbf{5}}
         s = _WRAPPERS.sub(r"\1", s)
     s = re.sub(r"\\[dtc]frac", r"\\frac", s)
+    s = _ORDINAL.sub(r"\1", s)  # 12^{th} is 12
+    s = _ONE_CHAR_SCRIPT.sub(r"\1\2", s)  # X_{d} is X_d, x^{2} is x^2
     s = _FRAC_SHORT.sub(r"\\frac{\1}{\2}", s)
     s = _FRAC_HALF.sub(lambda m: f"\\frac{{{m.group(1)}}}" if m.group(1) else f"\\frac{m.group(2)}{{{m.group(3)}}}", s)
     s = _SQRT_SHORT.sub(r"\\sqrt{\1}", s)
@@ -190,6 +203,8 @@ def _strip_units(s: str) -> tuple[str, int, Unit | None]:
     unit = _UNIT_TAIL.match(s) or _UNIT_AFTER_MATH.match(s) or _SHORT_UNIT_TAIL.match(s)
     if unit is None:
         return s, 1, None
+    if _NOT_UNIT_WORDS & {w.lower() for w in re.findall(r"[A-Za-z]+", unit.group("unit"))}:
+        return s, 1, None
     named = unit_named(s[unit.start("unit") :])
     # "5 min" and "3 sec" are units although min and sec are also functions; "5 x" is not a unit
     if named is None and (
@@ -217,6 +232,9 @@ def _decimal(text: str) -> tuple[Fraction, int | None] | None:
     if _PLAIN.match(text):
         decimals = len(text.split(".")[1]) if "." in text else None
         return Fraction(text), decimals
+    power = _POWER_OF_TEN.match(text)
+    if power:  # "10^{-8}": exact, as "1e-8" is the same value
+        return Fraction(10) ** int(power.group(1)), None
     sci = _SCIENTIFIC.match(text)
     if sci:
         mantissa, exp = sci.groups()

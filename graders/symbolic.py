@@ -20,6 +20,18 @@ _DEGREE_IN_EXPR = re.compile(r"\^\s*\{?\s*\\circ\s*\}?")
 _NUMERIC_DIGITS = 40
 
 
+_TRAILING_LETTER = re.compile(r"(?<=[}\d])\s*([a-zA-Z])\s*$")
+
+
+def _trailing_variable(latex: str, other: str) -> str:
+    """``\\frac{37}{4}m`` when the other side has an ``m``: a coefficient written outside the fraction, made an
+    explicit product; Math-Verify would drop a trailing ``m``, ``s``, ``h`` as a unit (metres, seconds, hours)."""
+    match = _TRAILING_LETTER.search(latex)
+    if match is None or not re.search(rf"(?<![\\a-zA-Z]){match.group(1)}(?![a-zA-Z])", other):
+        return latex
+    return f"{latex[: match.start()]}*{match.group(1)}"
+
+
 def _parse(latex: str) -> list[Any]:
     from math_verify import LatexExtractionConfig, parse  # heavy: imported in the worker only
 
@@ -146,10 +158,10 @@ def symbolic_compare(ref: str, pred: str, policy: GradingPolicy) -> Outcome:
     """Decide one value pair with sympy (called by `compare` inside the worker)."""
     from math_verify import verify
 
-    ref_parsed = _parse(ref)
+    ref_parsed = _parse(_trailing_variable(ref, pred))
     if not ref_parsed:
         return False, "parse failure"
-    pred_parsed = _parse(pred)
+    pred_parsed = _parse(_trailing_variable(pred, ref))
     if not pred_parsed:
         return False, "parse failure"
     ref_num, pred_num = to_number(ref), to_number(pred)
@@ -166,4 +178,20 @@ def symbolic_compare(ref: str, pred: str, policy: GradingPolicy) -> Outcome:
     # float_rounding only matters inside structures (matrices, equations) now: plain decimals were
     # settled exactly by the numeric rule before this point.
     same = verify(ref_parsed, pred_parsed, timeout_seconds=None, allow_set_relation_comp=True)
+    if not same and _hyperbolic_equal(ref_parsed, pred_parsed):
+        return True, "symbolic"
     return bool(same), _kind(ref_parsed)
+
+
+def _hyperbolic_equal(ref_parsed: list[Any], pred_parsed: list[Any]) -> bool:
+    """``\\frac{\\sinh(at)}{a}`` against ``\\frac{1}{2a}(e^{at}-e^{-at})``: hyperbolic functions written out as
+    exponentials (sympy's simplify does not rewrite them on its own)."""
+    import sympy
+
+    a, b = ref_parsed[0], pred_parsed[0]
+    if not isinstance(a, sympy.Expr) or not isinstance(b, sympy.Expr):
+        return False
+    hyperbolic = (sympy.sinh, sympy.cosh, sympy.tanh, sympy.coth, sympy.sech, sympy.csch)
+    if not (a.has(*hyperbolic) or b.has(*hyperbolic)):
+        return False
+    return bool(sympy.simplify(a.rewrite(sympy.exp) - b.rewrite(sympy.exp)) == 0)

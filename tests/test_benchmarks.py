@@ -16,7 +16,10 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 SECTIONS = {
     "backend_bench.py": ["mathusereval pipeline", "lm-eval 0.4.13", "mue-eval (whole process)", "lm_eval (whole"],
-    "grader_bench.py": ["## 1. grader_pairs", "## 3. MATH self-consistency", "## 5. Throughput on", "## 6. Answer"],
+    "grader_bench.py": [
+        *("## 1. grader_pairs", "## 3. MATH self-consistency", "## 5. Throughput on", "## 6. Answer"),
+        *("choice hedges", "truncated replies", "## 7. Self-consistency", "gaokao2023en"),
+    ],
     "scale_bench.py": ["backlog (20 KB answers)", "ray 2 x 16, stream", "ray llama.cpp replicas"],
 }
 

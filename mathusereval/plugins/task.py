@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,13 +14,40 @@ from typing import Any
 from ..records import GenerationParams, Grade, MetricValue, Sample
 
 
+@dataclass(frozen=True, slots=True)
+class LeftOut:
+    """An item of a task's data file that is left out of the score: a data defect (an empty reference), never
+    generated nor graded."""
+
+    line: int
+    sample_id: str
+    reason: str
+
+
 @dataclass(frozen=True)
 class LoadedData:
-    """The samples of a task plus the provenance the manifest records."""
+    """The samples of a task plus the provenance the manifest records.
+
+    `left_out`: items of the file that are not in `samples` because their data is defective; the loader
+    reports them when the task loads, and a score over `samples` says how many it leaves out."""
 
     samples: list[Sample]
     sha256: str
     source: str
+    left_out: tuple[LeftOut, ...] = ()
+
+
+EMPTY_REFERENCE = "empty reference"
+
+
+def report_left_out(task: str, source: str, left_out: Sequence[LeftOut]) -> None:
+    """One warning line when a task loads with defective items: how many, and the first few by line and id."""
+    shown = ", ".join(f"line {x.line} (id {x.sample_id}): {x.reason}" for x in left_out[:5])
+    print(
+        f"mue-eval: warning: {source}: {len(left_out)} items of {task!r} are left out of the score, a data defect: "
+        f"{shown}{' ...' if len(left_out) > 5 else ''}",
+        file=sys.stderr,
+    )
 
 
 BOXED_COT = "{question}\n\nPlease reason step by step, and put your final answer within \\boxed{{}}."
@@ -101,16 +130,19 @@ def jsonl_loader(
     *,
     prepare: Callable[[Path | None], Callable[[dict[str, Any]], Sample | None]] | None = None,
     task: str | None = None,
+    reference_required: bool = True,
 ) -> Loader:
     """A task's loader for one JSONL file: ``<data dir>/<relative>``, its pinned download
     (`mathusereval.pinned_source`) when no data directory is given, or a fixed `Path` (data shipped with
     the task). Rows are checked (`required` fields are text; `numbers` may also be numbers) and each
     becomes a `Sample` through `to_sample` (None leaves the row out). `prepare(data_dir)` returns that
     function instead, for tasks that need the data directory first (few-shot exemplars). A ``ValueError``
-    or ``KeyError`` from it becomes a `DataError` naming file:line."""
+    or ``KeyError`` from it becomes a `DataError` naming file:line. A sample with an empty reference is a
+    data defect (an answer cannot be right or wrong against nothing): it is left out, counted in
+    `LoadedData.left_out` and reported, unless `reference_required` is False (a reference-free judge)."""
     if (to_sample is None) == (prepare is None):
         raise TypeError("jsonl_loader takes one of to_sample and prepare")
-    name = task or str(relative).split("/", 1)[0]
+    name = task or (relative.stem if isinstance(relative, Path) else str(relative).split("/", 1)[0])
 
     def load(data_dir: Path | None) -> LoadedData:
         from ..data.files import find_data_file, read_jsonl, sha256_file
@@ -119,15 +151,19 @@ def jsonl_loader(
         path = relative if isinstance(relative, Path) else find_data_file(data_dir, relative, name)
         convert = prepare(data_dir) if prepare is not None else to_sample
         assert convert is not None
-        samples = []
+        samples, left_out = [], []
         for lineno, row in read_jsonl(path, required, numbers):
             try:
                 sample = convert(row)
             except (DataError, ValueError, KeyError) as exc:
                 raise DataError(f"{path}:{lineno}: {exc}") from exc
-            if sample is not None:
+            if sample is not None and reference_required and not sample.reference.strip():
+                left_out.append(LeftOut(lineno, sample.id, EMPTY_REFERENCE))
+            elif sample is not None:
                 samples.append(sample)
-        return LoadedData(samples=samples, sha256=sha256_file(path), source=str(path))
+        if left_out:
+            report_left_out(name, str(path), left_out)
+        return LoadedData(samples, sha256_file(path), str(path), tuple(left_out))
 
     return load
 
@@ -185,6 +221,4 @@ def load_task(task: Task, data_dir: Path | None) -> LoadedData:
             raise ConfigError(
                 f"task {task.name!r}: sample {k} is not a mathusereval.Sample with a text id and messages"
             )
-    return (
-        loaded if isinstance(loaded.samples, list) else LoadedData(list(loaded.samples), loaded.sha256, loaded.source)
-    )
+    return loaded if isinstance(loaded.samples, list) else dataclasses.replace(loaded, samples=list(loaded.samples))
