@@ -2,10 +2,10 @@
 type (``"score": "abc"``, ``"n_index": "0"``, ``"details": "x"``, a NaN or a list where text is due) is refused
 where it is read, naming the field, instead of failing later inside a metric, a table or a plot.
 
-The rule follows the dataclass annotations: ``str``, ``int`` (never a bool), ``float`` (an int or a finite
-float; NaN and infinities are refused, and ``abs`` at most `MAX_NUMBER`, so sums and squares stay finite),
-``bool``, ``X | None``, ``dict[str, Any]`` (a JSON object), ``dict[str, str]``, ``tuple[X, ...]`` (a JSON
-array). The store turns the `TypeError` into a ``file:line`` message (`mathusereval.store.jsonl`).
+The rule follows the dataclass annotations: ``str``, ``int`` (never a bool; within 64 bits), ``float`` (an
+int or a finite float; NaN and infinities are refused, and ``abs`` at most `MAX_NUMBER`, so sums and squares
+stay finite), ``bool``, ``X | None``, ``dict[str, Any]`` (a JSON object), ``dict[str, str]``, ``tuple[X, ...]``
+(a JSON array). The store turns the `TypeError` into a ``file:line`` message (`mathusereval.store.jsonl`).
 """
 
 from __future__ import annotations
@@ -74,8 +74,13 @@ def _number(value: Any) -> bool:
     )
 
 
+MAX_INTEGER = 2**63 - 1
+"""The largest magnitude a stored integer may have (a 64-bit seed fits; a 400-digit count would not convert
+to a float)."""
+
+
 def _integer(value: Any) -> bool:
-    return type(value) is int and abs(value) <= MAX_NUMBER
+    return type(value) is int and abs(value) <= MAX_INTEGER
 
 
 def checker(hint: Any) -> Check:
