@@ -7,9 +7,9 @@ cache, the bounded retries of unparseable replies, the cascade and the budget.
 `parse_judgment` reads what judges really write (AlignBench judge.py and the ChatGLM-Math paper's App. B;
 docs/design-notes.md §2-3): single- or
 double-quoted keys, JSON or Python dicts, a dict spread over lines, full-width colons, ``[[8]]``, ``[[8]``,
-``评分：8``, decimals. A score outside 1–10 is rejected, and a reply with no score is a failure with its
-reason, never a silent 1 or 0. `upstream_score` reproduces upstream ``judge.py`` exactly (-1 when its
-regexes miss), for ``--parity upstream`` comparisons.
+``评分：8``, decimals. A score outside 1–10 is rejected, a percentage is no score, and a reply with no score
+is a failure with its reason, never a silent 1 or 0. `upstream_score` reproduces upstream ``judge.py``
+exactly (-1 when its regexes miss), for ``--parity upstream`` comparisons.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ LOW, HIGH = 1.0, 10.0
 MAX_JUDGMENT_CHARS = 16_000
 """Only the tail is parsed: the verdict comes last, and upstream's backtracking regex stays bounded."""
 
-_NUM = r"(-?\d+(?:\.\d+)?)"
+_NUM = r"(-?\d+(?:\.\d+)?)(?![\d.]*\s*(?:%|percent|per cent))"
+"""A number that is not a percentage: ``打分: 2.3%`` in a reply is a share of something, never a rating."""
 _Q = "'\"‘’“”「」『』`"
 _DICT = re.compile(r"\{[^{}]*\}")
 _PAIR = re.compile(rf"[{_Q}]?\s*([^{_Q}:：,，{{}}\n]+?)\s*[{_Q}]?\s*[:：]\s*[{_Q}]?\s*{_NUM}")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mathusereval.records import MetricValue
+from mathusereval.results.stats import p_text
 from mathusereval.store.guard import write_output
 from mathusereval.store.jsonl import json_text
 
@@ -33,19 +34,21 @@ def _cells(row: dict[str, Any]) -> list[str]:
     p = row["p_value"]
     return [
         row["task"],
+        row["grader"],
         row["category"] or "(all)",
         row["metric"],
         _fmt(row["a"], f),
         _fmt(row["b"], f),
         _fmt(row["delta"], f, sign=True),
         f"[{_fmt(ci[0], f, True)}, {_fmt(ci[1], f, True)}]" if ci else "—",
-        "—" if p is None else f"{p:.3g}" + (" *" if p < 0.05 else ""),
+        "—" if p is None else p_text(p) + (" *" if p < 0.05 else ""),
         str(row["n"]),
         f"{row['wins']}/{row['losses']}/{row['ties']}",
     ]
 
 
-HEAD = ["task", "category", "metric", "A", "B", "B − A", "95% CI", "p", "n", "B wins/losses/ties"]
+HEAD = ["task", "grader", "category", "metric", "A", "B", "B − A", "95% CI", "p", "n", "B wins/losses/ties"]
+P_COLUMN = HEAD.index("p")
 
 
 def comparison_markdown(report: dict[str, Any]) -> str:
@@ -60,7 +63,10 @@ def comparison_markdown(report: dict[str, Any]) -> str:
         "|" + "---|" * len(HEAD),
     ]
     for row in report["comparisons"]:
-        lines.append("| " + " | ".join(markdown_text(c) for c in _cells(row)) + " |")
+        # the p cell is our own text ("< 1e-300" stays readable); every other cell may hold stored names
+        lines.append(
+            "| " + " | ".join(c if k == P_COLUMN else markdown_text(c) for k, c in enumerate(_cells(row))) + " |"
+        )
     lines += [
         "",
         "Accuracies in percent points, judge scores on their 1-10 scale. CI: paired bootstrap over items (fixed "

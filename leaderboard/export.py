@@ -13,8 +13,10 @@ column: each such variant gets its own column, ``task [2]``, described under the
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import math
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +28,7 @@ from mathusereval.results.runs import run_page_name
 from mathusereval.store.guard import write_output
 
 from .layout import file_stem, format_cell, headline_label, label, markdown_text, order, plain_text, scaled, task_of
-from .plots import Plot
+from .plots import Plot, drawn
 from .reference import breakdown_rows
 from .sweeps import sweep_plot, sweep_table
 from .tables import Table, overview, row_label, with_mark
@@ -129,11 +131,27 @@ def markdown(table: Table, title: str, judge_scale: float, legend: Sequence[str]
     return "\n".join(lines) + "\n"
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+"""What a spreadsheet reads as the start of a formula (OWASP, "CSV Injection")."""
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def csv_cell(text: str) -> str:
+    """A cell as written to CSV: one that a spreadsheet would run as a formula (a model named
+    ``=cmd|' /C calc'!A0`` or ``@SUM(1+1)``) gets a leading ``'`` so it shows as text, as the OWASP rule says;
+    a plain number (``-0.5000``) stays a number."""
+    if text.startswith(FORMULA_START) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
 def to_csv(table: Table, judge_scale: float) -> str:
+    """The table as CSV; every cell through `csv_cell`."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     suffixes = ("", " stderr", " n", " coverage")
-    writer.writerow(["model", *(f"{plain_text(c)}{suffix}" for c in table.columns for suffix in suffixes)])
+    header = ["model", *(f"{plain_text(c)}{suffix}" for c in table.columns for suffix in suffixes)]
+    writer.writerow([csv_cell(cell) for cell in header])
     for model, cells in table.rows:
         row: list[str] = [model]
         for column, metric in zip(table.columns, (scaled(m, judge_scale) for m in cells), strict=True):
@@ -143,7 +161,7 @@ def to_csv(table: Table, judge_scale: float) -> str:
             else:
                 stderr = "" if metric.stderr is None else f"{metric.stderr:.4f}"
                 row += [f"{metric.value:.4f}", stderr, str(metric.n), table.mark(model, column)]
-        writer.writerow(row)
+        writer.writerow([csv_cell(cell) for cell in row])
     return out.getvalue()
 
 
@@ -199,12 +217,14 @@ def write_leaderboard(
         files[out / "tasks" / f"{stem}.csv"] = to_csv(task_table, judge_scale)
         for plot in plots[name]:
             files[out / "plots" / f"{plot.name}.png"] = plot.png
-    sweeps: dict[str, tuple[str, Plot]] = {}
+    sweeps: dict[str, tuple[str, Plot | None]] = {}
     for task in sorted({s.task for s in analysis.sweeps} if analysis else ()):
         of_task = [s for s in analysis.sweeps if s.task == task] if analysis else []
-        sweeps[task] = (sweep_table(of_task, task, judge_scale), sweep_plot(of_task, task))
+        drawing = drawn(f"sweep-{file_stem(task)}", functools.partial(sweep_plot, of_task, task))
+        sweeps[task] = (sweep_table(of_task, task, judge_scale), drawing)
         files[out / "sweeps" / f"{file_stem(task)}.md"] = sweeps[task][0]
-        files[out / "plots" / f"{sweeps[task][1].name}.png"] = sweeps[task][1].png
+        if drawing is not None:
+            files[out / "plots" / f"{drawing.name}.png"] = drawing.png
     partial_runs = [note for note in (run.partial_note() for run in runs) if note]
     notes = [*legend, *sources, *partial_runs]
     files[out / "index.html"] = index_page(table, notes, breakdowns, plots, runs, judge_scale, analysis, sweeps)

@@ -170,7 +170,7 @@ def index_page(
     runs: Sequence[RunResult],
     judge_scale: float,
     analysis: Analysis | None = None,
-    sweeps: Mapping[str, tuple[str, Plot]] | None = None,
+    sweeps: Mapping[str, tuple[str, Plot | None]] | None = None,
 ) -> str:
     """The whole page: overview, per-task breakdowns with their plots, sweeps, per-model details."""
     scale_note = (
@@ -205,7 +205,7 @@ def index_page(
         )
         body += [
             f"<h2>{escape(plain_text(task))}: checkpoint sweep</h2>",
-            figure(plot),
+            figure(plot) if plot is not None else "",
             f"<ul class='note'>{rows}</ul>",
         ]
     body.append("<h2>Models</h2>")

@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from mathusereval.records import MetricValue
+from mathusereval.records.runs import shortened
 
 MATHUSEREVAL = (
     ("overall", "Overall"),
@@ -52,7 +53,7 @@ def file_stem(column: str) -> str:
     from stored manifests: anything but letters, digits, ``._-`` becomes ``_`` and no stem starts with a dot,
     so ``../../X`` cannot leave the output directory."""
     stem = column.replace(" ", "").replace("[", "-").replace("]", "")
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).lstrip(".") or "_"
+    return shortened(re.sub(r"[^A-Za-z0-9._-]+", "_", stem).lstrip(".") or "_", column)
 
 
 def plain_text(text: str) -> str:

@@ -4,16 +4,23 @@ matplotlib is imported only here and only when plots are drawn. PNGs are byte-st
 the Agg renderer is deterministic and the ``Software`` text chunk (matplotlib's version) is left out.
 Labels are the published English headers (leaderboard/layout.py): the bundled DejaVu font has no CJK
 glyphs, so AlignBench's Chinese category names would draw as boxes.
+
+Every label is plain text: model, task and sweep names come from stored runs and files, and matplotlib would
+read ``a$\\foo$b`` as math markup (and fail on it), so math parsing is off. A plot that cannot be drawn
+anyway is left out with a warning (`drawn`): it never stops the tables and the page.
 """
 
 from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .layout import file_stem, label, scaled
+from mathusereval.errors import one_line
+
+from .layout import file_stem, label, plain_text, scaled
 from .tables import Table
 
 MAX_MODELS = 8  # more bars per group than this are unreadable; the best ones are drawn, the caption says so
@@ -30,6 +37,8 @@ def _figure(width: float = 8.0, height: float = 4.0) -> tuple[object, object]:
     import matplotlib
 
     matplotlib.use("Agg", force=True)
+    # plain text: a "$" in a stored name is a dollar sign, never math markup (nor a LaTeX run)
+    matplotlib.rcParams.update({"text.parse_math": False, "text.usetex": False})
     import matplotlib.pyplot as plt
 
     fig = plt.figure(figsize=(width, height), dpi=100)
@@ -43,15 +52,33 @@ def _png(fig: object, plt: object) -> bytes:
     return buffer.getvalue()
 
 
+def plot_label(text: str) -> str:
+    """A stored name as a plot label: one printable line; a leading underscore (which hides a legend entry
+    in matplotlib) kept visible."""
+    shown = plain_text(text)
+    return f" {shown}" if shown.startswith("_") else shown
+
+
+def drawn(name: str, draw: Callable[[], Plot]) -> Plot | None:
+    """The plot `draw` makes, or None with a one-line warning when it cannot be drawn."""
+    try:
+        return draw()
+    except Exception as exc:  # matplotlib fails in many ways (markup, fonts, degenerate axes): none is fatal here
+        import matplotlib.pyplot as plt
+
+        plt.close("all")
+        print(f"mue-eval: warning: plot {name} left out: {one_line(str(exc))[:200]}", file=sys.stderr)
+        return None
+
+
 def _values(table: Table, columns: Sequence[str]) -> list[tuple[str, list[float]]]:
     rows = []
     for model, cells in table.rows[:MAX_MODELS]:
         by_name = dict(zip(table.columns, cells, strict=True))
         shown = [scaled(by_name.get(c)) for c in columns]
         partial = next((table.mark(model, c) for c in columns if table.mark(model, c)), "")
-        rows.append(
-            (f"{model} ({partial})" if partial else model, [m.value if m is not None else math.nan for m in shown])
-        )
+        name = f"{model} ({partial})" if partial else model
+        rows.append((plot_label(name), [m.value if m is not None else math.nan for m in shown]))
     return rows
 
 
@@ -73,10 +100,10 @@ def grouped_bars(task: str, table: Table, columns: Sequence[str], ylabel: str, n
     width = 0.8 / max(1, len(rows))
     for k, (model, values) in enumerate(rows):
         ax.bar([i + k * width - 0.4 + width / 2 for i in range(len(columns))], values, width, label=model)
-    ax.set_xticks(range(len(columns)), [label(c) for c in columns], rotation=30, ha="right", fontsize=8)
+    ax.set_xticks(range(len(columns)), [plot_label(label(c)) for c in columns], rotation=30, ha="right", fontsize=8)
     ax.set_ylim(*axis_range(ylabel))  # fixed, so one bar cannot fill a chart and charts compare
     ax.set_ylabel(ylabel)
-    ax.set_title(f"{task}: {what}")
+    ax.set_title(plot_label(f"{task}: {what}"))
     ax.legend(fontsize=7, ncols=min(4, len(rows)))
     fig.tight_layout()  # type: ignore[attr-defined]
     return Plot(name, _caption(f"{task}: {what}", table), _png(fig, plt))
@@ -89,28 +116,35 @@ def radar(task: str, table: Table, columns: Sequence[str]) -> Plot:
     angles = [2 * math.pi * i / len(columns) for i in range(len(columns))]
     for model, values in _values(table, columns):
         ax.plot([*angles, angles[0]], [*values, values[0]], linewidth=1.5, label=model)
-    ax.set_xticks(angles, [label(c) for c in columns], fontsize=9)
+    ax.set_xticks(angles, [plot_label(label(c)) for c in columns], fontsize=9)
     ax.set_ylim(0, 10)
-    ax.set_title(f"{task}: categories (judge score 1-10)")
+    ax.set_title(plot_label(f"{task}: categories (judge score 1-10)"))
     ax.legend(fontsize=7, loc="upper right", bbox_to_anchor=(1.15, 1.1))
     fig.tight_layout()  # type: ignore[attr-defined]
     return Plot(f"{task}-radar", _caption(f"{task}: categories on a radar", table), _png(fig, plt))
 
 
 def task_plots(task: str, table: Table) -> list[Plot]:
-    """The plots a task's breakdown table supports (none when it has no categories)."""
+    """The plots a task's breakdown table supports (none when it has no categories); one that cannot be
+    drawn is left out (`drawn`)."""
     columns = table.columns
     stem = file_stem(task)
     categories = [c for c in columns if c.startswith(("category/", "subcategory/", "accuracy/subject="))]
     levels = [c for c in columns if c.startswith("accuracy/level=")]
-    plots = []
+    plots: list[Plot | None] = []
     if categories and table.rows:
         share = categories[0].startswith("accuracy")
         ylabel = "accuracy (%)" if share else "judge score (1-10)"
         what = "accuracy by subject" if share else "score by category"
-        plots.append(grouped_bars(task, table, categories, ylabel, f"{stem}-categories", what))
+        name = f"{stem}-categories"
+        plots.append(drawn(name, lambda: grouped_bars(task, table, categories, ylabel, name, what)))
         if any(c.startswith("category/") for c in categories):
-            plots.append(radar(task, table, categories))
+            plots.append(drawn(f"{stem}-radar", lambda: radar(task, table, categories)))
     if levels and table.rows:
-        plots.append(grouped_bars(task, table, levels, "accuracy (%)", f"{stem}-levels", "accuracy by level"))
-    return plots
+        levels_name = f"{stem}-levels"
+        plots.append(
+            drawn(
+                levels_name, lambda: grouped_bars(task, table, levels, "accuracy (%)", levels_name, "accuracy by level")
+            )
+        )
+    return [plot for plot in plots if plot is not None]

@@ -8,9 +8,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mathusereval.results.analysis import Sweep
+from mathusereval.results.stats import p_text
 
 from .layout import file_stem, format_cell, is_share, markdown_text, scaled
-from .plots import Plot, _figure, _png, axis_range
+from .plots import Plot, _figure, _png, axis_range, plot_label
 
 
 def _mark(delta: float | None, significant: bool) -> str:
@@ -32,7 +33,7 @@ def sweep_table(sweeps: Sequence[Sweep], task: str, judge_scale: float = 1.0) ->
             shown = scaled(point.metric, judge_scale)
             factor = 100.0 if is_share(point.metric) else judge_scale
             change = "" if point.delta is None else f"{point.delta * factor:+.2f}"
-            p = "" if point.p_value is None else f"{point.p_value:.3g}"
+            p = "" if point.p_value is None else p_text(point.p_value)
             lines.append(
                 f"| {markdown_text(point.label)} | {point.x:g} | {format_cell(point.metric, judge_scale)} | {change} "
                 f"| {p} | {_mark(point.delta, point.significant)} |"
@@ -56,16 +57,16 @@ def sweep_plot(sweeps: Sequence[Sweep], task: str) -> Plot:
         ys = [m.value if m is not None else float("nan") for m in shown]
         low = [m.ci95[0] if m is not None and m.ci95 else y for m, y in zip(shown, ys, strict=True)]
         high = [m.ci95[1] if m is not None and m.ci95 else y for m, y in zip(shown, ys, strict=True)]
-        ax.plot(xs, ys, marker="o", label=sweep.family)
+        ax.plot(xs, ys, marker="o", label=plot_label(sweep.family))
         ax.fill_between(xs, low, high, alpha=0.2)
         if sweep.chance is not None:
             ax.axhline(
                 100 * sweep.chance if share else sweep.chance, linestyle="--", color="grey", label="random guess"
             )
     ax.set_ylim(*axis_range(ylabel))
-    ax.set_xlabel(sweeps[0].x_label)
+    ax.set_xlabel(plot_label(sweeps[0].x_label))
     ax.set_ylabel(ylabel)
-    ax.set_title(f"{task}: {sweeps[0].points[0].metric.name} over checkpoints")
+    ax.set_title(plot_label(f"{task}: {sweeps[0].points[0].metric.name} over checkpoints"))
     ax.legend(fontsize=7)
     fig.tight_layout()  # type: ignore[attr-defined]
     stem = f"sweep-{file_stem(task)}"

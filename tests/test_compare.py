@@ -94,7 +94,11 @@ def test_pass_fail_runs_give_the_hand_computed_delta_and_exact_mcnemar(tmp_path:
     assert all(c["link"].startswith("runs/") and "#s-" in c["link"] for c in whole["changed"])
     assert {p.name for p in (tmp_path / "cmp").iterdir()} >= {"compare.json", "compare.md", "compare.html"}
     table = run_cli("compare", str(a), str(b), cwd=tmp_path)
-    assert table.returncode == 0 and "exact McNemar" in table.stdout and "| gsm8k | (all) | accuracy |" in table.stdout
+    assert (
+        table.returncode == 0
+        and "exact McNemar" in table.stdout
+        and "| gsm8k | answer | (all) | accuracy |" in table.stdout
+    )
 
 
 def test_judge_scores_use_an_exact_sign_flip_test(tmp_path: Path) -> None:

@@ -76,6 +76,14 @@ def run(args: argparse.Namespace) -> int:
         f"(manifest {manifest_path})",
         file=sys.stderr,
     )
+    code = 0
+    if manifest["skipped_runs"]:
+        print(
+            f"mue-eval: warning: {len(manifest['skipped_runs'])} run(s) left out (a record could not be read; "
+            "named above and in the manifest's skipped_runs)",
+            file=sys.stderr,
+        )
+        code = 1
     if not counts["rows"]:
         print("mue-eval: warning: nothing passed the selection; the files are empty", file=sys.stderr)
         return 1
@@ -85,4 +93,4 @@ def run(args: argparse.Namespace) -> int:
             f"{counts['classes']['fail']} failing answers); KTO learns from both",
             file=sys.stderr,
         )
-    return 0
+    return code

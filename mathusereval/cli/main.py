@@ -28,6 +28,8 @@ COMMANDS = {
     "compare": "compare",
 }
 """Command -> its module in `mathusereval.cli`; ``lm-eval`` parses its own arguments."""
+WRITERS = frozenset({"run", "grade", "import"})
+"""The commands that write runs (and resume them); the others only read runs and write reports."""
 
 
 def _error(message: str) -> int:
@@ -71,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         return _error(str(exc))
     except OSError as exc:  # a full disk, a read-only --out, permissions taken away mid-run
         where = f"{exc.filename}: " if exc.filename else ""
+        if command not in WRITERS:  # a reader changed no run: there is nothing to resume
+            return _error(f"{where}{exc.strerror or exc}")
         return _error(
             f"{where}{exc.strerror or exc}; answers already written are kept, and the same command resumes once "
             "this is fixed"

@@ -11,7 +11,9 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
+
+from .fields import conforms, from_json_fields
 
 GROUP_KEYS = ("category", "subcategory", "subject", "level")
 """Sample metadata that names an item's group: MathUserEval/AlignBench categories, MATH subject and level."""
@@ -20,13 +22,6 @@ Message = dict[str, str]
 """One chat turn, OpenAI style: ``{"role": "user", "content": "..."}``."""
 
 JsonDict = dict[str, Any]
-T = TypeVar("T")
-
-
-def from_json_fields(cls: type[T], data: JsonDict) -> T:
-    """Build a record from a dict, ignoring unknown keys so newer files stay readable."""
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    return cls(**{k: v for k, v in data.items() if k in names})
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,8 +157,14 @@ class Generation:
 
     @classmethod
     def from_json(cls, data: JsonDict) -> Generation:
-        usage = data.get("usage") or {}
-        return from_json_fields(cls, {**data, "usage": Usage(**usage) if isinstance(usage, dict) else Usage()})
+        if not isinstance(data, dict):
+            raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+        usage = data.get("usage")
+        try:
+            read = Usage() if usage is None else from_json_fields(Usage, usage)
+        except TypeError as exc:
+            raise TypeError(f"usage: {exc}") from None
+        return from_json_fields(cls, {**data, "usage": read})
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +220,13 @@ class JudgeCall:
 
     @classmethod
     def from_json(cls, data: JsonDict) -> JudgeCall:
-        return from_json_fields(cls, {**data, "generation": Generation.from_json(data["generation"])})
+        if not isinstance(data, dict):
+            raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+        try:
+            generation = Generation.from_json(data["generation"])
+        except TypeError as exc:
+            raise TypeError(f"generation: {exc}") from None
+        return from_json_fields(cls, {**data, "generation": generation})
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,5 +268,12 @@ class MetricValue:
 
     @classmethod
     def from_json(cls, data: JsonDict) -> MetricValue:
+        """A metric with nothing behind it is stored as ``"value": null`` and read back as NaN."""
+        if not isinstance(data, dict):
+            raise TypeError(f"expected a JSON object, got {type(data).__name__}")
         value = data.get("value")
-        return from_json_fields(cls, {**data, "value": float("nan") if value is None else float(value)})
+        if value is not None and not conforms(value, float):
+            raise TypeError(f"field 'value' must be a finite number or null, not {type(value).__name__}")
+        return from_json_fields(
+            cls, {**data, "value": math.nan if value is None else float(value)}, frozenset({"value"})
+        )

@@ -4,12 +4,14 @@ and what a reader gets back (`RunResult` with its `RunCounts` and `JudgeUsage`).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .items import JsonDict, MetricValue, from_json_fields
+from .fields import conforms, from_json_fields
+from .items import JsonDict, MetricValue
 
 LOCAL_BACKENDS = frozenset({"llamacpp", "vllm", "ray"})
 """Backends whose ``model`` is a local file or folder (named by its own name, not its path)."""
@@ -158,7 +160,13 @@ class RunCounts:
 
     @classmethod
     def from_json(cls, data: JsonDict) -> RunCounts:
-        return from_json_fields(cls, {k: int(v) for k, v in data.items() if isinstance(v, (int, float))})
+        """Whole numbers written as floats (``3.0``) read as ints; anything else is refused by name."""
+        if not isinstance(data, dict):
+            raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+        whole = {
+            k: int(v) if isinstance(v, float) and conforms(v, float) and v.is_integer() else v for k, v in data.items()
+        }
+        return from_json_fields(cls, whole)
 
     def reasons(self) -> str:
         """Why answers are not scored, e.g. ``2 answer errors, 1 grader errors`` ("" when all are)."""
@@ -202,6 +210,9 @@ class RunSummary:
         """Raises TypeError/KeyError/ValueError on a file that is not a summary (the store names the file)."""
         if not isinstance(data, dict):
             raise TypeError(f"expected an object, got {type(data).__name__}")
+        for name, hint in (("cost_usd", float | None), ("stopped", str | None), ("finished_at", str | None)):
+            if not conforms(data.get(name), hint):
+                raise TypeError(f"field {name!r} is {type(data.get(name)).__name__}, not {hint}")
         return cls(
             run_id=str(data["run_id"]),
             task=str(data["task"]),
@@ -291,10 +302,25 @@ class RunResult:
         )
 
 
+NAME_LIMIT = 120
+"""The longest name a run's folder or file gets, in bytes (all ASCII): file systems allow 255, and the
+atomic writer and page names add to it (``.<name>.tmp``, ``__<task>-<hash>.html``)."""
+
+
+def shortened(name: str, original: str, limit: int = NAME_LIMIT) -> str:
+    """`name` (ASCII, made from `original`) cut to `limit` characters when longer, ending in 16 hex digits of
+    sha256 of `original`: the same long name always gives the same short one, and two names that share a
+    long prefix stay apart."""
+    if len(name) <= limit:
+        return name
+    return f"{name[: limit - 17].rstrip('._')}-{hashlib.sha256(original.encode(errors='replace')).hexdigest()[:16]}"
+
+
 def safe_name(text: str, fallback: str = "_") -> str:
     """A name usable as one path component, for models and tasks alike: anything but letters, digits and
-    ``._-`` becomes ``_``, and no name starts or ends with a dot (so ``../../x`` stays inside its folder)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or fallback
+    ``._-`` becomes ``_``, no name starts or ends with a dot (so ``../../x`` stays inside its folder), and
+    a name longer than `NAME_LIMIT` is shortened with a digest of the whole (`shortened`)."""
+    return shortened(re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or fallback, text)
 
 
 def model_label(backend: str, model: str) -> str:

@@ -1,7 +1,8 @@
 """``mue-eval compare A B``: is run B better than run A, on the same items?
 
-Answers are paired by (task, sample id, answer index) and scored by each run's primary grader. Per item the
-score is the mean over its paired answers. For the task's headline metric (recomputed on the paired items
+Answers are paired by (task, sample id, answer index) and scored by one grader both runs have (`shared_grader`:
+A's primary when B has it too, an LLM grader only when the same judge model and prompt played it in both), named
+in every row; runs without one are refused. Per item the score is the mean over its paired answers. For the task's headline metric (recomputed on the paired items
 with the task's own aggregation) and for each category (the mean item score within it) the report gives A,
 B, the delta B - A, its 95% CI (paired bootstrap over items, fixed seed), a paired p-value (exact McNemar
 when every answer is pass/fail with one answer per item; else a sign-flip permutation test, exact for few
@@ -28,7 +29,8 @@ from ..plugins.task import Aggregator
 from ..records import Grade, RunManifest, Sample
 from ..store import RunStore
 from . import stats
-from .runs import RunParts, find_runs, read_manifest, run_directory_of, run_page_name
+from ..store.jsonl import strict
+from .runs import RunParts, find_runs, read_manifest, run_directory_of, run_page_name, verify_run
 from .scoring import headline_aggregate, judge_view
 
 AGGREGATE_RESAMPLES = 1000
@@ -48,6 +50,7 @@ class Scored:
 @dataclass(frozen=True)
 class Comparison:
     task: str
+    grader: str
     metric: str
     category: str | None
     a: float
@@ -68,11 +71,12 @@ class Comparison:
         return data
 
 
-def scored(parts: RunParts, parity: str = "none") -> Scored:
+def scored(parts: RunParts, parity: str = "none", grader: str | None = None) -> Scored:
+    """A run's grades by `grader` (default: its primary grader) on its scored answers."""
     manifest = read_manifest(parts)
     samples: dict[str, Sample] = {}
     grades: dict[tuple[str, int], Grade] = {}
-    primary = manifest.graders[0] if manifest.graders else None
+    primary = grader or (manifest.graders[0] if manifest.graders else None)
     judges = [g for g in manifest.graders if g in manifest.judges]
     for directory in parts:
         store = RunStore(directory)
@@ -82,18 +86,43 @@ def scored(parts: RunParts, parity: str = "none") -> Scored:
     return Scored(parts, manifest, samples, grades)
 
 
-def check_comparable(a: Scored, b: Scored) -> None:
+def check_comparable(a_parts: RunParts, a: RunManifest, b_parts: RunParts, b: RunManifest) -> None:
     """Refuse two runs that are not of the same items, naming what differs."""
     differs = [
-        f"{name} {getattr(a.manifest, name)[:12]} vs {getattr(b.manifest, name)[:12]}"
+        f"{name} {getattr(a, name)[:12]} vs {getattr(b, name)[:12]}"
         for name in ("task", "data_sha256", "prompt_sha256")
-        if getattr(a.manifest, name) != getattr(b.manifest, name)
+        if getattr(a, name) != getattr(b, name)
     ]
     if differs:
         raise ConfigError(
-            f"{run_directory_of(a.parts)} and {run_directory_of(b.parts)} are not runs of the same items "
+            f"{run_directory_of(a_parts)} and {run_directory_of(b_parts)} are not runs of the same items "
             f"({'; '.join(differs)}): a paired comparison needs the same task, data and prompts"
         )
+
+
+def _graders(manifest: RunManifest) -> tuple[str, ...]:
+    """The run's graders, primary first (a manifest from before graders were recorded: the task's)."""
+    return manifest.graders or tuple(registry.lookup("tasks", manifest.task).graders)
+
+
+def _judged_by(manifest: RunManifest, grader: str) -> tuple[object, object]:
+    judge = manifest.judges.get(grader)
+    return (judge.get("judge_model"), judge.get("prompt_sha256")) if isinstance(judge, dict) else (None, None)
+
+
+def shared_grader(a_parts: RunParts, a: RunManifest, b_parts: RunParts, b: RunManifest) -> str:
+    """The grader two runs are compared on: the first of A's graders (its primary first) that B has too, and
+    for an LLM grader played by the same judge model with the same prompt. One run's accuracy against the
+    other's judge score is no comparison: without such a grader the runs are refused."""
+    a_graders, b_graders = _graders(a), _graders(b)
+    for name in a_graders:
+        if name in b_graders and _judged_by(a, name) == _judged_by(b, name):
+            return name
+    raise ConfigError(
+        f"{run_directory_of(a_parts)} and {run_directory_of(b_parts)} share no grader to compare on (graded by "
+        f"{','.join(a_graders) or 'nothing'} vs {','.join(b_graders) or 'nothing'}, an LLM grader counting only "
+        "with the same judge model and prompt): grade both with one, e.g. mue-eval grade RUN --graders answer"
+    )
 
 
 def _pairs(a: Scored, b: Scored) -> list[tuple[str, list[tuple[float, float]]]]:
@@ -135,8 +164,9 @@ def _changed(
     return rows[:top]
 
 
-def _row(task: str, metric: str, category: str | None, ids: list[str], pairs: list[list[tuple[float, float]]],
-         b: Scored, resamples: int, top: int, ci: bool = True) -> Comparison:  # fmt: skip
+def _row(task: str, grader: str, metric: str, category: str | None, ids: list[str],
+         pairs: list[list[tuple[float, float]]], b: Scored, resamples: int, top: int,
+         ci: bool = True) -> Comparison:  # fmt: skip
     """A category's comparison, or a task's whose headline is the mean item score."""
     a_items = [sum(x for x, _ in item) / len(item) for item in pairs]
     b_items = [sum(y for _, y in item) / len(item) for item in pairs]
@@ -144,6 +174,7 @@ def _row(task: str, metric: str, category: str | None, ids: list[str], pairs: li
     p_value, test = _mean_test(pairs, resamples)
     return Comparison(
         task=task,
+        grader=grader,
         metric=metric,
         category=category,
         a=sum(a_items) / len(a_items),
@@ -193,16 +224,18 @@ class _Resampler:
         return metrics[0].value if metrics else math.nan
 
 
-def _headline(a: Scored, b: Scored, ids: list[str], pairs: list[list[tuple[float, float]]], resamples: int,
-              top: int, ci: bool) -> Comparison:  # fmt: skip
-    name = a.manifest.graders[0]
+def _headline(a: Scored, b: Scored, name: str, ids: list[str], pairs: list[list[tuple[float, float]]],
+              resamples: int, top: int, ci: bool) -> Comparison:  # fmt: skip
     aggregate = headline_aggregate(registry.lookup("tasks", a.manifest.task), name)
     samples = [a.samples[sid] for sid in ids]
     resampler = _Resampler(aggregate, samples, pairs, name)
     every = list(range(len(ids)))
     a_value, b_value = resampler.value(0, every), resampler.value(1, every)
     metric = aggregate(samples, [Grade(s.id, 0, name, 0.0) for s in samples])[0].name
-    mean_row = _row(a.manifest.task, metric, None, ids, pairs, b, resamples, top, ci)
+    mean_row = _row(a.manifest.task, name, metric, None, ids, pairs, b, resamples, top, ci)
+    if not (math.isfinite(a_value) and math.isfinite(b_value)):  # no test of a number that is not there
+        test = "none: the headline is undefined on the paired items"
+        return dataclasses.replace(mean_row, a=a_value, b=b_value, delta=math.nan, ci95=None, p_value=None, test=test)
     if math.isclose(a_value, mean_row.a, abs_tol=1e-9) and math.isclose(b_value, mean_row.b, abs_tol=1e-9):
         return mean_row  # the headline is the mean item score: the exact tests apply
     rounds = min(resamples, AGGREGATE_RESAMPLES)
@@ -223,20 +256,22 @@ def compare_runs(a_parts: RunParts, b_parts: RunParts, *, resamples: int = stats
                  parity: str = "none", ci: bool = True, categories: bool = True) -> list[Comparison]:  # fmt: skip
     """The comparisons of two runs of one task: the headline, then each category (`ci`: with the bootstrap
     interval; without, only the test, as the leaderboard's marks need)."""
-    a, b = scored(a_parts, parity), scored(b_parts, parity)
-    check_comparable(a, b)
+    a_manifest, b_manifest = read_manifest(a_parts), read_manifest(b_parts)
+    check_comparable(a_parts, a_manifest, b_parts, b_manifest)
+    grader = shared_grader(a_parts, a_manifest, b_parts, b_manifest)
+    a, b = scored(a_parts, parity, grader), scored(b_parts, parity, grader)
     paired = _pairs(a, b)
     if not paired:
         raise ConfigError(f"{run_directory_of(a.parts)} and {run_directory_of(b.parts)} share no scored answers")
     ids = [sid for sid, _ in paired]
     pairs = [item for _, item in paired]
-    rows = [_headline(a, b, ids, pairs, resamples, top, ci)]
+    rows = [_headline(a, b, grader, ids, pairs, resamples, top, ci)]
     groups: dict[str, list[int]] = {}
     for k, sid in enumerate(ids):
         groups.setdefault(a.samples[sid].group, []).append(k)
     if categories and len(groups) > 1:
         for group, members in sorted(groups.items()):
-            rows.append(_row(a.manifest.task, rows[0].metric, group, [ids[k] for k in members],
+            rows.append(_row(a.manifest.task, grader, rows[0].metric, group, [ids[k] for k in members],
                              [pairs[k] for k in members], b, resamples, top, ci))  # fmt: skip
     return rows
 
@@ -265,11 +300,29 @@ def pair_runs(a: Path, b: Path) -> list[tuple[RunParts, RunParts]]:
 def report(
     a: Path, b: Path, *, resamples: int = stats.RESAMPLES, top: int = 20, parity: str = "none"
 ) -> dict[str, Any]:
-    """``mue-eval compare``'s report: every common task's comparisons, as strict JSON."""
+    """``mue-eval compare``'s report: every common task's comparisons, as strict JSON (an undefined number is
+    null). A run that does not verify (edited after it was written, or unreadable) is refused."""
     rows: list[Comparison] = []
     pairs = pair_runs(a, b)
     for a_parts, b_parts in pairs:
+        for parts in (a_parts, b_parts):
+            refuse_unverified(parts)
         rows += compare_runs(a_parts, b_parts, resamples=resamples, top=top, parity=parity)
     labels = {"a": read_manifest(pairs[0][0]).label, "b": read_manifest(pairs[0][1]).label}
-    return {"a": {"path": str(a), "label": labels["a"]}, "b": {"path": str(b), "label": labels["b"]},
+    data = {"a": {"path": str(a), "label": labels["a"]}, "b": {"path": str(b), "label": labels["b"]},
             "resamples": resamples, "comparisons": [r.to_json() for r in rows]}  # fmt: skip
+    checked: dict[str, Any] = strict(data)
+    return checked
+
+
+def refuse_unverified(parts: RunParts) -> None:
+    """A run changed after it was written (or one that cannot be checked) is never compared: its numbers are
+    not its own. One line, naming the first thing `verify_run` found."""
+    for directory in parts:
+        verdict = verify_run(directory)
+        found = [*verdict.problems, *verdict.unchecked]
+        if found:
+            raise ConfigError(
+                f"{run_directory_of(parts)} does not verify ({found[0]}); a run changed after it was written is "
+                "not compared (mue-eval verify names every change)"
+            )

@@ -11,12 +11,13 @@ Built on `mathusereval.results.runs` (a sharded run is one run here too); readin
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, MueError
 from ..records import GROUP_KEYS
 from .runs import StoredAnswer, find_runs, iter_answers, load_run
 
@@ -26,10 +27,12 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Results:
-    """`items`: one row per (model, task, sample, answer index); `runs`: one row per run with its metrics."""
+    """`items`: one row per (model, task, sample, answer index); `runs`: one row per run with its metrics;
+    `skipped`: why each run left out could not be read (a record of the wrong type names its file:line)."""
 
     items: pd.DataFrame
     runs: pd.DataFrame
+    skipped: tuple[str, ...] = ()
 
 
 def _item_row(answer: StoredAnswer, graders: Sequence[str]) -> dict[str, Any]:
@@ -73,10 +76,16 @@ def load(path: str | Path, parity: str = "none") -> Results:
 
     item_rows: list[dict[str, Any]] = []
     run_rows: list[dict[str, Any]] = []
+    skipped: list[str] = []
     for parts in find_runs(Path(path)):
-        run = load_run(parts, parity)
+        try:  # a run whose records cannot be read is left out, and said; the rest load
+            run = load_run(parts, parity)
+            answers = list(iter_answers(parts))
+        except MueError as exc:
+            skipped.append(str(exc))
+            print(f"mue-eval: warning: skipped a run: {exc}", file=sys.stderr)
+            continue
         manifest = run.manifest
-        answers = list(iter_answers(parts))
         graders = list(manifest.graders) or sorted({name for a in answers for name in a.grades})
         rows = [_item_row(answer, graders) for answer in answers]
         scored, expected = run.coverage
@@ -97,4 +106,4 @@ def load(path: str | Path, parity: str = "none") -> Results:
             run_row[f"{metric.name}.stderr"] = metric.stderr
             run_row[f"{metric.name}.n"] = metric.n
         run_rows.append(run_row)
-    return Results(items=pd.DataFrame(item_rows), runs=pd.DataFrame(run_rows))
+    return Results(items=pd.DataFrame(item_rows), runs=pd.DataFrame(run_rows), skipped=tuple(skipped))

@@ -3,7 +3,10 @@
 
 A run is the directory of one (model, task) run, or the ``shard-I-of-N`` directories of one run split with
 ``--shard`` (read together as one run: metrics over the union of their records, the whole task's items as
-the expected count, so a missing shard makes it partial). Metrics and counts are recomputed from the
+the expected count, so a missing shard makes it partial). A shard folder is read only when it is named
+exactly ``shard-I-of-N`` after the shard its manifest records, with the one N of its siblings, and holds
+only items of that shard; a copy (``shard-1-of-2.bak``), a renamed folder or one holding another shard's
+items is named on stderr and left out, so it never counts twice. Metrics and counts are recomputed from the
 records with the task's own aggregation (`mathusereval.results.scoring`) when the task is installed, and
 read from ``summary.json`` otherwise. Reading never changes a run.
 """
@@ -19,9 +22,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..data.shards import parse_shard, shard_directory_name, shard_of
 from ..errors import ConfigError, MueError
 from ..plugins import registry
-from ..records import Generation, Grade, MetricValue, RunCounts, RunManifest, RunResult, Sample
+from ..records import Generation, Grade, MetricValue, RunCounts, RunManifest, RunResult, Sample, safe_name
 from ..store import MANIFEST, RunStore
 from ..store.integrity import Verdict, check_run
 from .labels import label_runs
@@ -29,6 +33,7 @@ from .scoring import compute_metrics, count_outcomes
 
 RunParts = tuple[Path, ...]
 """The record directories of one run: one directory, or its shards."""
+SHARD_FOLDER = re.compile(r"shard-(\d{1,9})-of-(\d{1,9})")
 
 
 def _run_folders(root: Path, said: list[str]) -> list[Path]:
@@ -65,7 +70,7 @@ def find_runs(path: Path, problems: list[str] | None = None) -> list[RunParts]:
         raise ConfigError(f"{path} does not exist")
     said: list[str] = [] if problems is None else problems
     singles: list[Path] = []
-    shards: dict[tuple[Path, str], list[tuple[Path, str]]] = {}
+    shards: dict[Path, list[tuple[Path, RunManifest]]] = {}
     candidates = [path] if (path / MANIFEST).is_file() else _run_folders(path, said)
     for directory in candidates:
         if _linked(directory, path) or (path.is_symlink() and directory == path):
@@ -77,19 +82,67 @@ def find_runs(path: Path, problems: list[str] | None = None) -> list[RunParts]:
             said.append(str(exc))
             continue
         if manifest is not None and manifest.shard:
-            key = (directory.parent, manifest.shard.split("/")[1])
-            shards.setdefault(key, []).append((directory, manifest.fingerprint))
+            shards.setdefault(directory.parent, []).append((directory, manifest))
         else:
             singles.append(directory)
     runs: list[RunParts] = [(d,) for d in singles]
     for _, members in sorted(shards.items()):
-        runs.append(_compatible_shards(members, said))
+        kept = _true_shards(members, said)
+        if kept:
+            runs.append(_compatible_shards(kept, said))
     if problems is None:
         for problem in said:
             print(f"mue-eval: warning: skipped a run: {problem}", file=sys.stderr)
     if not runs and (problems is None or not said):  # a caller collecting problems reports them itself
         raise ConfigError(f"no runs under {path} ({'none readable' if said else f'no {MANIFEST} found'})")
     return runs
+
+
+def _shard_of_manifest(manifest: RunManifest) -> tuple[int, int] | None:
+    try:
+        return parse_shard(manifest.shard)
+    except ConfigError:
+        return None
+
+
+def _true_shards(members: list[tuple[Path, RunManifest]], said: list[str]) -> list[tuple[Path, str]]:
+    """The shard folders of one parent that may be read as one run: named exactly ``shard-I-of-N`` after
+    their manifest's shard, of the most common N among them, holding only items of shard I. Each other is
+    named in `said` and left out (a copy would count its items twice)."""
+    named: list[tuple[Path, RunManifest, int, int]] = []
+    for directory, manifest in members:
+        shard = _shard_of_manifest(manifest)
+        if shard is None or directory.name != shard_directory_name(*shard):
+            said.append(
+                f"{directory}: its manifest says shard {manifest.shard!r}, and a shard folder must be named exactly "
+                f"{shard_directory_name(*shard) if shard else 'shard-I-of-N'}; left out of the run"
+            )
+            continue
+        named.append((directory, manifest, *shard))
+    if not named:
+        return []
+    counts: dict[int, int] = {}
+    for *_, count in named:
+        counts[count] = counts.get(count, 0) + 1
+    total = max(counts, key=lambda c: (counts[c], -c))
+    kept: list[tuple[Path, str]] = []
+    for directory, manifest, index, count in named:
+        if count != total:
+            said.append(f"{directory}: a shard of {count} beside shards of {total} in one folder; left out of the run")
+            continue
+        try:
+            stray = [sid for sid in RunStore(directory).samples() if shard_of(manifest.task, sid, count) != index]
+        except MueError as exc:
+            said.append(str(exc))
+            continue
+        if stray:
+            said.append(
+                f"{directory}: holds {len(stray)} items of other shards (e.g. {stray[0]!r}), not only shard "
+                f"{index} of {count}; left out of the run"
+            )
+            continue
+        kept.append((directory, manifest.fingerprint))
+    return kept
 
 
 def _compatible_shards(members: list[tuple[Path, str]], said: list[str]) -> RunParts:
@@ -131,7 +184,8 @@ def run_directory_of(parts: RunParts) -> Path:
 
 
 def _is_shard(directory: Path) -> bool:
-    return directory.name.startswith("shard-") and "-of-" in directory.name
+    match = SHARD_FOLDER.fullmatch(directory.name)
+    return match is not None and directory.name == shard_directory_name(int(match[1]), int(match[2]))
 
 
 def load_run(parts: RunParts | Path, parity: str = "none") -> RunResult:
@@ -193,13 +247,15 @@ def collect_runs(results: Path, parity: str = "none") -> tuple[list[RunResult], 
 
 def verify_run(directory: Path) -> Verdict:
     """Digest chains and ``summary.json`` of one run directory (one shard counts as its own directory)
-    against the metrics recomputed from its own records."""
+    against the metrics recomputed from its own records. Records that cannot be read back leave the run
+    unchecked (`Verdict.unchecked`) unless the digests show the edit."""
     try:
         summary = RunStore(directory).existing_summary()
         run = load_run((directory,), summary.parity if summary else "none")
     except MueError as exc:
-        verdict = Verdict(directory)
-        verdict.problems.append(f"{directory}: cannot be read ({exc})")
+        # the digests, seals and checkpoint are checked all the same: a line edited by hand shows there
+        verdict = check_run(directory, ())
+        verdict.unchecked.append(f"{directory}: its records cannot be read back to check its summary ({exc})")
         return verdict
     return check_run(directory, run.metrics, run.counts)
 
@@ -265,6 +321,6 @@ def iter_answers(parts: RunParts | Path) -> Iterator[StoredAnswer]:
 def run_page_name(manifest: RunManifest, directory: Path) -> str:
     """The file name of a run's sample-level page (``runs/<name>.html`` of ``leaderboard --out``): readable,
     and unique through a hash of where the run is (two trees may hold runs with the same run id)."""
-    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{manifest.label}__{manifest.task}")
+    readable = safe_name(f"{manifest.label}__{manifest.task}")
     where = f"{manifest.run_id}\0{directory.resolve()}"
     return f"{readable}-{hashlib.sha256(where.encode()).hexdigest()[:8]}"

@@ -18,6 +18,9 @@ SEED = 20240402
 RESAMPLES = 10_000
 EXACT_FLIPS = 16
 """Up to this many non-zero differences the sign-flip test enumerates all 2^k sign patterns (exact)."""
+P_FLOOR = 1e-300
+"""The smallest p-value reported: an exact tail below it (it underflows a float past ~1075 discordant pairs)
+is reported as this bound and shown as ``p < 1e-300`` (`p_text`), never as 0."""
 
 
 def mcnemar_exact(a_only: int, b_only: int) -> float:
@@ -28,7 +31,12 @@ def mcnemar_exact(a_only: int, b_only: int) -> float:
         return 1.0
     k = min(a_only, b_only)
     tail: float = sum(math.comb(n, i) for i in range(k + 1)) / (1 << n)  # exact integers, one division
-    return min(1.0, 2 * tail)
+    return max(P_FLOOR, min(1.0, 2 * tail))
+
+
+def p_text(p: float) -> str:
+    """A p-value as shown: three significant digits, or ``< 1e-300`` at the floor (`P_FLOOR`)."""
+    return f"< {P_FLOOR:g}" if p <= P_FLOOR else f"{p:.3g}"
 
 
 def sign_flip_p(differences: Sequence[float], resamples: int = RESAMPLES) -> float:

@@ -30,13 +30,14 @@ import dataclasses
 import hashlib
 import json
 import os
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from ..__about__ import __version__
-from ..errors import ConfigError
+from ..errors import ConfigError, MueError
 from ..records import Message
 from ..store.guard import check_output, write_output
 from ..store.jsonl import json_text
@@ -234,16 +235,20 @@ def export(
     job = Export(fmt, sel)
     problems: dict[tuple[str, str, str], list[Candidate]] = {}
     answers = 0
-    for parts in runs:
-        for answer in iter_answers(parts):
-            answers += 1
-            verdict = assess(answer, answers, sel)
-            if isinstance(verdict, str):
-                job.dropped[verdict] += 1
-                continue
-            prompt = json.dumps(answer.sample.messages, ensure_ascii=False, sort_keys=True)
-            key = (answer.manifest.task, answer.sample.id, hashlib.sha256(prompt.encode()).hexdigest())
+    used: list[tuple[RunParts, Any]] = []
+    skipped: list[str] = []
+    for parts, run_manifest in zip(runs, manifests, strict=True):
+        try:  # a run with a record that cannot be read is left out whole, and said
+            found, dropped, count = _assessed(parts, answers, sel)
+        except MueError as exc:
+            skipped.append(str(exc))
+            print(f"mue-eval: warning: skipped a run: {exc}", file=sys.stderr)
+            continue
+        answers += count
+        job.dropped.update(dropped)
+        for key, verdict in found:
             problems.setdefault(key, []).append(verdict)
+        used.append((parts, run_manifest))
     for candidates in problems.values():
         job.problem(candidates)
     # lone surrogates (a hostile stored answer) become "?" rather than invalid UTF-8
@@ -256,7 +261,8 @@ def export(
         "schema": sel.schema,
         "decided_by": _decided_by(sel),
         "selection": dataclasses.asdict(sel),
-        "runs": [_run_entry(run_directory_of(parts), m) for parts, m in zip(runs, manifests, strict=True)],
+        "runs": [_run_entry(run_directory_of(parts), m) for parts, m in used],
+        "skipped_runs": skipped,
         "counts": {
             "answers": answers,
             "rows": len(job.rows),
@@ -273,6 +279,24 @@ def export(
     write_output(data_path, data)
     write_output(manifest_path, json_text(manifest))
     return data_path, manifest_path, manifest
+
+
+def _assessed(
+    parts: RunParts, before: int, sel: Selection
+) -> tuple[list[tuple[tuple[str, str, str], Candidate]], Counter[str], int]:
+    """One run's candidates by problem key, its answers dropped by reason, and how many answers it has."""
+    found: list[tuple[tuple[str, str, str], Candidate]] = []
+    dropped: Counter[str] = Counter()
+    count = 0
+    for answer in iter_answers(parts):
+        count += 1
+        verdict = assess(answer, before + count, sel)
+        if isinstance(verdict, str):
+            dropped[verdict] += 1
+            continue
+        prompt = json.dumps(answer.sample.messages, ensure_ascii=False, sort_keys=True)
+        found.append(((answer.manifest.task, answer.sample.id, hashlib.sha256(prompt.encode()).hexdigest()), verdict))
+    return found, dropped, count
 
 
 def _classes(fmt: Format, rows: Sequence[dict[str, Any]]) -> dict[str, int]:

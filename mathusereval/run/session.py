@@ -7,6 +7,7 @@ The CLI builds typed settings (`RunOptions`, a `ModelSpec`, judge settings per r
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import ExitStack, asynccontextmanager
@@ -96,11 +97,13 @@ def report(result: RunResult) -> None:
 
 def incomplete(results: Sequence[RunResult]) -> bool:
     """Answers or judge calls are missing (the next run will redo exactly those), or a run produced no
-    gradeable result at all: the invocation exits 1."""
+    gradeable result at all, or a headline with no value (AlignBench's Overall with a category left unscored,
+    7 of 8 judgments unparseable): the invocation exits 1."""
     return any(
         r.counts.errors
         or r.stopped
         or r.ungraded
+        or not math.isfinite(r.metrics[0].value)
         or any(u.call_errors or u.budget_skipped for u in r.judge_usage.values())
         for r in results
     )

@@ -8,7 +8,8 @@ Commands that only read runs and write reports (``leaderboard --out/--markdown``
 - an existing file is overwritten only when it is this tool's own earlier output, unchanged since: each
   folder written to keeps a ledger, ``.mue-outputs.json``, of the sha256 of what was written there. Any
   other existing file (the user's, or one edited since) is refused;
-- a symbolic link is never written through.
+- a symbolic link is never written through;
+- an output folder that exists as a file is refused (``compare --out FILE``).
 
 A refusal is one `ConfigError` naming the path, before anything of that command is written; each file is
 written atomically (a temporary file renamed into place).
@@ -65,6 +66,14 @@ class OutputGuard:
 
     def check(self, path: Path) -> None:
         target = path.absolute()
+        folder = path.parent
+        while not folder.exists() and not folder.is_symlink() and folder != folder.parent:
+            folder = folder.parent  # the nearest folder that exists: the output goes below it
+        if not folder.is_dir():
+            raise ConfigError(
+                f"{folder} exists and is not a directory; nothing was written: name a directory (or a new path) "
+                "for the output"
+            )
         run = run_directory_around(target.parent if not target.is_dir() else target)
         if run is not None:
             raise ConfigError(

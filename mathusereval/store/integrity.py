@@ -43,10 +43,22 @@ class Verdict:
     problems: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     """Shards of this run that are not there (the run is partial, not edited)."""
+    unchecked: list[str] = field(default_factory=list)
+    """Why part of the run could not be checked (a file that cannot be opened, records that cannot be read
+    back to recompute the summary): neither ok nor, on its own, edited."""
 
     @property
     def edited(self) -> bool:
         return bool(self.problems)
+
+    @property
+    def checked(self) -> bool:
+        return not self.unchecked
+
+
+def _unreadable(exc: MueError) -> bool:
+    """The file could not be opened (permissions, a vanished file): that says nothing about an edit."""
+    return isinstance(exc.__cause__, OSError)
 
 
 def _version(text: object) -> tuple[int, ...]:
@@ -56,17 +68,30 @@ def _version(text: object) -> tuple[int, ...]:
         return (0,)
 
 
-def _check_file(path: Path, verdict: Verdict, sealed: bool, point: Any) -> None:
+def _check_file(path: Path, verdict: Verdict, sealed: bool, point: Any, finished: bool) -> None:
     if path.is_symlink():
         verdict.problems.append(f"{path} is a symbolic link")
         return
+    try:
+        _check_lines(path, verdict, sealed, point, finished)
+    except OSError as exc:
+        verdict.unchecked.append(f"{path}: cannot be read ({exc.strerror or exc})")
+
+
+def _check_lines(path: Path, verdict: Verdict, sealed: bool, point: Any, finished: bool) -> None:
     digests = [""]  # digest after each line, by line number
     if path.exists():
         previous = ""
         with path.open("rb") as fh:
             for lineno, raw in enumerate(fh, start=1):
+                if not raw.endswith(b"\n") and finished:
+                    # a writer marks its manifest unfinished before it appends (`RunStore.writing`)
+                    verdict.problems.append(
+                        f"{path}:{lineno}: an unfinished line after the run finished (appended since)"
+                    )
+                    break  # the last line: the checkpoint is still checked
                 if not raw.endswith(b"\n") or not raw.strip():
-                    continue  # an unfinished last line is not part of the run yet
+                    continue  # an unfinished last line of a run under way is not part of the run yet
                 verdict.lines += 1
                 try:
                     record = json.loads(raw)
@@ -142,21 +167,24 @@ def check_run(directory: Path, metrics: Sequence[MetricValue], counts: RunCounts
     try:
         manifest = read_json(directory / MANIFEST)
     except MueError as exc:
-        verdict.problems.append(f"{directory}: {exc}")
+        (verdict.unchecked if _unreadable(exc) else verdict.problems).append(f"{directory}: {exc}")
         return verdict
     sealed = isinstance(manifest, dict) and _version(manifest.get("mathusereval_version")) >= SEALED_SINCE
+    finished = isinstance(manifest, dict) and isinstance(manifest.get("finished_at"), str)
     _check_seal(directory / MANIFEST, manifest, sealed, verdict)
     points: dict[str, Any] = {}
     if isinstance(manifest, dict) and isinstance(manifest.get("records"), dict):
         points = manifest["records"]
     for name in RECORD_FILES:
-        _check_file(directory / name, verdict, sealed, points.get(name))
+        _check_file(directory / name, verdict, sealed, points.get(name), finished)
     summary_path = directory / SUMMARY
     if summary_path.exists() and not verdict.problems:
         try:
             summary = read_json(summary_path)
         except MueError as exc:
-            verdict.problems.append(f"{summary_path}: cannot be checked ({exc})")
+            (verdict.unchecked if _unreadable(exc) else verdict.problems).append(
+                f"{summary_path}: cannot be checked ({exc})"
+            )
             return verdict
         _check_seal(summary_path, summary, sealed, verdict)
         if isinstance(summary, dict):

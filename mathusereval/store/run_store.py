@@ -64,13 +64,17 @@ class RunStore:
     @contextmanager
     def writing(self, manifest: RunManifest) -> Iterator[RunManifest]:
         """Become the run's one writer: take the lock, refuse a stored run with other settings, write the
-        manifest (keeping the first start time) and open the record files; on leaving, close and unlock.
+        manifest (keeping the first start time, unfinished until the run writes its summary) and open the
+        record files; on leaving, close and unlock.
         Yields the manifest as written. Nothing is written when the lock or the settings check fails."""
         self.lock()
         try:
             previous = self.check_compatible(manifest)
             if previous is not None:
                 manifest = dataclasses.replace(manifest, started_at=previous.started_at, records=previous.records)
+            # unfinished while a writer is at work: a torn last line is then a write under way, while in a run
+            # whose manifest says finished it was appended since (``verify`` says so)
+            manifest = dataclasses.replace(manifest, finished_at=None)
             self.write_manifest(manifest)
             self.open()
         except BaseException:
