@@ -71,6 +71,12 @@ class BatchServer(LoopbackServer):
         server = self
 
         class Handler(JsonHandler):
+            def handle(self) -> None:
+                try:
+                    super().handle()
+                except ConnectionResetError:  # a client that hung up at its cap, mid-download
+                    self.close_connection = True
+
             def _send(self, status: int, payload: Any) -> None:
                 self.send_json(status, json.dumps(payload).encode())
 

@@ -159,11 +159,11 @@ def test_another_runs_batch_swapped_into_batches_jsonl_is_not_collected(
         [ours] = _lines(state)
         forged = {**ours, "batch_id": theirs["batch_id"]}
         if forgery == "resealed_with_its_input_file":
-            forged.update({k: theirs[k] for k in ("input_file_id", "input_sha256", "input_bytes")})
+            forged.update({k: theirs.get(k) for k in ("input_file_id", "input_sha256", "input_bytes")})
         if forgery == "swapped":
             state.write_text(json.dumps(forged) + "\n")
         else:
-            forged.pop(DIGEST)
+            forged.pop(DIGEST, None)
             state.write_text(json.dumps({**forged, DIGEST: record_digest("", forged)}) + "\n")
         rerun = run_cli(*_batch_args(api.url, shared_data, model="bad"), cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr
