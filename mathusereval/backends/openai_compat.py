@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from ..errors import BackendUnavailable, ConfigError
+from ..errors import BackendUnavailable, ConfigError, one_line
 from ..records import Generation, GenerationParams, Request, Usage
 from .base import ModelSpec, completion_prompt
 from .endpoints import AuthFailure, Endpoint, EndpointPool, FatalError, RetryableError, backoff_s, check_status
@@ -210,7 +210,9 @@ class OpenAIBackend:
         if len(down) == len(self.pool.endpoints):
             raise BackendUnavailable(f"cannot reach {'; '.join(down)}")
         for problem in down:
-            print(f"mue-eval: warning: endpoint unreachable, others take its share: {problem}", file=sys.stderr)
+            # what a connection error says may quote the server: one plain line, as every server string is shown
+            shown = one_line(problem)
+            print(f"mue-eval: warning: endpoint unreachable, others take its share: {shown}", file=sys.stderr)
 
     def _body(self, request: Request, params: GenerationParams) -> dict[str, Any]:
         body: dict[str, Any] = {
