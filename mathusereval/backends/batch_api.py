@@ -7,12 +7,19 @@ cancelled, then download its output and error files (``GET /files/{id}/content``
 the `Generation` a direct call would have returned, so storing, the judge cache, parsing and its retries
 are unchanged.
 
-Resumable: before polling starts, the batch id, the sha256 of its input file and its ``custom_id`` -> item
-map are appended to ``batches.jsonl`` in the run directory. A run started again with requests that a
-stored batch already holds (the same body for each ``custom_id``) polls that batch rather than creating
-another, so a request is never paid for twice. Failed lines, and the requests of an expired, cancelled or
-failed batch, go into a new batch of just those (or direct calls with ``--batch-fallback direct``), at most
-`BatchSettings.retries` times; what still fails is an error generation, counted as any failed call is.
+Resumable: before polling starts, the batch id, its input file's id, sha256 and size and its ``custom_id`` ->
+item map are appended to ``batches.jsonl`` in the run directory (sealed: `batch_state`). A run started again
+with requests that a stored batch already holds (the same body for each ``custom_id``) polls that batch
+rather than creating another, so a request is never paid for twice, once the provider shows it is this run's
+batch: its input file has the stored id and sha256 and holds each request's line byte for byte. Failed
+lines, and the requests of an expired, cancelled or failed batch, go into a new batch of just those (or
+direct calls with ``--batch-fallback direct``), at most `BatchSettings.retries` times; what still fails is an
+error generation, counted as any failed call is.
+
+What the provider sends is hostile input (issue 35): ids are checked before they go into a URL
+(`batch_state.checked_id`) and quoted there; output and error files are bounded by what the batch can return
+and streamed (`batch_replies`); a reply's ``custom_id`` and ``model`` must be the run's; every string shown is
+one printable line; polls and downloads retry transient failures with backoff that honours ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -20,27 +27,30 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote, urlsplit
 
-from ..errors import BackendUnavailable
+from ..errors import BackendUnavailable, one_line
 from ..records import Generation, GenerationParams, Request
-from .endpoints import FatalError, RetryableError, check_status
+from .batch_replies import Replies
+from .batch_state import BatchLog, checked_id
+from .endpoints import FatalError, RetryableError, backoff_s, check_status
 from .options import BatchSettings
-from .replies import parse_reply, read_body, with_path
+from .replies import ReplyTooLarge, body_lines, parse_reply, read_body, with_path
 
 if TYPE_CHECKING:
+    import aiohttp
+
     from .openai_compat import OpenAIBackend
 
-STATE = "batches.jsonl"
+T = TypeVar("T")
 TERMINAL = ("completed", "failed", "expired", "cancelled")
-MAX_FILE_BYTES = 1 << 31
-"""An output or error file larger than this is refused (a batch's replies are bounded by its requests)."""
+CONTROL_BYTES = 1 << 20
+"""The cap on a control-plane reply (a batch or file object)."""
 
 IN_FLIGHT: dict[str, tuple[str, str, dict[str, str]]] = {}
 """batch id -> (the URL shown, the URL requested, its headers) while this process polls it (for Ctrl-C)."""
@@ -51,6 +61,22 @@ def custom_id(request: Request | Generation) -> str:
     if isinstance(request, Generation):
         return f"{request.sample_id}#{request.n_index}"
     return f"{request.sample.id}#{request.n_index}"
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """A server-provided value as it may be printed: one line, no control characters (issue 35, item 12)."""
+    return one_line(str(value))[:limit]
+
+
+def _count(value: object) -> str:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else "?"
+
+
+def same_model(asked: str, replied: str) -> bool:
+    """Whether a reply's ``model`` is the model a request named: the same name, a dated snapshot of it
+    (``gpt-4o-mini`` answered by ``gpt-4o-mini-2024-07-18``), or it without a provider prefix."""
+    asked, replied = asked.casefold(), replied.casefold()
+    return replied in (asked, asked.rsplit("/", 1)[-1]) or replied.startswith(asked + "-")
 
 
 class BatchRunner:
@@ -68,89 +94,64 @@ class BatchRunner:
             "/chat/completions" if backend.endpoint == "chat" else "/completions"
         )
 
-    # -- the state file ---------------------------------------------------------------------------------
-    def _state_path(self) -> Path:
-        return (self.state_dir or Path.cwd()) / STATE
-
-    def _records(self) -> list[dict[str, Any]]:
-        path = self._state_path()
-        if not path.exists():
-            return []
-        records = []
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue  # a torn last line of a killed run
-            if isinstance(record, dict) and isinstance(record.get("batch_id"), str):
-                records.append(record)
-        return records
-
-    def _append(self, record: dict[str, Any]) -> None:
-        path = self._state_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-
-    def _stored_batch(self, digests: dict[str, str]) -> str | None:
-        """A stored batch (not given up on) that holds every one of these requests with the same body."""
-        records = self._records()
-        dropped = {r["batch_id"] for r in records if r.get("given_up")}
-        failed: dict[str, set[str]] = {}
-        for r in records:
-            if isinstance(r.get("failed"), list):
-                failed.setdefault(r["batch_id"], set()).update(str(c) for c in r["failed"])
-        for record in reversed(records):
-            held = record.get("items")
-            if record["batch_id"] in dropped or not isinstance(held, dict):
-                continue
-            if failed.get(record["batch_id"], set()) & set(digests):
-                continue  # a line this batch failed is sent again in a new batch
-            if all(held.get(cid, {}).get("body_sha256") == digest for cid, digest in digests.items()):
-                return str(record["batch_id"])
-        return None
+    @property
+    def log(self) -> BatchLog:
+        return BatchLog(self.state_dir or Path.cwd())
 
     # -- HTTP -----------------------------------------------------------------------------------------
-    async def _read(self, method: str, path: str, cap: int, **kwargs: Any) -> bytes:
-        """A control-plane reply's body, read as every reply is (`read_body`: capped, gzip inflated, since the
-        session asks for compression and leaves it to us); an error status or a broken connection is one
-        line naming the call, never a traceback (credentials scrubbed)."""
+    async def _call(
+        self, method: str, path: str, handle: Callable[[aiohttp.ClientResponse], Awaitable[T]], **kwargs: Any
+    ) -> T:
+        """`handle` of a control-plane reply with a success status. A GET (a poll, a download) is retried
+        as every call is: 429, 5xx and broken connections with backoff that honours ``Retry-After``; a POST
+        is not (a batch created twice is paid twice). What is not retried, or fails every try, is one line
+        naming the call (credentials scrubbed), never a traceback; a 401, 403 or 404 stops at once."""
         import aiohttp
 
-        try:
-            async with self.backend._client().request(method, with_path(self.base, path), **kwargs) as response:
-                raw = await read_body(response, cap)
-                check_status(response.status, response.headers, raw)
-        # a reply past its cap (ReplyTooLarge) is a RetryableError too
-        except (RetryableError, FatalError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise BackendUnavailable(self.backend._scrub(f"batch API {method} {path}: {exc}")) from exc
-        return raw
+        tries = self.backend.max_retries + 1 if method == "GET" else 1
+        for attempt in range(tries):
+            try:
+                async with self.backend._client().request(method, with_path(self.base, path), **kwargs) as response:
+                    if response.status >= 400:
+                        check_status(response.status, response.headers, await read_body(response, 1 << 16))
+                    return await handle(response)
+            except ReplyTooLarge as exc:  # the same reply again would be as large
+                problem: Exception = exc
+                break
+            except (RetryableError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                problem = exc
+                if attempt + 1 == tries:
+                    break
+                wait = getattr(exc, "retry_after", None)
+                wait = backoff_s(self.backend.backoff_s, attempt) if wait is None else wait
+                print(
+                    f"mue-eval: note: batch API {method} {path}: {self._said(exc)}; trying again in {wait:.1f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                await asyncio.sleep(wait)
+            except FatalError as exc:
+                problem = exc
+                break
+        raise BackendUnavailable(f"batch API {method} {path}: {self._said(problem)}") from problem
+
+    def _said(self, exc: BaseException) -> str:
+        return one_line(self.backend._scrub(f"{exc}" or exc.__class__.__name__))
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        raw = await self._read(method, path, 1 << 20, **kwargs)
+        async def body(response: aiohttp.ClientResponse) -> bytes:
+            return await read_body(response, CONTROL_BYTES)
+
+        raw = await self._call(method, path, body, **kwargs)
         try:
             payload = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             payload = None
         if not isinstance(payload, dict):
             raise BackendUnavailable(f"batch API {method} {path}: the reply is not a JSON object")
         return payload
 
-    async def _content(self, file_id: str) -> list[dict[str, Any]]:
-        raw = await self._read("GET", f"/files/{file_id}/content", MAX_FILE_BYTES)
-        lines = []
-        for line in raw.decode("utf-8", errors="replace").splitlines():
-            try:
-                parsed = json.loads(line)
-            except ValueError:
-                continue  # a line nobody can read answers nothing: its request is retried
-            if isinstance(parsed, dict) and isinstance(parsed.get("custom_id"), str):
-                lines.append(parsed)
-        return lines
-
-    async def _submit(self, data: bytes, items: dict[str, dict[str, Any]]) -> str:
+    async def _submit(self, data: bytes, items: dict[str, dict[str, Any]]) -> dict[str, Any]:
         import aiohttp
 
         form = aiohttp.FormData()
@@ -158,30 +159,31 @@ class BatchRunner:
         form.add_field("file", data, filename="requests.jsonl", content_type="application/jsonl")
         payload = form()  # its own multipart Content-Type, not the session's JSON one
         uploaded = await self._json("POST", "/files", data=payload, headers={"Content-Type": payload.content_type})
-        body = {"input_file_id": uploaded["id"], "endpoint": self.url_path, "completion_window": self.settings.window}
+        file_id = checked_id(uploaded.get("id"), "file id")
+        body = {"input_file_id": file_id, "endpoint": self.url_path, "completion_window": self.settings.window}
         batch = await self._json("POST", "/batches", json=body)
-        batch_id = str(batch["id"])
+        record = {
+            "batch_id": checked_id(batch.get("id"), "batch id"),
+            "input_file_id": file_id,
+            "input_sha256": hashlib.sha256(data).hexdigest(),
+            "input_bytes": len(data),
+            "items": items,
+            "created_at": time.time(),
+        }
         self.created += 1
-        self._append(
-            {
-                "batch_id": batch_id,
-                "input_file_id": uploaded["id"],
-                "input_sha256": hashlib.sha256(data).hexdigest(),
-                "items": items,
-                "created_at": time.time(),
-            }
-        )  # before polling: a run killed from here on resumes this batch
-        return batch_id
+        self.log.append(record)  # before polling: a run killed from here on resumes this batch
+        return record
 
     async def _poll(self, batch_id: str) -> dict[str, Any]:
         auth = {k: v for k, v in self.backend.headers.items() if k.lower() == "authorization"}
         IN_FLIGHT[batch_id] = (self.backend.urls[0], self.base, auth)
         while True:  # interrupted, the batch stays in IN_FLIGHT for the one-line message (`interrupted`)
-            batch = await self._json("GET", f"/batches/{batch_id}")
-            counts = batch.get("request_counts") or {}
+            batch = await self._json("GET", f"/batches/{quote(batch_id, safe='')}")
+            counts = batch.get("request_counts")
+            counts = counts if isinstance(counts, dict) else {}
             print(
-                f"batch {batch_id}: {batch.get('status')}, {counts.get('completed', 0)} of "
-                f"{counts.get('total', '?')} done, {counts.get('failed', 0)} failed",
+                f"batch {batch_id}: {shown(batch.get('status'))}, {_count(counts.get('completed', 0))} of "
+                f"{_count(counts.get('total'))} done, {_count(counts.get('failed', 0))} failed",
                 file=sys.stderr,
                 flush=True,
             )
@@ -189,6 +191,33 @@ class BatchRunner:
                 IN_FLIGHT.pop(batch_id, None)
                 return batch
             await asyncio.sleep(self.settings.poll_s)
+
+    # -- whose batch is it ----------------------------------------------------------------------------
+    async def _not_ours(self, record: dict[str, Any], batch: dict[str, Any], digests: dict[str, str]) -> str | None:
+        """Why a stored batch is not the one this run uploaded (its input file's id, its sha256, and a line
+        of it for each request, byte for byte), or None: a resumed batch is collected only when it is ours."""
+        file_id = batch.get("input_file_id")
+        if file_id != record.get("input_file_id"):
+            return f"its input file {shown(file_id)} is not the one this run uploaded"
+        stored = record.get("input_bytes")
+        cap = stored if isinstance(stored, int) else self.settings.max_bytes  # older records lack it
+
+        async def hashed(response: aiohttp.ClientResponse) -> tuple[str, set[str]] | None:
+            whole, lines = hashlib.sha256(), set()
+            try:
+                async for raw, _ in body_lines(response, cap, cap, whole.update):
+                    lines.add(hashlib.sha256(raw + b"\n").hexdigest())
+            except ReplyTooLarge:
+                return None  # larger than what was uploaded
+            return whole.hexdigest(), lines
+
+        path = f"/files/{quote(checked_id(file_id, 'input file id'), safe='')}/content"
+        found = await self._call("GET", path, hashed)
+        if found is None or found[0] != record.get("input_sha256"):
+            return "its input file is not the one this run uploaded (sha256)"
+        if not set(digests.values()) <= found[1]:
+            return "its input file does not hold this run's requests"
+        return None
 
     # -- one batch, and the rounds ----------------------------------------------------------------------
     def _chunks(self, requests: list[Request], params: GenerationParams) -> list[list[tuple[Request, bytes]]]:
@@ -209,47 +238,73 @@ class BatchRunner:
             size += len(line)
         return [c for c in chunks if c]
 
-    async def _one(self, chunk: list[tuple[Request, bytes]]) -> list[Generation]:
+    async def _one(self, chunk: list[tuple[Request, bytes]], params: GenerationParams) -> list[Generation]:
         """The generations of one batch's requests: replies, or errors saying why a line has none."""
         digests = {custom_id(r): hashlib.sha256(line).hexdigest() for r, line in chunk}
-        batch_id = self._stored_batch(digests)
-        if batch_id is None:
+        record = self.log.stored_batch(digests)
+        if record is not None:
+            batch_id = checked_id(record["batch_id"], "batch id")
+            print(f"batch {batch_id}: resuming the batch an earlier run created", file=sys.stderr, flush=True)
+            batch = await self._json("GET", f"/batches/{quote(batch_id, safe='')}")
+            foreign = await self._not_ours(record, batch, digests)
+            if foreign is not None:
+                print(f"mue-eval: warning: batch {batch_id}: {foreign}; it is not collected, its requests go into a "
+                      "new batch", file=sys.stderr)  # fmt: skip
+                self.log.append({"batch_id": batch_id, "given_up": "foreign"})
+                record = None
+        if record is None:
             items = {
                 custom_id(r): {"sample_id": r.sample.id, "n_index": r.n_index, "body_sha256": digests[custom_id(r)]}
                 for r, _ in chunk
             }
-            batch_id = await self._submit(b"".join(line for _, line in chunk), items)
-        else:
-            print(f"batch {batch_id}: resuming the batch an earlier run created", file=sys.stderr, flush=True)
+            record = await self._submit(b"".join(line for _, line in chunk), items)
+        batch_id = record["batch_id"]
         batch = await self._poll(batch_id)
-        lines: dict[str, dict[str, Any]] = {}
-        for key in ("error_file_id", "output_file_id"):  # a line in the output wins over the error file
-            if batch.get(key):
-                lines.update({line["custom_id"]: line for line in await self._content(str(batch[key]))})
-        status = batch.get("status")
+        status = shown(batch.get("status"))
+        replies = Replies(frozenset(record["items"]), frozenset(digests), self.backend.reply_cap(params.max_tokens))
+        if batch.get("input_file_id") != record["input_file_id"]:
+            # the provider says it ran another file: nothing of it is this run's
+            replies.foreign_input = True
+            status = "foreign"
+        else:
+            for key in ("output_file_id", "error_file_id"):
+                if batch.get(key):
+                    path = f"/files/{quote(checked_id(batch[key], key.replace('_', ' ')), safe='')}/content"
+                    await self._call("GET", path, replies.read_file)
+        for note in replies.notes(batch_id):
+            print(f"mue-eval: warning: {note}", file=sys.stderr)
         if status != "completed":
-            self._append({"batch_id": batch_id, "given_up": status})  # its requests go into a new batch
-        generations = [self._generation(r, lines.get(custom_id(r)), batch_id, str(status)) for r, _ in chunk]
+            self.log.append({"batch_id": batch_id, "given_up": status})  # its requests go into a new batch
+        generations = [self._generation(r, replies, batch_id, status) for r, _ in chunk]
         failed = [custom_id(g) for g in generations if not g.ok]
         if failed and status == "completed":
-            self._append({"batch_id": batch_id, "failed": failed})
+            self.log.append({"batch_id": batch_id, "failed": failed})
         return generations
 
-    def _generation(self, request: Request, line: dict[str, Any] | None, batch_id: str, status: str) -> Generation:
+    def _generation(self, request: Request, replies: Replies, batch_id: str, status: str) -> Generation:
         def base(**fields: Any) -> Generation:
             return Generation(request.sample.id, request.n_index, self.backend.model, **fields)
 
-        if line is None:
-            return base(error=f"batch {batch_id} {status}: no reply for this request")
+        cid = custom_id(request)
+        if replies.foreign_input:
+            return base(error=f"batch {batch_id}: the provider ran another input file than this run uploaded")
+        problem = replies.problem(cid)
+        if problem is not None:
+            return base(error=f"batch {batch_id} {status}: {problem}")
+        line = replies.lines[cid]
         found = line.get("response")
         response: dict[str, Any] = found if isinstance(found, dict) else {}
         code = response.get("status_code")
         if code != 200 or line.get("error"):
             error = line.get("error") or response.get("body")
-            shown = self.backend._scrub(json.dumps(error, ensure_ascii=False)[:300])
-            return base(error=f"batch {batch_id}: line failed (status {code}): {shown}")
+            said = one_line(self.backend._scrub(json.dumps(error, ensure_ascii=False)))[:300]
+            return base(error=f"batch {batch_id}: line failed (status {shown(code, 20)}): {said}")
+        body = response.get("body")
+        replied = body.get("model") if isinstance(body, dict) else None
+        if isinstance(replied, str) and not same_model(self.backend.model, replied):
+            return base(error=f"batch {batch_id}: a reply from model {shown(replied)!r}, not {self.backend.model!r}")
         try:
-            text, reasoning, finish, usage = parse_reply(response["body"], self.backend.endpoint)
+            text, reasoning, finish, usage = parse_reply(body, self.backend.endpoint)
         except Exception as exc:  # noqa: BLE001 - an unreadable line fails its request only
             return base(error=f"batch {batch_id}: unreadable reply ({exc.__class__.__name__})")
         return base(text=text, reasoning=reasoning, finish_reason=finish, usage=usage)
@@ -262,7 +317,7 @@ class BatchRunner:
             failed: list[Request] = []
             by_id = {custom_id(r): r for r in pending}
             for chunk in self._chunks(pending, params):
-                for generation in await self._one(chunk):
+                for generation in await self._one(chunk, params):
                     last = round_ == self.settings.retries
                     if generation.ok or (last and self.settings.fallback == "batch"):
                         yield generation
@@ -287,9 +342,8 @@ def interrupted(cancel: bool) -> list[str]:
     lines = []
     for batch_id, (url, base, headers) in list(IN_FLIGHT.items()):
         if cancel:
-            request = urllib.request.Request(
-                with_path(base, f"/batches/{batch_id}/cancel"), b"{}", headers, method="POST"
-            )
+            path = f"/batches/{quote(batch_id, safe='')}/cancel"  # an id `checked_id` let through
+            request = urllib.request.Request(with_path(base, path), b"{}", headers, method="POST")
             try:
                 with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - the run's own base URL
                     lines.append(f"mue-eval: batch {batch_id} at {url} cancelled (--batch-cancel-on-interrupt)")

@@ -1,11 +1,18 @@
-"""llama.cpp in-process (``llama-cpp-python``): GGUF files, including the embedded default model."""
+"""llama.cpp in-process (``llama-cpp-python``): GGUF files, including the embedded default model.
+
+Generation runs on one thread this backend owns. Closing (Ctrl-C, SIGTERM, the end of a run) stops the
+generation under way at its next token and joins that thread before the model is freed: ``Llama.close()``
+under a thread still decoding was a segmentation fault (issue 35, item 15).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +52,8 @@ class LlamaCppBackend(BackendDefaults):
         self._llm: Any = None
         self._draining = False
         self.max_in_flight = 1  # one sequence at a time
+        self._closing = threading.Event()
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama.cpp")
 
     def describe(self) -> dict[str, Any]:
         import llama_cpp
@@ -74,6 +83,16 @@ class LlamaCppBackend(BackendDefaults):
                 raise BackendUnavailable(f"llama.cpp could not load {self.path}: {exc}") from exc
             if self.options.chat_template is not None:
                 llm.chat_handler = chat_template_handler(llm, self.options.chat_template)
+            decode = llm.eval
+
+            def eval_unless_closing(tokens: Any) -> Any:
+                # llama-cpp-python's generate() decodes each token through Llama.eval, in Python: the one
+                # place a generation can be stopped between tokens without changing how it samples
+                if self._closing.is_set():
+                    raise GenerationStopped
+                return decode(tokens)
+
+            llm.eval = eval_unless_closing  # type: ignore[method-assign]
             self._llm = llm
         return self._llm
 
@@ -90,7 +109,11 @@ class LlamaCppBackend(BackendDefaults):
                 seed=params.seed + request.n_index,
                 **_sampling(params),
             )
-        except (ValueError, RuntimeError) as exc:  # e.g. prompt longer than the context window
+        except GenerationStopped:
+            return Generation(request.sample.id, request.n_index, self.model, error="llama.cpp: stopped (closing)")
+        except TemplateBlocked as exc:  # the same template would be refused for every item: the run stops
+            raise ConfigError(f"--chat-template: {exc}") from None
+        except (ValueError, RuntimeError, TemplateFailed) as exc:  # a prompt longer than the context window
             return Generation(
                 sample_id=request.sample.id,
                 n_index=request.n_index,
@@ -119,16 +142,24 @@ class LlamaCppBackend(BackendDefaults):
 
     async def generate(self, requests: Sequence[Request], params: GenerationParams) -> AsyncIterator[Generation]:
         self._draining = False
-        await asyncio.to_thread(self._load)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._thread, self._load)
         for request in requests:
             if self._draining:
                 return
-            yield await asyncio.to_thread(self._generate_one, request, params)
+            yield await loop.run_in_executor(self._thread, self._generate_one, request, params)
 
     async def aclose(self) -> None:
+        """Stop the generation under way (at its next token), join its thread, then free the model."""
+        self._closing.set()
+        self._thread.shutdown(wait=True, cancel_futures=True)  # blocks for at most one token or a model load
         if self._llm is not None:
             self._llm.close()
             self._llm = None
+
+
+class GenerationStopped(Exception):
+    """Raised between two tokens once the backend is closing."""
 
 
 def _sampling(params: GenerationParams) -> dict[str, float]:
@@ -148,4 +179,27 @@ def chat_template_handler(llm: Any, template: str) -> Any:
         formatter = Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos, add_generation_prompt=True)
     except Exception as exc:  # a template that does not compile: the user's file
         raise ConfigError(f"--chat-template: not a usable Jinja chat template ({exc})") from exc
-    return formatter.to_chat_handler()
+    handler = formatter.to_chat_handler()
+
+    def render_checked(*args: Any, **kwargs: Any) -> Any:
+        """The handler, with the template's failures as our errors: what the Jinja sandbox refuses would be
+        refused for every item (`TemplateBlocked`); any other failure, e.g. ``raise_exception`` on one
+        conversation, is that item's (`TemplateFailed`)."""
+        import jinja2
+
+        try:
+            return handler(*args, **kwargs)
+        except jinja2.exceptions.SecurityError as exc:
+            raise TemplateBlocked(f"blocked by the Jinja sandbox ({exc})") from None
+        except jinja2.exceptions.TemplateError as exc:
+            raise TemplateFailed(f"the chat template failed on this conversation ({exc})") from None
+
+    return render_checked
+
+
+class TemplateBlocked(Exception):
+    pass
+
+
+class TemplateFailed(Exception):
+    pass

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from ..errors import BackendUnavailable, ConfigError
+from ..errors import BackendUnavailable, ConfigError, one_line
 from ..plugins.contracts import BackendDefaults
 from ..records import Generation, GenerationParams, Request, Usage
 from .base import ModelSpec, completion_prompt
@@ -54,6 +54,34 @@ REPLY_BYTES_PER_TOKEN = 64
 field, far below what a runaway or hostile server could send (--max-reply-bytes overrides)."""
 
 
+HARNESS_KEYS = {
+    **dict.fromkeys(("model",), "--model"),
+    **dict.fromkeys(("messages", "prompt"), "the task's prompt and --system-prompt"),
+    **dict.fromkeys(("max_tokens", "max_completion_tokens"), "--max-tokens: the cost bound and the reply cap"),
+    **dict.fromkeys(("n", "best_of"), "--samples: one answer per call is what is counted and paid for"),
+    **dict.fromkeys(("stream", "stream_options"), "replies are read whole"),
+    **dict.fromkeys(("logprobs", "top_logprobs", "prompt_logprobs", "echo"), "the reply cap"),
+    **dict.fromkeys(("tools", "tool_choice", "functions", "function_call", "parallel_tool_calls"), "text answers"),
+    "temperature": "--temperature",
+    "top_p": "--top-p",
+    "top_k": "--top-k",
+    "min_p": "--min-p",
+    "repetition_penalty": "--repetition-penalty",
+    "seed": "--seed",
+    "stop": "--stop",
+}
+"""Request fields the harness sets, or counts on (issue 35, item 9): ``--extra-body`` may not send them."""
+
+
+def check_extra_body(extra: dict[str, Any]) -> None:
+    """One line for the first ``--extra-body`` key the run sets or depends on, naming what governs it."""
+    for key in extra:
+        if key in HARNESS_KEYS:
+            raise ConfigError(
+                f"--extra-body may not set {key!r}: the harness sets or relies on it ({HARNESS_KEYS[key]})"
+            )
+
+
 class OpenAIBackend(BackendDefaults):
     """Generations from one model served behind one or more OpenAI-compatible base URLs."""
 
@@ -73,6 +101,7 @@ class OpenAIBackend(BackendDefaults):
         self.backoff_s = float(o.backoff)
         self.api_key_env = o.api_key_env
         self.extra_body = dict(o.extra_body)
+        check_extra_body(self.extra_body)
         extra = dict(o.headers)
         headers = {
             "Content-Type": "application/json",
@@ -189,11 +218,13 @@ class OpenAIBackend(BackendDefaults):
         if len(down) == len(self.pool.endpoints):
             raise BackendUnavailable(f"cannot reach {'; '.join(down)}")
         for problem in down:
-            print(f"mue-eval: warning: endpoint unreachable, others take its share: {problem}", file=sys.stderr)
+            # what a connection error says may quote the server: one plain line, as every server string is shown
+            shown = one_line(problem)
+            print(f"mue-eval: warning: endpoint unreachable, others take its share: {shown}", file=sys.stderr)
 
     def _body(self, request: Request, params: GenerationParams) -> dict[str, Any]:
         body: dict[str, Any] = {
-            **self.extra_body,  # --extra-body first: the run's own settings below always win
+            **self.extra_body,  # none of the keys below (`check_extra_body`)
             "model": self.model,
             "temperature": params.temperature,
             "top_p": params.top_p,
@@ -209,9 +240,13 @@ class OpenAIBackend(BackendDefaults):
         body.update(params.sampling_extras())  # vLLM, SGLang and llama.cpp's server read these names
         return body
 
+    def reply_cap(self, max_tokens: int) -> int:
+        """The largest reply body accepted, decoded: ``--max-reply-bytes``, or room for `max_tokens`."""
+        return self.max_reply_bytes or REPLY_BYTES_BASE + REPLY_BYTES_PER_TOKEN * max_tokens
+
     async def _attempt(self, endpoint: Endpoint, body: dict[str, Any]) -> tuple[str, str | None, str | None, Usage]:
         path = "/chat/completions" if self.endpoint == "chat" else "/completions"
-        cap = self.max_reply_bytes or REPLY_BYTES_BASE + REPLY_BYTES_PER_TOKEN * int(body["max_tokens"])
+        cap = self.reply_cap(int(body["max_tokens"]))
         try:
             async with self._client().post(
                 with_path(endpoint.url, path), data=json.dumps(body).encode(), headers=self._auth(endpoint)

@@ -1,7 +1,8 @@
 """What an OpenAI-compatible server sends back is hostile input: bounded reading, total parsing, no secrets.
 
 - `read_body` reads at most ``cap`` decoded bytes; gzip/deflate bodies are inflated here, chunk by chunk
-  under the same cap (a 1 MB gzip body that inflates to 1 GiB stops at the cap, never in memory whole).
+  under the same cap (a 1 MB gzip body that inflates to 1 GiB stops at the cap, never in memory whole);
+  `body_lines` streams a body line by line under the same caps (a Batch API file is never held whole).
 - `parse_reply` turns any JSON value into (content, reasoning, finish reason, usage) or a `RetryableError`:
   non-numeric or absurd token counts read as 0, lone surrogates become U+FFFD (they cannot be stored as
   UTF-8), ``content: null`` is an error, not an empty answer.
@@ -16,6 +17,7 @@ import json
 import math
 import re
 import zlib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
@@ -100,34 +102,82 @@ class ReplyTooLarge(RetryableError):
     pass
 
 
-async def read_body(response: aiohttp.ClientResponse, cap: int) -> bytes:
-    """The body, decoded, or `ReplyTooLarge` once it passes `cap` bytes (the session must not auto-decompress:
-    this function inflates gzip and deflate itself, bounded)."""
+INFLATE_PIECE = 1 << 20
+"""The most a compressed chunk is inflated into at once: a 64 KiB chunk of a gzip bomb becomes at most 1 MiB."""
+
+
+async def decoded_pieces(response: aiohttp.ClientResponse, cap: int) -> AsyncIterator[bytes]:
+    """The body, decoded, in pieces of at most `INFLATE_PIECE` bytes; `ReplyTooLarge` once it passes `cap` bytes
+    (the session must not auto-decompress: gzip and deflate are inflated here, bounded)."""
     encoding = response.headers.get("Content-Encoding", "").strip().lower()
     inflate = None
     if encoding in ("gzip", "x-gzip", "deflate"):
         inflate = zlib.decompressobj(wbits=47)  # 32 + 15: gzip or zlib header, detected
     elif encoding not in ("", "identity"):
         raise RetryableError(f"reply in an unsupported Content-Encoding {encoding!r}")
-    out = bytearray()
-
-    def take(data: bytes) -> None:
-        out.extend(data)
-        if len(out) > cap:
-            raise ReplyTooLarge(f"reply larger than {cap} bytes (--max-reply-bytes)")
-
+    total = 0
     async for chunk in response.content.iter_chunked(READ_CHUNK):
-        if inflate is None:
-            take(chunk)
-            continue
-        data = chunk
-        try:
-            while data:
-                take(inflate.decompress(data, cap + 1 - len(out)))
+        data, more = chunk, True
+        while more:
+            if inflate is None:
+                piece, more = data, False
+            else:
+                limit = min(INFLATE_PIECE, cap + 1 - total)  # at least 1: past the cap has raised
+                try:
+                    piece = inflate.decompress(data, limit)
+                except zlib.error as exc:
+                    raise RetryableError(f"corrupt {encoding} reply: {exc}") from exc
                 data = inflate.unconsumed_tail
-        except zlib.error as exc:
-            raise RetryableError(f"corrupt {encoding} reply: {exc}") from exc
+                more = bool(data) or len(piece) == limit  # a full piece may leave output pending in zlib
+            total += len(piece)
+            if total > cap:
+                raise ReplyTooLarge(f"reply larger than {cap} bytes (--max-reply-bytes)")
+            if piece:
+                yield piece
+
+
+async def read_body(response: aiohttp.ClientResponse, cap: int) -> bytes:
+    """The body, decoded, or `ReplyTooLarge` once it passes `cap` bytes (`decoded_pieces`)."""
+    out = bytearray()
+    async for piece in decoded_pieces(response, cap):
+        out.extend(piece)
     return bytes(out)
+
+
+LINE_HEAD = 4096
+"""What is kept of a line longer than its cap: enough to find its ``custom_id``, never the line."""
+
+
+async def body_lines(
+    response: aiohttp.ClientResponse, cap: int, line_cap: int, seen: Callable[[bytes], None] | None = None
+) -> AsyncIterator[tuple[bytes, bool]]:
+    """The body's lines, streamed (the body is never held whole): (line without its newline, True), or for a
+    line longer than `line_cap` (its first `LINE_HEAD` bytes, False). `ReplyTooLarge` once the body passes
+    `cap` decoded bytes; `seen` is given every decoded piece (to hash the body as it streams)."""
+    line = bytearray()
+    head: bytes | None = None  # set while the current line is past its cap: the rest of it is skipped
+    async for piece in decoded_pieces(response, cap):
+        if seen is not None:
+            seen(piece)
+        start = 0
+        while start < len(piece):
+            end = piece.find(b"\n", start)
+            stop = len(piece) if end < 0 else end
+            if head is None:
+                line += piece[start:stop]
+                if len(line) > line_cap:
+                    head = bytes(line[:LINE_HEAD])
+                    line.clear()
+            if end < 0:
+                break
+            yield (bytes(line), True) if head is None else (head, False)
+            line.clear()
+            head = None
+            start = end + 1
+    if head is not None:
+        yield head, False
+    elif line:
+        yield bytes(line), True
 
 
 @dataclass(frozen=True)

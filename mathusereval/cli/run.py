@@ -273,7 +273,7 @@ def _backend_values(args: argparse.Namespace) -> dict[str, Any]:
         except ValueError as exc:
             raise MueError(f"--extra-body is not JSON ({exc})") from None
         if not isinstance(extra, dict):
-            raise MueError("--extra-body wants a JSON object, e.g. '{\"top_k\": 20}'")
+            raise MueError('--extra-body wants a JSON object, e.g. \'{"reasoning_effort": "low"}\'')
         values["extra_body"] = extra
     return values
 

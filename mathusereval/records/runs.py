@@ -189,6 +189,8 @@ class RunSummary:
     stopped: str | None = None
     judge_usage: dict[str, JudgeUsage] = field(default_factory=dict)
     finished_at: str | None = None
+    direct_cost_usd: float | None = None
+    """What the model's answers would cost as direct calls; set for ``--batch`` runs, beside `cost_usd`."""
 
     def to_json(self) -> JsonDict:
         return {
@@ -200,6 +202,7 @@ class RunSummary:
             "metrics": [m.to_json() for m in self.metrics],
             "counts": self.counts.to_json(),
             "cost_usd": self.cost_usd,
+            **({"direct_cost_usd": self.direct_cost_usd} if self.direct_cost_usd is not None else {}),
             "stopped": self.stopped,
             "judge_usage": {name: usage.to_json() for name, usage in self.judge_usage.items()},
             "finished_at": self.finished_at,
@@ -222,6 +225,7 @@ class RunSummary:
             counts=RunCounts.from_json(data.get("counts") or {}),
             parity=str(data.get("parity") or "none"),
             cost_usd=data.get("cost_usd"),
+            direct_cost_usd=data.get("direct_cost_usd"),
             stopped=data.get("stopped"),
             judge_usage={k: JudgeUsage.from_json(v) for k, v in (data.get("judge_usage") or {}).items()},
             finished_at=data.get("finished_at"),
@@ -247,6 +251,8 @@ class RunResult:
     label: str = ""
     """The run's row name among the runs it is shown with (`mathusereval.results.labels.label_runs`); the
     manifest's label when it was read alone."""
+    direct_cost_usd: float | None = None
+    """``--batch``: what the answers would cost as direct calls (`cost_usd` is at the batch discount)."""
 
     @property
     def row(self) -> str:
@@ -299,6 +305,7 @@ class RunResult:
             stopped=self.stopped,
             judge_usage=self.judge_usage,
             finished_at=self.manifest.finished_at,
+            direct_cost_usd=self.direct_cost_usd,
         )
 
 

@@ -166,10 +166,15 @@ def finish_run(
     )
     counts = dataclasses.replace(counts, reused=reused)
     # the cost of every stored answer of the run (resumed parts included), at this invocation's prices
-    cost = None if budget is None else budget.cost(Usage(counts.prompt_tokens, counts.completion_tokens))
+    usage = Usage(counts.prompt_tokens, counts.completion_tokens)
+    cost = None if budget is None else budget.cost(usage)
+    # --batch: the list price beside the discounted one, as judge usage has it
+    direct = budget.list_cost(usage) if budget is not None and budget.discount != 1.0 else None
     manifest = dataclasses.replace(manifest, finished_at=now(), records=grading.store.checkpoint(manifest.records))
     grading.store.write_manifest(manifest)
-    result = RunResult(manifest, grading.store.dir, metrics, counts, dict(grading.usage), cost, stopped=stopped)
+    result = RunResult(
+        manifest, grading.store.dir, metrics, counts, dict(grading.usage), cost, stopped=stopped, direct_cost_usd=direct
+    )
     grading.store.write_summary(result.summary(options.parity))
     return result
 

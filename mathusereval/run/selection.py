@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, one_line
 from ..plugins.task import LoadedData, Task
 from ..records import GROUP_KEYS, Sample
 from .choices import LIMIT_ORDERS
@@ -55,12 +55,27 @@ def spread_order(task: str, samples: Sequence[Sample]) -> list[Sample]:
     return head + [groups[g][k] for _, g, k in sorted(rest)]
 
 
+MAX_ID_FILE_BYTES = 64 << 20
+MAX_ID_CHARS = 512
+
+
 def read_sample_ids(path: Path) -> list[str]:
-    """``--sample-ids FILE``: one id per line (blank lines and ``#`` comments skipped)."""
+    """``--sample-ids FILE``: one id per line (blank lines and ``#`` comments skipped). Messages about the file
+    never quote it: it may be any file (``/etc/shadow``), so they name its lines by number (issue 35)."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"--sample-ids {path}: cannot be read ({exc})") from exc
+        with path.open("rb") as fh:
+            data = fh.read(MAX_ID_FILE_BYTES + 1)
+    except OSError as exc:
+        raise DataError(f"--sample-ids {path}: cannot be read ({exc.strerror or exc.__class__.__name__})") from None
+    if len(data) > MAX_ID_FILE_BYTES:
+        raise DataError(f"--sample-ids {path}: larger than {MAX_ID_FILE_BYTES >> 20} MiB; not a file of sample ids")
+    try:
+        lines = data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise DataError(f"--sample-ids {path}: not UTF-8 text (byte {exc.start}); not a file of sample ids") from None
+    for lineno, line in enumerate(lines, start=1):
+        if len(line.strip()) > MAX_ID_CHARS or "\0" in line:
+            raise DataError(f"--sample-ids {path}:{lineno}: not a sample id ({len(line)} characters, not shown)")
     ids = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
     if not ids:
         raise DataError(f"--sample-ids {path}: no ids in the file")
@@ -107,8 +122,13 @@ def select_samples(
         path, ids = sample_ids
         known = {s.id for s in samples}
         unknown = [i for i in ids if i not in known]
+        if len(unknown) == len(ids):  # no id of this task at all: maybe not an id file, so none of it is shown
+            raise DataError(
+                f"--sample-ids {path}: none of its {len(ids)} lines is an item id of {task.name!r} (lines not shown)"
+            )
         if unknown:
-            raise DataError(f"--sample-ids {path}: {len(unknown)} ids are not items of {task.name!r}: {unknown[:5]}")
+            shown = ", ".join(repr(one_line(i)[:80]) for i in unknown[:5])
+            raise DataError(f"--sample-ids {path}: {len(unknown)} ids are not items of {task.name!r}: {shown}")
         wanted = set(ids)
         samples = [s for s in samples if s.id in wanted]
     if limit is None or limit >= len(samples):

@@ -64,6 +64,8 @@ def report(result: RunResult) -> None:
     """One run's account on stderr: answers, errors, tokens, cost, judge usage, and why it stopped."""
     c = result.counts
     cost = f", ${result.cost_usd:.4f}" if result.cost_usd is not None else ""
+    if result.direct_cost_usd is not None:
+        cost += f" (direct calls would cost ${result.direct_cost_usd:.4f})"
     print(
         f"{one_line(result.manifest.run_id)}: {c.generations} answers ({c.reused} reused), {c.errors} errors, "
         f"{c.truncated} truncated; {c.prompt_tokens}+{c.completion_tokens} tokens{cost} -> {result.directory}",

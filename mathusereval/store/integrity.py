@@ -3,7 +3,8 @@
 What the writer leaves for them (versions from 0.2 on, which say so in ``mathusereval_version``):
 
 - every record line carries a ``digest`` chained to the line before it (`jsonl.record_digest`): changing,
-  inserting or deleting a line breaks the chain from there on, and a line without one is an error;
+  inserting or deleting a line breaks the chain from there on, and a line without one is an error; so does
+  every line of ``batches.jsonl`` (a batch id swapped for another run's shows here);
 - ``manifest.json`` and ``summary.json`` carry a ``seal`` over their content (`jsonl.seal_of`);
 - the manifest holds the writer's checkpoint at the end of each finished run: every record file's line
   count and last digest, so a line deleted from a file's end shows too;
@@ -26,7 +27,7 @@ from typing import Any
 from ..errors import MueError
 from ..records import MetricValue, RunCounts
 from .jsonl import DIGEST, SEAL, read_json, record_digest, seal_of
-from .run_store import MANIFEST, RECORD_FILES, SUMMARY
+from .run_store import BATCHES, MANIFEST, RECORD_FILES, SUMMARY
 
 SEALED_SINCE = (0, 2)
 """The first version whose runs carry seals, checkpoints and a digest on every line."""
@@ -177,6 +178,8 @@ def check_run(directory: Path, metrics: Sequence[MetricValue], counts: RunCounts
         points = manifest["records"]
     for name in RECORD_FILES:
         _check_file(directory / name, verdict, sealed, points.get(name), finished)
+    # batches.jsonl has a chain but no checkpoint: its writer is the backend, not the run's writer
+    _check_file(directory / BATCHES, verdict, sealed, None, False)
     summary_path = directory / SUMMARY
     if summary_path.exists() and not verdict.problems:
         try:

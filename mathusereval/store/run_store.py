@@ -8,6 +8,7 @@ Layout of one run (one model on one task)::
         generations.jsonl   one Generation per line, appended as each finishes
         grades.jsonl        one Grade per line, appended as each finishes
         judgments.jsonl     one JudgeCall per line: the judge model's raw replies, the judge cache
+        batches.jsonl       the Batch API batches of --batch / --judge-batch (resumed, never paid twice)
         summary.json        metrics and counts, rewritten atomically at the end of each run
 
 Records are appended through `mathusereval.store.jsonl` (one write per line, torn tails cut only by the
@@ -44,6 +45,9 @@ SUMMARY = "summary.json"
 LOCK = ".lock"
 SAMPLES, GENERATIONS, GRADES, JUDGMENTS = "samples.jsonl", "generations.jsonl", "grades.jsonl", "judgments.jsonl"
 RECORD_FILES = (SAMPLES, GENERATIONS, GRADES, JUDGMENTS)
+BATCHES = "batches.jsonl"
+"""The Batch API's batches of a run (`mathusereval.backends.batch_state`): chained like the record files,
+written by the backend rather than through `RunStore`."""
 
 
 class RunStore:
