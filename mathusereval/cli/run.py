@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -243,40 +244,67 @@ def expand_groups(names: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(expanded))
 
 
-def run(args: argparse.Namespace) -> int:
-    import asyncio
+@dataclass
+class Invocation:
+    """What every model of one ``mue-eval run`` (or every checkpoint of ``mue-eval watch``) is evaluated with:
+    the options built once from the command line and config, checked before the first model runs."""
 
-    from ..backends.options import ServedOptions, options_for
+    args: argparse.Namespace
+    task_names: list[str]
+    judges: Any
+    budget: Any
+    run_options: Any
+    values: dict[str, Any]
+
+    @classmethod
+    def of(cls, args: argparse.Namespace) -> Invocation:
+        from ..run.judge_options import judge_settings
+
+        task_names = expand_groups(t.strip() for t in args.tasks.split(",") if t.strip())
+        if not task_names:
+            raise MueError("--tasks is empty")
+        judges = judge_settings(options.judge_options(args))
+        return cls(args, task_names, judges, options.budget(args), _run_options(args), _backend_values(args))
+
+    def spec(self, model: str | None) -> Any:
+        return _spec(self.args, model, self.values)
+
+    def evaluate(self, spec: Any, run_options: Any = None) -> list[Any]:
+        """One model's runs on every task (its own engine, closed afterwards), as ``mue-eval run`` does."""
+        import asyncio
+
+        from ..backends.options import ServedOptions, options_for
+        from ..run.session import evaluate, serve_and_evaluate
+
+        opts = run_options or self.run_options
+        if self.args.serve:
+            via = options_for("openai", self.values)
+            assert isinstance(via, ServedOptions)
+            work = serve_and_evaluate(spec, via, self.task_names, opts, self.judges, self.budget)
+        else:
+            work = evaluate(spec=spec, task_names=self.task_names, options=opts, judges=self.judges, budget=self.budget)
+        results: list[Any] = asyncio.run(work)
+        return results
+
+
+def run(args: argparse.Namespace) -> int:
     from ..plugins import registry
     from ..results.labels import label_runs
-    from ..run.judge_options import judge_settings
-    from ..run.session import evaluate, incomplete, serve_and_evaluate
+    from ..run.session import incomplete
     from ..run.tracking import trackers
     from .models import expand_models
 
-    task_names = expand_groups(t.strip() for t in args.tasks.split(",") if t.strip())
-    if not task_names:
-        raise MueError("--tasks is empty")
-    judges = judge_settings(options.judge_options(args))
-    budget = options.budget(args)
-    run_options = _run_options(args)
-    values = _backend_values(args)
+    invocation = Invocation.of(args)
     models = expand_models(args.model) if args.model else [None]
     if args.name and len(models) > 1:
         raise MueError(f"--name labels one run; --model names {len(models)} models")
-    specs = [_spec(args, model, values) for model in models]  # every model checked before the first runs
+    specs = [invocation.spec(model) for model in models]  # every model checked before the first runs
     results = []
     # the leaderboard printed at the end: imported while the answers arrive, not after the last one
     registry.preload("renderers", also=("rich.console", "rich.table"))
-    with trackers(args.log_to or (), run_options.out) as track:
+    with trackers(args.log_to or (), invocation.run_options.out) as track:
         for spec in specs:  # one engine at a time
-            if args.serve:
-                via = options_for("openai", values)
-                assert isinstance(via, ServedOptions)
-                work = serve_and_evaluate(spec, via, task_names, run_options, judges, budget)
-            else:
-                work = evaluate(spec=spec, task_names=task_names, options=run_options, judges=judges, budget=budget)
-            done = asyncio.run(work)
+            done = invocation.evaluate(spec)
             track(done)
             results += done
     registry.lookup("renderers", "leaderboard").print_table(label_runs(results))

@@ -262,7 +262,7 @@ async def run_task(
                 store.add_sample(sample)
         todo = [Request(s, k) for s in samples for k in range(params.n) if not _answered(generations, s.id, k)]
         backlog = grading.rule_backlog()
-        with Progress(options.progress, f"{spec.slug}/{task.name}") as bars:
+        with Progress(options.progress, manifest.run_id) as bars:
             bars.add("generate", len(todo))
             bars.add("grade", len(todo) + len(backlog))
             grading.grade_backlog(backlog, bars)
