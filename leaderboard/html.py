@@ -204,8 +204,8 @@ def index_page(
         if notes_here:
             body.append("<ul class='note'>" + "".join(f"<li>{escape(n)}</li>" for n in notes_here) + "</ul>")
         body += [figure(plot) for plot in plots.get(name, ())]
-    for task, (table, plot) in (sweeps or {}).items():  # the table is HTML the sweeps module escaped
-        body += [f"<h2>{escape(plain_text(task))}: checkpoint sweep</h2>", figure(plot), table]
+    for task, (sweep_table, plot) in (sweeps or {}).items():  # HTML the sweeps module escaped
+        body += [f"<h2>{escape(plain_text(task))}: checkpoint sweep</h2>", figure(plot), sweep_table]
     body.append("<h2>Models</h2>")
     by_model: dict[str, list[RunResult]] = {}
     for run in runs:

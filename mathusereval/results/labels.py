@@ -55,7 +55,7 @@ def base_label(row: str) -> str:
     return re.sub(r"( \[[^\]]*\])+$", "", row)
 
 
-def _distinguishing_suffixes(paths: Sequence[str]) -> dict[str, str]:
+def distinguishing_suffixes(paths: Sequence[str]) -> dict[str, str]:
     """Each path's shortest trailing part (``ck1/model``) that no other path of `paths` ends with."""
     parts = {p: [x for x in Path(p).with_suffix("").parts if x not in ("/", "")] if p.endswith(".gguf") else
              [x for x in Path(p).parts if x not in ("/", "")] for p in paths}  # fmt: skip
@@ -89,7 +89,7 @@ def label_runs(runs: Sequence[RunResult]) -> list[RunResult]:
     for label, keys in by_label.items():
         models = sorted({identities[k].manifest.model for k in keys})
         local = all(identities[k].manifest.backend in LOCAL_BACKENDS for k in keys)
-        suffix = _distinguishing_suffixes(models) if len(models) > 1 and local else {}
+        suffix = distinguishing_suffixes(models) if len(models) > 1 and local else {}
         bases = {k: suffix.get(identities[k].manifest.model, label) for k in keys}
         if len(models) > 1 and not local:  # one served name on several backends
             bases = {k: f"{label} [{identities[k].manifest.backend}]" for k in keys}
@@ -116,7 +116,7 @@ def _split_copies(runs: list[RunResult]) -> list[RunResult]:
     for indices in by_cell.values():
         if len(indices) < 2:
             continue
-        homes = _distinguishing_suffixes([str(runs[i].directory.parent.parent.resolve()) for i in indices])
+        homes = distinguishing_suffixes([str(runs[i].directory.parent.parent.resolve()) for i in indices])
         for i in indices:
             home = homes[str(runs[i].directory.parent.parent.resolve())]
             out[i] = dataclasses.replace(runs[i], label=f"{runs[i].row} [{home}]")
