@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -43,6 +44,9 @@ class LlamaCppBackend:
         self.threads = int(spec.options.threads or default_threads())
         self._llm: Any = None
         self._draining = False
+        # held while the engine works on a worker thread: closing it under a generation in flight (Ctrl-C,
+        # SIGTERM, a cancelled run) crashed the process with SIGSEGV; close waits for that item instead
+        self._busy = threading.Lock()
         self.max_in_flight = 1  # one sequence at a time
 
     def describe(self) -> dict[str, Any]:
@@ -77,6 +81,10 @@ class LlamaCppBackend:
         return self._llm
 
     def _generate_one(self, request: Request, params: GenerationParams) -> Generation:
+        with self._busy:
+            return self._generate_locked(request, params)
+
+    def _generate_locked(self, request: Request, params: GenerationParams) -> Generation:
         llm = self._load()
         start = time.perf_counter()
         try:
@@ -123,10 +131,15 @@ class LlamaCppBackend:
                 return
             yield await asyncio.to_thread(self._generate_one, request, params)
 
+    def _close(self) -> None:
+        with self._busy:  # after the item in flight, if any
+            if self._llm is not None:
+                self._llm.close()
+                self._llm = None
+
     async def aclose(self) -> None:
         if self._llm is not None:
-            self._llm.close()
-            self._llm = None
+            await asyncio.to_thread(self._close)
 
 
 def _sampling(params: GenerationParams) -> dict[str, float]:

@@ -219,5 +219,6 @@ def run(args: argparse.Namespace) -> int:
                 watcher.say(f"no new checkpoint for {args.idle_exit:g} s: exiting")
                 break
             time.sleep(args.poll)
-    watcher.say(f"{watcher.evaluated or 'no'} checkpoints evaluated in this session")
+    count = watcher.evaluated
+    watcher.say(f"{count or 'no'} checkpoint{'' if count == 1 else 's'} evaluated in this session")
     return 1 if watcher.failed else 0

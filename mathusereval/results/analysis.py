@@ -233,7 +233,8 @@ def find_sweeps(runs: Sequence[RunResult], sweep_x: dict[str, tuple[float, str]]
     found: list[Sweep] = []
     for task in sorted({r.manifest.task for r in runs}):
         families: dict[str, list[tuple[float, str, RunResult, int | None]]] = {}
-        for run in (r for r in runs if r.manifest.task == task and r.metrics):
+        # a run with nothing scored (a checkpoint deleted before its first answer) is no point of a curve
+        for run in (r for r in runs if r.manifest.task == task and r.metrics and not math.isnan(r.metrics[0].value)):
             fam = _family(run)
             if sweep_x is not None:
                 hit = _hit(run, sweep_x)
