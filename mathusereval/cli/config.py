@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import os
 from pathlib import Path
 from typing import Any
 
@@ -122,10 +123,10 @@ def _beside(config: Path, value: str, must_exist: bool = True) -> str:
     text = value[1:] if at else value
     if not text or Path(text).is_absolute():
         return value
-    resolved = config.parent / text
-    if must_exist and not (resolved.exists() or glob.glob(str(resolved))):
+    resolved = os.path.normpath(os.path.join(os.path.abspath(config.parent), text))
+    if must_exist and not (os.path.exists(resolved) or glob.glob(resolved)):
         return value
-    return ("@" if at else "") + str(resolved)
+    return ("@" if at else "") + resolved
 
 
 def _models(config: Path, models: list[Any]) -> tuple[list[str], dict[str, int]]:
