@@ -22,6 +22,8 @@ EPILOG = """commands:
   mue-eval agreement A B          how far two graders agree on the same answers (kappa, Spearman, ...)
   mue-eval verify RUN...          say whether a run was edited after it was written
   mue-eval compare A B            is B better than A on the same items (paired: delta, CI, p-value)
+  mue-eval watch DIR --config F   evaluate each checkpoint a training run writes under DIR, once complete
+  mue-eval models                 the embedded model and the engines installed here
   mue-eval lm-eval ARGS...        lm-eval's CLI with our tasks added (mathusereval_gsm8k, ..., group
                                   mathusereval); --only-ours skips indexing lm-eval's own tasks,
                                   --judge MODEL [--judge-base-url URL] scores the judged tasks
