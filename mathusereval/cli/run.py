@@ -109,11 +109,12 @@ def _add_generation_options(p: argparse.ArgumentParser) -> None:
 GENERATION = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_tokens", "seed", "n")
 
 
-def parse(argv: list[str]) -> argparse.Namespace:
-    """The options, with ``--config FILE``'s values as defaults under the command line's."""
+def parse(argv: list[str], p: argparse.ArgumentParser | None = None) -> argparse.Namespace:
+    """The options (of `p`, by default ``run``'s), with ``--config FILE``'s values as defaults under the
+    command line's."""
     from .config import apply_config, config_path
 
-    p = parser()
+    p = p or parser()
     path = config_path(argv)
     per_task = apply_config(p, path) if path is not None else {}
     args = p.parse_args(argv)

@@ -62,13 +62,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    from .config import apply_config, config_path
-
-    p = parser()
-    path = config_path(argv)
-    per_task = apply_config(p, path) if path is not None else {}
-    args = p.parse_args(argv)
-    args.task_overrides = per_task
+    args = run_command.parse(argv, parser())
     if any(a.split("=")[0] in ("--model", "--name") for a in argv):
         raise MueError("mue-eval watch evaluates the checkpoints it finds: leave out --model and --name")
     args.model = args.name = None  # a sweep config's models are the run's; the watcher finds its own
