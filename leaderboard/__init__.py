@@ -34,8 +34,11 @@ class Leaderboard:
         scale: float = 1.0,
         reference: bool = False,
         analysis: Any = None,
+        reference_name: str | None = None,
     ) -> list[Path]:
-        return write_leaderboard(runs, out, scale, reference=reference, analysis=analysis)
+        return write_leaderboard(
+            runs, out, scale, reference=reference, analysis=analysis, reference_name=reference_name
+        )
 
     def comparison_markdown(self, report: dict[str, Any]) -> str:
         return comparison_markdown(report)

@@ -59,6 +59,7 @@ def comparison_markdown(report: dict[str, Any]) -> str:
         f"A: `{markdown_text(a['path'])}` · B: `{markdown_text(b['path'])}` · answers paired by task, item and "
         "answer index",
         "",
+        *_differences(report, markdown_text),
         "| " + " | ".join(HEAD) + " |",
         "|" + "---|" * len(HEAD),
     ]
@@ -90,6 +91,15 @@ def comparison_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _differences(report: dict[str, Any], quote: Any) -> list[str]:
+    """The settings A and B differ in, above the table: a difference may be theirs, not the checkpoints'."""
+    lines = report.get("differences") or []
+    if not lines:
+        return ["A and B were run with the same settings.", ""]
+    return ["A and B differ in their settings (a difference may come from these):", "",
+            *(f"- {quote(line)}" for line in lines), ""]  # fmt: skip
+
+
 def comparison_html(report: dict[str, Any]) -> str:
     rows = "".join(
         "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in _cells(row)) + "</tr>" for row in report["comparisons"]
@@ -105,7 +115,13 @@ def comparison_html(report: dict[str, Any]) -> str:
             changed.append(f"<h2>{escape(row['task'])}: items that changed most</h2><ul>{items}</ul>")
     body = (
         f"<h1>{escape(report['b']['label'])} vs {escape(report['a']['label'])}</h1>"
-        f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>' + "".join(changed)
+        + "".join(
+            f"<p>{escape(line[2:] if line.startswith('- ') else line)}</p>"
+            for line in _differences(report, str)
+            if line
+        )  # fmt: skip
+        + f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+        + "".join(changed)
     )
     return page("mathusereval comparison", body)
 

@@ -30,7 +30,8 @@ from mathusereval.store.guard import write_output
 from .layout import file_stem, format_cell, headline_label, label, markdown_text, order, plain_text, scaled, task_of
 from .plots import Plot, drawn
 from .reference import breakdown_rows
-from .sweeps import sweep_plot, sweep_table
+from .reproduction import verdicts
+from .sweeps import sweep_html, sweep_plot, sweep_table
 from .tables import Table, overview, row_label, with_mark
 
 
@@ -171,12 +172,14 @@ def write_leaderboard(
     judge_scale: float = 1.0,
     reference: bool = False,
     analysis: Analysis | None = None,
+    reference_name: str | None = None,
 ) -> list[Path]:
     """Everything under `out`; returns the files written:
 
     - ``leaderboard.md/.csv``: the overview (with `reference`, plus the published rows of its tasks,
       labelled, with their sources);
-    - ``tasks/<task>.md/.csv``: each task's breakdown in its published column layout;
+    - ``tasks/<task>.md/.csv``: each task's breakdown in its published column layout (with `reference`, and
+      whether each run that matches a published row reproduces it: `leaderboard.reproduction`);
     - ``plots/*.png``: category bars, the AlignBench radar, accuracy by MATH level;
     - ``plots/sweep-<task>.png`` and ``sweeps/<task>.md``: checkpoint sweeps, when `analysis` found any;
     - ``index.html``: the self-contained page, and ``runs/<run>.html``: each run's sample-level records.
@@ -207,9 +210,12 @@ def write_leaderboard(
         out / "leaderboard.md": markdown(table, "mathusereval leaderboard", judge_scale, [*legend, *sources]),
         out / "leaderboard.csv": to_csv(table, judge_scale),
     }
-    breakdowns, published = {}, {}
+    breakdowns, published, task_notes = {}, {}, {}
     for name, column_runs in columns.items():
         breakdowns[name], published[name] = breakdown(column_runs, name, reference)
+        if reference:  # whether each run that matches a published row reproduces it
+            task_notes[name] = [v.text() for v in verdicts(column_runs, task_of(name), reference_name)]
+            published[name] += task_notes[name]
     plots = {name: task_plots(name, task_table) for name, task_table in breakdowns.items()}
     for name, task_table in breakdowns.items():
         stem = file_stem(name)
@@ -221,13 +227,15 @@ def write_leaderboard(
     for task in sorted({s.task for s in analysis.sweeps} if analysis else ()):
         of_task = [s for s in analysis.sweeps if s.task == task] if analysis else []
         drawing = drawn(f"sweep-{file_stem(task)}", functools.partial(sweep_plot, of_task, task))
-        sweeps[task] = (sweep_table(of_task, task, judge_scale), drawing)
-        files[out / "sweeps" / f"{file_stem(task)}.md"] = sweeps[task][0]
+        sweeps[task] = (sweep_html(of_task, judge_scale), drawing)
+        files[out / "sweeps" / f"{file_stem(task)}.md"] = sweep_table(of_task, task, judge_scale)
         if drawing is not None:
             files[out / "plots" / f"{drawing.name}.png"] = drawing.png
     partial_runs = [note for note in (run.partial_note() for run in runs) if note]
     notes = [*legend, *sources, *partial_runs]
-    files[out / "index.html"] = index_page(table, notes, breakdowns, plots, runs, judge_scale, analysis, sweeps)
+    files[out / "index.html"] = index_page(
+        table, notes, breakdowns, plots, runs, judge_scale, analysis, sweeps, task_notes
+    )
     for path, content in files.items():
         write_output(path, content if isinstance(content, bytes) else content.encode())
     return [*pages, *files]

@@ -20,7 +20,7 @@ from mathusereval.records import MetricValue, RunResult
 from mathusereval.results.analysis import Analysis
 from mathusereval.results.runs import run_page_name
 
-from .layout import Paired, format_cell, label, order, plain_text, rounded, ties
+from .layout import Paired, format_cell, label, order, plain_text, rounded, scaled_ci, ties
 from .plots import Plot
 from .reference import is_published
 from .tables import Table, best_per_column, row_label
@@ -60,8 +60,9 @@ def cell(
     if shown.stderr is not None:
         text += f' <span class="se">± {shown.stderr:.{places}f}</span>'
     hover = [f"n={shown.n}" if shown.n else "published value"]
-    if shown.ci95 is not None:
-        low, high = shown.ci95
+    interval = scaled_ci(metric, judge_scale)
+    if interval is not None:
+        low, high = interval
         hover.insert(0, f"95% CI {low:.{places}f}–{high:.{places}f}")
     if tie_with is not None:
         text += f'<span class="tie" title="not significantly different from {escape(tie_with)}">≈</span>'
@@ -171,6 +172,7 @@ def index_page(
     judge_scale: float,
     analysis: Analysis | None = None,
     sweeps: Mapping[str, tuple[str, Plot | None]] | None = None,
+    task_notes: Mapping[str, Sequence[str]] | None = None,
 ) -> str:
     """The whole page: overview, per-task breakdowns with their plots, sweeps, per-model details."""
     scale_note = (
@@ -198,15 +200,15 @@ def index_page(
                 table, judge_scale, [table.headers.get(c) or label(c) for c in table.columns], f"task-{k}", analysis
             ),
         ]
+        notes_here = (task_notes or {}).get(name, ())
+        if notes_here:
+            body.append("<ul class='note'>" + "".join(f"<li>{escape(n)}</li>" for n in notes_here) + "</ul>")
         body += [figure(plot) for plot in plots.get(name, ())]
-    for task, (text, plot) in (sweeps or {}).items():
-        rows = "".join(
-            f"<li>{escape(line)}</li>" for line in text.splitlines() if line.startswith("|") and "---" not in line
-        )
+    for task, (sweep_table, plot) in (sweeps or {}).items():  # HTML the sweeps module escaped
         body += [
             f"<h2>{escape(plain_text(task))}: checkpoint sweep</h2>",
             figure(plot) if plot is not None else "",
-            f"<ul class='note'>{rows}</ul>",
+            sweep_table,
         ]
     body.append("<h2>Models</h2>")
     by_model: dict[str, list[RunResult]] = {}

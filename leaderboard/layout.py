@@ -88,13 +88,9 @@ def order(task: str, metrics: Sequence[str]) -> list[str]:
     return named + [m for m in metrics if m not in named]
 
 
-SHARES = ("accuracy", "pass@", "maj@", "hard_split")
-
-
 def is_share(metric: MetricValue) -> bool:
-    """Accuracies, pass@k, maj@k and hard-split are shares (shown in percent), for every grader
-    (``verifier/accuracy``, ``answer/pass@8``); the rest are judge scores."""
-    return any(part.startswith(SHARES) for part in metric.name.split("/"))
+    """Accuracies, pass@k, maj@k and hard-split are shares (shown in percent); the rest are judge scores."""
+    return metric.is_share
 
 
 def headline_label(metric: str, samples: int) -> str:
@@ -116,6 +112,14 @@ def scaled(metric: MetricValue | None, judge_scale: float = 1.0) -> MetricValue 
     factor = 100.0 if is_share(metric) else judge_scale
     stderr = None if metric.stderr is None else metric.stderr * factor
     return MetricValue(metric.name, metric.value * factor, metric.n, stderr, metric.higher_is_better)
+
+
+def scaled_ci(metric: MetricValue | None, judge_scale: float = 1.0) -> tuple[float, float] | None:
+    """The metric's 95% CI (Wilson's for a share, `MetricValue.ci95`) in the unit `scaled` shows."""
+    if metric is None or metric.ci95 is None:
+        return None
+    factor = 100.0 if is_share(metric) else judge_scale
+    return metric.ci95[0] * factor, metric.ci95[1] * factor
 
 
 def rounded(metric: MetricValue | None, judge_scale: float = 1.0) -> tuple[MetricValue, int] | None:

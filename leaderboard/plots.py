@@ -2,8 +2,9 @@
 
 matplotlib is imported only here and only when plots are drawn. PNGs are byte-stable for the same inputs:
 the Agg renderer is deterministic and the ``Software`` text chunk (matplotlib's version) is left out.
-Labels are the published English headers (leaderboard/layout.py): the bundled DejaVu font has no CJK
-glyphs, so AlignBench's Chinese category names would draw as boxes.
+Labels are the published English headers (leaderboard/layout.py); model names are drawn as they are, with
+any installed CJK font as DejaVu's fallback (`font_families`), so Chinese names are readable where such a
+font is installed.
 
 Every label is plain text: model, task and sweep names come from stored runs and files, and matplotlib would
 read ``a$\\foo$b`` as math markup (and fail on it), so math parsing is off. A plot that cannot be drawn
@@ -12,11 +13,14 @@ anyway is left out with a warning (`drawn`): it never stops the tables and the p
 
 from __future__ import annotations
 
+import functools
 import io
 import math
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from mathusereval.errors import one_line
 
@@ -33,6 +37,36 @@ class Plot:
     png: bytes
 
 
+CJK_FILES = re.compile(r"wqy|cjk|sourcehansans|droidsansfallback|simhei|simsun|msyh|ukai|uming|notosanssc|"
+                       r"notoserifsc|sarasa", re.IGNORECASE)  # fmt: skip
+"""File names of the common fonts with Chinese glyphs (Debian's fonts-wqy-*, fonts-noto-cjk, Source Han ...)."""
+
+
+@functools.cache
+def font_families() -> tuple[str, ...]:
+    """DejaVu Sans, then every CJK font installed on the system, as matplotlib's fallback list: a Chinese model
+    or category name draws with the first font that has its glyphs instead of as empty boxes. The files are
+    found and added directly (matplotlib's font cache may predate a font installed later)."""
+    import logging
+
+    from matplotlib import font_manager
+
+    # WenQuanYi Zen Hei declares weight 500 only: matplotlib logs that it uses it for "normal" on every lookup
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
+    families = ["DejaVu Sans"]
+    for path in sorted(font_manager.findSystemFonts()):
+        if not CJK_FILES.search(Path(path).name):
+            continue
+        try:
+            font_manager.fontManager.addfont(path)
+            name = font_manager.FontProperties(fname=path).get_name()
+        except (OSError, RuntimeError, ValueError):  # a broken font file is not ours to fix
+            continue
+        if name not in families:
+            families.append(name)
+    return tuple(families)
+
+
 def _figure(width: float = 8.0, height: float = 4.0) -> tuple[object, object]:
     import matplotlib
 
@@ -41,6 +75,7 @@ def _figure(width: float = 8.0, height: float = 4.0) -> tuple[object, object]:
     matplotlib.rcParams.update({"text.parse_math": False, "text.usetex": False})
     import matplotlib.pyplot as plt
 
+    matplotlib.rcParams["font.family"] = list(font_families())
     fig = plt.figure(figsize=(width, height), dpi=100)
     return fig, plt
 

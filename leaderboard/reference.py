@@ -12,7 +12,8 @@ the report's "GaoKao" column pools five sets and is shown only inside ``math-sui
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from mathusereval.records import MetricValue
 
@@ -26,6 +27,10 @@ class PublishedTable:
     columns: tuple[str, ...]
     """Metric names (the task's aggregation), in the published column order."""
     rows: Mapping[str, tuple[float, ...]]
+    protocol: Mapping[str, Any] = field(default_factory=dict)
+    """How the published rows were generated, as far as the source records it (`leaderboard.reproduction`):
+    ``max_tokens``, ``temperature`` (None: the task's per-category temperatures), ``samples``, ``prompt``,
+    and ``shots`` (a sentence) where the source's number of examples differs from ours."""
 
 
 MUE_COLUMNS = ("overall", "elementary", "subcategory/algebra", "subcategory/calculate", "subcategory/geometry",
@@ -157,20 +162,45 @@ _QWEN_ZH: dict[str, tuple[float, ...]] = {
 }
 
 
+# The protocols behind the rows. ChatGLM-Math paper App. C.1: temperature 0, one greedy run (a max-seq-length of
+# 4096, not a max_tokens). AlignBench get_answers.py with config/temperature.json: the temperature by category,
+# other parameters (max tokens) at each model's defaults (AlignBench issue #3). Qwen2.5-Math evaluation/sh/eval.sh
+# at a45202bd: greedy (temperature 0), one sample, max_tokens_per_call 2048, the qwen25-math-cot prompt; the report
+# scores MMLU-STEM and the choice items of the Chinese sets 5-shot (arXiv:2409.12122 section 5).
+_MUE_PROTOCOL = {"temperature": 0.0, "samples": 1, "prompt": "the raw question as one user turn"}
+_AB_PROTOCOL = {"temperature": None, "samples": 1, "prompt": "the raw question as one user turn"}
+_QWEN_PROTOCOL = {"temperature": 0.0, "samples": 1, "max_tokens": 2048, "prompt": "qwen25-math-cot"}
+_FIVE_SHOT = ("mmlu_stem", "cn_middle_school", "math-suite-en", "math-suite-zh")
+
+
 def _accuracy_tables(
     source: str, columns: tuple[str, ...], rows: Mapping[str, tuple[float, ...]]
 ) -> list[PublishedTable]:
     """One table per task (or group) column, its single metric the accuracy, percent stored as a share."""
     return [
-        PublishedTable(task, source, None, ("accuracy",), {model: (values[k] / 100,) for model, values in rows.items()})
+        PublishedTable(
+            task,
+            source,
+            None,
+            ("accuracy",),
+            {model: (values[k] / 100,) for model, values in rows.items()},
+            {
+                **_QWEN_PROTOCOL,
+                **({"shots": "published 5-shot on choice items, zero-shot here"} if task in _FIVE_SHOT else {}),
+            },
+        )  # fmt: skip
         for k, task in enumerate(columns)
     ]
 
 
 TABLES = (
-    PublishedTable("mathusereval", "ChatGLM-Math README leaderboard", "gpt-4-1106-preview", MUE_COLUMNS, _MUE_ROWS),
-    PublishedTable("alignbench", "AlignBench v1.1 README", "gpt-4-0613", ALIGNBENCH_COLUMNS, _AB11_ROWS),
-    PublishedTable("alignbench-v1.0", "AlignBench v1.0 README-en", "gpt-4-0613", ALIGNBENCH_COLUMNS, _AB10_ROWS),
+    PublishedTable(
+        "mathusereval", "ChatGLM-Math README leaderboard", "gpt-4-1106-preview", MUE_COLUMNS, _MUE_ROWS, _MUE_PROTOCOL
+    ),
+    PublishedTable("alignbench", "AlignBench v1.1 README", "gpt-4-0613", ALIGNBENCH_COLUMNS, _AB11_ROWS, _AB_PROTOCOL),
+    PublishedTable(
+        "alignbench-v1.0", "AlignBench v1.0 README-en", "gpt-4-0613", ALIGNBENCH_COLUMNS, _AB10_ROWS, _AB_PROTOCOL
+    ),
     *_accuracy_tables("Qwen2.5-Math report Table 3 (CoT, greedy)", _QWEN_EN_COLUMNS, _QWEN_EN),
     *_accuracy_tables("Qwen2.5-Math report Table 4 (CoT, greedy)", _QWEN_ZH_COLUMNS, _QWEN_ZH),
 )

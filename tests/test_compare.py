@@ -218,5 +218,5 @@ def test_a_sweep_of_three_checkpoints_is_evaluated_in_turn_and_drawn(tmp_path: P
     assert by_loss.returncode == 0, by_loss.stderr
     loss_table = (tmp_path / "board-loss" / "sweeps" / "demo.md").read_text(encoding="utf-8")
     assert "x: pretraining loss" in loss_table
-    xs = [line.split(" | ")[1] for line in loss_table.splitlines() if line.startswith("| checkpoint-")]
-    assert xs == ["2.1", "2.4", "2.9"]  # ordered by the value on the x-axis
+    xs = [line.split(" | ")[2] for line in loss_table.splitlines() if line.startswith("| checkpoint-")]
+    assert xs == ["2.9", "2.4", "2.1"]  # in training order (the change is later minus earlier), x beside

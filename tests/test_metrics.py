@@ -18,11 +18,30 @@ from .fault_server import FaultServer
 
 
 def test_mean_with_stderr_and_ci() -> None:
-    metric = mean_with_stderr("accuracy", [1.0, 0.0, 1.0, 0.0])
-    assert metric.value == 0.5 and metric.stderr == pytest.approx(math.sqrt(1 / 3 / 4))
+    metric = mean_with_stderr("avg_score", [7.0, 3.0, 7.0, 3.0])
+    assert metric.value == 5.0 and metric.stderr == pytest.approx(math.sqrt(16 / 3 / 4))
     low, high = metric.ci95  # type: ignore[misc]
-    assert low == pytest.approx(0.5 - 1.96 * metric.stderr) and high == pytest.approx(0.5 + 1.96 * metric.stderr)
+    assert low == pytest.approx(5.0 - 1.96 * metric.stderr) and high == pytest.approx(5.0 + 1.96 * metric.stderr)
     assert mean_with_stderr("x", [1.0]).stderr is None and math.isnan(mean_with_stderr("x", []).value)
+
+
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson's score interval written out from its textbook form (p + z²/2n ± z·sqrt(p(1-p)/n + z²/4n²)) /
+    (1 + z²/n)."""
+    p = successes / n
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return ((p + z * z / (2 * n) - half) / (1 + z * z / n), (p + z * z / (2 * n) + half) / (1 + z * z / n))
+
+
+def test_a_share_has_wilsons_interval_at_small_n() -> None:
+    """Before: 3/25 gave [-0.010, 0.250] and 0/5 gave [0, 0] (mean ± 1.96 stderr)."""
+    three = mean_with_stderr("accuracy", [1.0] * 3 + [0.0] * 22)
+    low, high = three.ci95  # type: ignore[misc]
+    assert (low, high) == pytest.approx(wilson(3, 25)) and low > 0 and round(low, 3) == 0.042
+    zero = mean_with_stderr("accuracy/category=algebra", [0.0] * 5)
+    assert zero.ci95 == pytest.approx((0.0, wilson(0, 5)[1])) and zero.ci95[1] > 0.4  # type: ignore[index]
+    assert mean_with_stderr("answer/pass@8", [1.0] * 5).ci95 == pytest.approx((wilson(5, 5)[0], 1.0))
+    assert zero.to_json()["ci95"] == pytest.approx([0.0, wilson(0, 5)[1]])  # what summary.json stores
 
 
 @pytest.mark.parametrize(

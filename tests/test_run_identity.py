@@ -104,7 +104,7 @@ def test_checkpoints_with_one_file_name_are_two_runs_and_two_rows(tmp_path: Path
         result = run_cli("--model", str(path), *SMALL, cwd=tmp_path)
         assert result.returncode == 0, result.stderr
     manifests = sorted((tmp_path / "results").glob("*/demo/manifest.json"))
-    assert [p.parent.parent.name for p in manifests] == ["ck2-model", "model"]
+    assert [p.parent.parent.name for p in manifests] == ["ck1-model", "ck2-model"]  # by folder, not run order
     assert {json.loads(p.read_text())["model"] for p in manifests} == {str(first), str(second)}
     board = run_cli("leaderboard", "results", "--markdown", "board.md", cwd=tmp_path)
     assert board.returncode == 0, board.stderr

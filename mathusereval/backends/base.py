@@ -67,8 +67,16 @@ class ModelSpec:
         return safe_name(self.label, "model")
 
     def identity(self) -> dict[str, Any]:
-        """The backend settings that change answers (part of the run's fingerprint)."""
-        return self.options.identity()
+        """The backend settings that change answers (part of the run's fingerprint), and for a local
+        checkpoint (or one ``--serve`` started) its content (`weights.content_identity`): the same path with
+        other weights is another run, and a resume over changed weights is refused naming them."""
+        from ..records import LOCAL_BACKENDS
+        from .weights import content_identity
+
+        served = getattr(self.options, "served_by", None) or {}
+        local = self.model if self.backend in LOCAL_BACKENDS else served.get("vllm_server")
+        weights = content_identity(str(local)) if local else None
+        return {**self.options.identity(), **({"weights": weights} if weights else {})}
 
 
 def embedded_gguf_path() -> Path:
@@ -85,12 +93,21 @@ def embedded_gguf_path() -> Path:
     )
 
 
+def single_gguf(folder: Path) -> Path | None:
+    """A folder holding exactly one ``.gguf`` file (a checkpoint folder of a GGUF export) is that model."""
+    if not folder.is_dir():
+        return None
+    found = [p for p in folder.glob("*.gguf") if p.is_file()]
+    return found[0] if len(found) == 1 else None
+
+
 def resolve_model(
     model: str | None, backend: str | None, base_url: str | None, options: Mapping[str, Any]
 ) -> ModelSpec:
     """Pick the backend from what the model is, unless `backend` says otherwise, and type its options.
 
-    ``--base-url`` -> openai; a ``.gguf`` file -> llamacpp; a directory with ``config.json`` -> vllm;
+    ``--base-url`` -> openai; a ``.gguf`` file (or a folder holding exactly one) -> llamacpp; a directory with
+    ``config.json`` -> vllm;
     the embedded model's name (or nothing at all) -> llamacpp on the embedded GGUF.
     """
     opts = dict(options)
@@ -103,8 +120,16 @@ def resolve_model(
             backend = "llamacpp"
         elif Path(model).is_dir() and (Path(model) / "config.json").is_file():
             backend = "vllm"
+        elif (single := single_gguf(Path(model))) is not None:
+            backend, model = "llamacpp", str(single)
         elif Path(model).exists():
-            raise ConfigError(f"--model {model}: not a .gguf file or a model directory with config.json")
+            found = sorted(p.name for p in Path(model).glob("*.gguf")) if Path(model).is_dir() else []
+            raise ConfigError(
+                f"--model {model}: holds {len(found)} .gguf files ({', '.join(found[:5])}): name one"
+                if found
+                else f"--model {model}: not a .gguf file, a folder with one .gguf, or a model directory with "
+                "config.json"
+            )
         else:
             raise BackendUnavailable(
                 f"--model {model}: no such file or directory (give a .gguf file, an HF model directory, "

@@ -51,6 +51,9 @@ class LlamaCppBackend(BackendDefaults):
         self.threads = int(spec.options.threads or default_threads())
         self._llm: Any = None
         self._draining = False
+        # held while the engine works on a worker thread: closing it under a generation in flight (Ctrl-C,
+        # SIGTERM, a cancelled run) crashed the process with SIGSEGV; close waits for that item instead
+        self._busy = threading.Lock()
         self.max_in_flight = 1  # one sequence at a time
         self._closing = threading.Event()
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama.cpp")
@@ -97,6 +100,10 @@ class LlamaCppBackend(BackendDefaults):
         return self._llm
 
     def _generate_one(self, request: Request, params: GenerationParams) -> Generation:
+        with self._busy:
+            return self._generate_locked(request, params)
+
+    def _generate_locked(self, request: Request, params: GenerationParams) -> Generation:
         llm = self._load()
         start = time.perf_counter()
         try:
@@ -149,13 +156,18 @@ class LlamaCppBackend(BackendDefaults):
                 return
             yield await loop.run_in_executor(self._thread, self._generate_one, request, params)
 
+    def _close(self) -> None:
+        with self._busy:  # after the item in flight, if any
+            if self._llm is not None:
+                self._llm.close()
+                self._llm = None
+
     async def aclose(self) -> None:
         """Stop the generation under way (at its next token), join its thread, then free the model."""
         self._closing.set()
         self._thread.shutdown(wait=True, cancel_futures=True)  # blocks for at most one token or a model load
         if self._llm is not None:
-            self._llm.close()
-            self._llm = None
+            await asyncio.to_thread(self._close)
 
 
 class GenerationStopped(Exception):

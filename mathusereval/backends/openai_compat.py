@@ -54,6 +54,10 @@ REPLY_BYTES_PER_TOKEN = 64
 field, far below what a runaway or hostile server could send (--max-reply-bytes overrides)."""
 
 
+PROBE_TIMEOUT_S = 10.0
+"""How long the start-up probe waits for ``/models`` unless ``--timeout`` says otherwise."""
+
+
 HARNESS_KEYS = {
     **dict.fromkeys(("model",), "--model"),
     **dict.fromkeys(("messages", "prompt"), "the task's prompt and --system-prompt"),
@@ -97,6 +101,7 @@ class OpenAIBackend(BackendDefaults):
         self.endpoint = o.endpoint
         self.concurrency = int(o.concurrency or DEFAULT_CONCURRENCY)
         self.timeout_s = float(o.timeout or 600.0)
+        self.probe_timeout_s = float(o.timeout or PROBE_TIMEOUT_S)
         self.max_retries = 5 if o.max_retries is None else int(o.max_retries)
         self.backoff_s = float(o.backoff)
         self.api_key_env = o.api_key_env
@@ -189,6 +194,8 @@ class OpenAIBackend(BackendDefaults):
         """Fail fast, before anything is written, when no endpoint answers or one refuses our credentials;
         bench the ones that do not answer."""
         down = []
+        # a busy server can take long to answer /models: --timeout (when set) is how long the probe waits too
+        wait = self.probe_timeout_s
         for endpoint in self.pool.endpoints:
             shown = self._by_url[endpoint.url].shown
             status = 0
@@ -196,7 +203,7 @@ class OpenAIBackend(BackendDefaults):
                 async with self._client().get(
                     with_path(endpoint.url, "/models"),
                     headers=self._auth(endpoint),
-                    timeout=aiohttp.ClientTimeout(total=10),
+                    timeout=aiohttp.ClientTimeout(total=wait),
                 ) as response:
                     body = await read_body(response, REPLY_BYTES_BASE)
                     status = response.status
@@ -204,7 +211,12 @@ class OpenAIBackend(BackendDefaults):
                     self.served_models.update(served_model_ids(body))
             except AuthFailure as exc:
                 raise BackendUnavailable(f"{shown}: {self._scrub(str(exc))}") from None
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            except asyncio.TimeoutError:
+                down.append(
+                    f"{shown}: no answer to /models within {wait:g} s (a busy server? --timeout S waits longer)"
+                )
+                self.pool.failed(endpoint)
+            except aiohttp.ClientError as exc:
                 down.append(f"{shown}: {exc.__class__.__name__}: {self._scrub(str(exc))}")
                 self.pool.failed(endpoint)
             except (RetryableError, FatalError):
@@ -217,6 +229,12 @@ class OpenAIBackend(BackendDefaults):
                     ) from None
         if len(down) == len(self.pool.endpoints):
             raise BackendUnavailable(f"cannot reach {'; '.join(down)}")
+        if self.served_models and self.model not in self.served_models:  # a typo, or a server of another model
+            print(
+                f"mue-eval: warning: --model {self.model!r} is not among the models the server lists "
+                f"({', '.join(sorted(self.served_models)[:5])}); it may answer with another model or refuse",
+                file=sys.stderr,
+            )
         for problem in down:
             # what a connection error says may quote the server: one plain line, as every server string is shown
             shown = one_line(problem)

@@ -17,7 +17,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("a", help="RUN_DIR or RUN_DIR:GRADER (default grader: the run's primary)")
     p.add_argument("b", help="RUN_DIR or RUN_DIR:GRADER")
-    p.add_argument("--out", default="agreement", help="where agreement.json and agreement.md go (default: agreement)")
+    p.add_argument("--out", help="also write agreement.json and agreement.md into this directory")
     p.add_argument("--top", type=int, default=20, help="largest disagreements listed (default: 20)")
     return p
 
@@ -29,10 +29,11 @@ def run(args: argparse.Namespace) -> int:
     if args.top < 0:
         raise MueError(f"--top must be 0 or more, got {args.top}")
     with guarded_outputs():
-        for name in ("agreement.json", "agreement.md"):
+        for name in ("agreement.json", "agreement.md") if args.out else ():
             check_output(Path(args.out) / name)
         report = compare(parse_side(args.a), parse_side(args.b), args.top)
         print(to_markdown(report))
-        paths = write_report(report, Path(args.out))
-    print(f"mue-eval: wrote {', '.join(map(str, paths))}", file=sys.stderr)
+        if args.out:  # nothing is written into the current directory unless asked
+            paths = write_report(report, Path(args.out))
+            print(f"mue-eval: wrote {', '.join(map(str, paths))}", file=sys.stderr)
     return 0 if report["overall"]["n"] else 1

@@ -13,9 +13,9 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mue-eval compare",
         description="Compare two runs (or two results trees, task by task) on the answers both hold: A, B, "
-        "B - A with a 95%% CI (paired bootstrap), a paired p-value (exact McNemar for pass/fail, a sign-flip "
+        "B - A with a 95% CI (paired bootstrap), a paired p-value (exact McNemar for pass/fail, a sign-flip "
         "permutation test for scores), n, B's wins/losses/ties, per task and per category, and the items that "
-        "changed most.",
+        "changed most; the settings A and B differ in are listed above the table.",
     )
     p.add_argument("a", help="run directory or results tree (the baseline)")
     p.add_argument("b", help="run directory or results tree (the candidate)")

@@ -1,7 +1,7 @@
 """``--config run.toml``: any option of ``mue-eval run`` in a file, with per-task generation settings.
 
 ```toml
-model = "runs/ckpt-*"          # or models = ["a.gguf", "b.gguf"]
+model = "runs/ckpt-*"          # or models = ["a.gguf", {path = "b.gguf", step = 200}]
 base_url = "http://127.0.0.1:8000/v1"
 max_tokens = 1024              # an option's name, with _ or -
 [judge]                        # a role's options: the fields of mathusereval.run.roles.RoleOptions
@@ -14,12 +14,16 @@ max_tokens = 512
 
 Values become the parser's defaults, so a flag on the command line overrides the file. Every value is checked
 as the flag's would be (its type, its choices, a number that is finite); an unknown key, a table for a task
-that is not installed, or a value of the wrong type is an error naming the file and the key.
+that is not installed, or a value of the wrong type is an error naming the file and the key. Relative paths
+in the file (models, data, out, prompts) are relative to the file's folder. A model's ``step`` (explicit,
+for a sweep) is recorded in every manifest's configuration (``steps``).
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
+import os
 from pathlib import Path
 from typing import Any
 
@@ -102,11 +106,17 @@ def apply_config(parser: argparse.ArgumentParser, path: Path) -> dict[str, dict[
     elif tasks is not None:
         defaults["tasks"] = _typed(path, "tasks", tasks, str)
     if "models" in data:
-        models = [_typed(path, "models[]", m, str) for m in _typed(path, "models", data.pop("models"), list)]
-        defaults["model"] = ",".join(models)
+        names, steps = _models(path, _typed(path, "models", data.pop("models"), list))
+        defaults["model"] = ",".join(names)
+        if steps:
+            defaults["steps"] = steps
     for role in _role_tables(data):  # [judge], [verifier], [batch]: their keys as role_key
         for key, value in data.pop(role).items():
             data[role if role != "batch" and key == "model" else f"{role}_{key}"] = value
+    for key in PATHS:  # a path in the file means a path beside the file, not in the current directory
+        if isinstance(data.get(key), str):
+            parts = data[key].split(",") if key == "model" else [data[key]]
+            data[key] = ",".join(_beside(path, part.strip(), must_exist=key != "out") for part in parts)
     for key, value in data.items():
         dest = flags.get(key.replace("-", "_"))
         if dest is None:
@@ -158,6 +168,47 @@ def _value(path: Path, key: str, value: Any, action: argparse.Action) -> Any:
     if action.choices is not None and value not in action.choices:
         raise ConfigError(f"--config {path}: {key} must be one of {', '.join(map(str, action.choices))}, got {value!r}")
     return value
+PATHS = ("model", "data_dir", "data-dir", "out", "sample_ids", "sample-ids", "chat_template", "chat-template",
+         "system_prompt", "system-prompt", "sweep_x", "sweep-x", "board")  # fmt: skip
+"""Options whose value is a file or folder: relative ones resolve against the config file's folder."""
+
+
+def _beside(config: Path, value: str, must_exist: bool = True) -> str:
+    """`value` relative to the config file's folder, when it is a relative path (for a model: one that
+    exists there, so a served model's name stays a name; ``@FILE`` for prompts)."""
+    at = value.startswith("@")
+    text = value[1:] if at else value
+    if not text or Path(text).is_absolute():
+        return value
+    resolved = os.path.normpath(os.path.join(os.path.abspath(config.parent), text))
+    if must_exist and not (os.path.exists(resolved) or glob.glob(resolved)):
+        return value
+    return ("@" if at else "") + resolved
+
+
+def _models(config: Path, models: list[Any]) -> tuple[list[str], dict[str, int]]:
+    """``models = ["a.gguf", {path = "ckpt/b.gguf", step = 200}]``: the model names (paths beside the file)
+    and the steps given explicitly (a sweep's x where names carry no step, or carry another number)."""
+    names, steps = [], {}
+    for k, entry in enumerate(models):
+        if isinstance(entry, dict):
+            unknown = set(entry) - {"path", "model", "step"}
+            model, step = entry.get("path", entry.get("model")), entry.get("step")
+            if unknown or not isinstance(model, str):
+                raise ConfigError(f'--config {config}: models[{k}] should be {{path = "...", step = N}}')
+            if step is not None and (not isinstance(step, int) or isinstance(step, bool) or step < 0):
+                raise ConfigError(f"--config {config}: models[{k}].step should be a whole number >= 0")
+        elif isinstance(entry, str):
+            model, step = entry, None
+        else:
+            raise ConfigError(
+                f"--config {config}: models[{k}] should be a string or a table, got {type(entry).__name__}"
+            )
+        name = _beside(config, model)
+        names.append(name)
+        if step is not None:
+            steps[name] = step
+    return names, steps
 
 
 def config_path(argv: list[str]) -> Path | None:

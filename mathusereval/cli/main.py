@@ -26,6 +26,8 @@ COMMANDS = {
     "agreement": "agreement",
     "verify": "verify",
     "compare": "compare",
+    "watch": "watch",
+    "models": "models",
 }
 """Command -> its module in `mathusereval.cli`; ``lm-eval`` parses its own arguments."""
 WRITERS = frozenset({"run", "grade", "import"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import glob
 import re
 
@@ -34,3 +35,41 @@ def expand_models(text: str) -> list[str]:
     if len(set(models)) != len(models):
         raise MueError(f"--model names a model twice: {', '.join(sorted({m for m in models if models.count(m) > 1}))}")
     return models
+
+
+ENGINES = (
+    ("llamacpp", "llama_cpp", "a .gguf file, in process (llama-cpp-python)"),
+    ("vllm", "vllm", "an HF model folder, in process or --serve (pip install 'mathusereval[vllm]')"),
+    ("openai", "httpx", "any OpenAI-compatible server: --base-url URL --model NAME"),
+    ("ray", "ray", "in-process engines as Ray replicas: --ray ADDRESS (pip install 'mathusereval[ray]')"),
+)
+
+
+def parser() -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(
+        prog="mue-eval models",
+        description="List the embedded model and the engines (backends) this installation can run models on.",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """``mue-eval models``: what ``--model`` can name here, without loading any engine."""
+    from importlib.util import find_spec
+
+    from ..backends.base import EMBEDDED_MODEL, embedded_gguf_path
+    from ..errors import BackendUnavailable
+    from ..plugins import registry
+
+    try:
+        path = embedded_gguf_path()
+        embedded = f"{path} ({path.stat().st_size / 2**20:.0f} MiB), the default --model"
+    except BackendUnavailable as exc:
+        embedded = f"not installed: {exc}"
+    print(f"embedded model:\n  {EMBEDDED_MODEL}: {embedded}\nengines (--backend NAME):")
+    for name, module, what in ENGINES:
+        state = "installed" if find_spec(module) is not None else "not installed"
+        print(f"  {name:<9} {state:<14} {what}")
+    plugins = [n for n in registry.names("backends") if n not in {e[0] for e in ENGINES}]
+    for name in plugins:
+        print(f"  {name:<9} {'plugin':<14} registered by a package or --include")
+    return 0

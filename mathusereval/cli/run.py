@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ EPILOG = """commands:
   mue-eval agreement A B          how far two graders agree on the same answers (kappa, Spearman, ...)
   mue-eval verify RUN...          say whether a run was edited after it was written
   mue-eval compare A B            is B better than A on the same items (paired: delta, CI, p-value)
+  mue-eval watch DIR --config F   evaluate each checkpoint a training run writes under DIR, once complete
+  mue-eval models                 the embedded model and the engines installed here
   mue-eval lm-eval ARGS...        lm-eval's CLI with our tasks added (mathusereval_gsm8k, ..., group
                                   mathusereval); --only-ours skips indexing lm-eval's own tasks,
                                   --judge MODEL [--judge-base-url URL] scores the judged tasks
@@ -188,11 +191,12 @@ def _add_scale_options(s: argparse._ArgumentGroup, dispatch: tuple[str, ...]) ->
 GENERATION = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_tokens", "seed", "n")
 
 
-def parse(argv: list[str]) -> argparse.Namespace:
-    """The options, with ``--config FILE``'s values as defaults under the command line's."""
+def parse(argv: list[str], p: argparse.ArgumentParser | None = None) -> argparse.Namespace:
+    """The options (of `p`, by default ``run``'s), with ``--config FILE``'s values as defaults under the
+    command line's."""
     from .config import apply_config, config_path
 
-    p = parser()
+    p = p or parser()
     path = config_path(argv)
     per_task = apply_config(p, path) if path is not None else {}
     args = p.parse_args(argv)
@@ -325,40 +329,71 @@ def expand_groups(names: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(expanded))
 
 
-def run(args: argparse.Namespace) -> int:
-    import asyncio
+@dataclass
+class Invocation:
+    """What every model of one ``mue-eval run`` (or every checkpoint of ``mue-eval watch``) is evaluated with:
+    the options built once from the command line and config, checked before the first model runs."""
 
-    from ..backends.options import ServedOptions, options_for
+    args: argparse.Namespace
+    task_names: list[str]
+    judges: Any
+    budget: Any
+    run_options: Any
+    values: dict[str, Any]
+
+    @classmethod
+    def of(cls, args: argparse.Namespace) -> Invocation:
+        from ..run.role_settings import judge_settings
+
+        task_names = expand_groups(t.strip() for t in args.tasks.split(",") if t.strip())
+        if not task_names:
+            raise MueError("--tasks is empty")
+        judges = judge_settings(options.grading_options(args))
+        return cls(args, task_names, judges, options.budget(args), _run_options(args), _backend_values(args))
+
+    def spec(self, model: str | None) -> Any:
+        return _spec(self.args, model, self.values)
+
+    def evaluate(self, spec: Any, run_options: Any = None) -> list[Any]:
+        """One model's runs on every task (its own engine, closed afterwards), as ``mue-eval run`` does; a list
+        of served models' specs shares one schedule."""
+        import asyncio
+
+        from ..backends.options import ServedOptions, options_for
+        from ..run.session import evaluate, serve_and_evaluate
+
+        opts = run_options or self.run_options
+        if self.args.serve:
+            via = options_for("openai", self.values)
+            assert isinstance(via, ServedOptions)
+            work = serve_and_evaluate(spec, via, self.task_names, opts, self.judges, self.budget)
+        else:
+            work = evaluate(spec=spec, task_names=self.task_names, options=opts, judges=self.judges, budget=self.budget)
+        results: list[Any] = asyncio.run(work)
+        return results
+
+
+def run(args: argparse.Namespace) -> int:
     from ..plugins import registry
     from ..results.labels import label_runs
-    from ..run.role_settings import judge_settings
-    from ..run.session import evaluate, incomplete, serve_and_evaluate
+    from ..run.session import incomplete
     from ..run.tracking import trackers
     from .models import expand_models
 
-    task_names = expand_groups(t.strip() for t in args.tasks.split(",") if t.strip())
-    if not task_names:
-        raise MueError("--tasks is empty")
-    judges = judge_settings(options.grading_options(args))
-    budget = options.budget(args)
-    run_options = _run_options(args)
-    values = _backend_values(args)
+    invocation = Invocation.of(args)
     models = expand_models(args.model) if args.model else [None]
     if args.name and len(models) > 1:
         raise MueError(f"--name labels one run; --model names {len(models)} models")
-    specs = [_spec(args, model, values) for model in models]  # every model checked before the first runs
+    specs = [invocation.spec(model) for model in models]  # every model checked before the first runs
     results = []
     # the leaderboard printed at the end: imported while the answers arrive, not after the last one
     registry.preload("renderers", also=("rich.console", "rich.table"))
-    with trackers(args.log_to or (), run_options.out) as track:
-        for spec in specs:  # one engine at a time
-            if args.serve:
-                via = options_for("openai", values)
-                assert isinstance(via, ServedOptions)
-                work = serve_and_evaluate(spec, via, task_names, run_options, judges, budget)
-            else:
-                work = evaluate(spec=spec, task_names=task_names, options=run_options, judges=judges, budget=budget)
-            done = asyncio.run(work)
+    # served models share one schedule (their requests one stream per server); in-process engines take turns
+    shared = len(specs) > 1 and not args.serve and all(spec.backend == "openai" for spec in specs)
+    turns = [specs] if shared else [[spec] for spec in specs]
+    with trackers(args.log_to or (), invocation.run_options.out) as track:
+        for turn in turns:
+            done = invocation.evaluate(turn if len(turn) > 1 else turn[0])
             track(done)
             results += done
     registry.lookup("renderers", "leaderboard").print_table(label_runs(results))

@@ -52,6 +52,16 @@ def run(args: argparse.Namespace) -> int:
             escape(plain(name)), "unweighted mean of the columns", escape(parts), escape(plain(group.description))
         )
     console.print(groups)
+    if unavailable and data_dir is None:  # one line, not one download error per task
+        from ..data.sources import cache_dir
+
+        console.print(
+            f"unavailable: {len(unavailable)} tasks have no data here. Data is looked for in --data-dir DIR, then "
+            f"$MUE_DATA_DIR, then the official downloads (cached in {cache_dir()}); the first failure: "
+            f"{escape(unavailable[0])}",
+            soft_wrap=True,
+        )
+        return 0
     for line in unavailable:  # whole lines, never wrapped inside a cell
         console.print(f"unavailable: {escape(line)}", soft_wrap=True)
     return 0

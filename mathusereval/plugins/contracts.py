@@ -208,7 +208,8 @@ class Renderer(Protocol):
         self, runs: Sequence[RunResult], out: Path, *, scale: float = 1.0, reference: bool = False, analysis: Any = None
     ) -> list[Path]:
         """Every file of a publication under `out`; returns the paths written. `analysis`
-        (`mathusereval.results.analysis.Analysis`) has the paired tests and checkpoint sweeps."""
+        (`mathusereval.results.analysis.Analysis`) has the paired tests and checkpoint sweeps. The built-in
+        renderer also takes ``reference_name=`` (``leaderboard --reference-name``), passed only when given."""
         ...
 
     def comparison_markdown(self, report: dict[str, Any]) -> str:

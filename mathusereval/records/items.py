@@ -240,6 +240,19 @@ class Settled:
     the run asks for it (``--judge-cascade``): a run without the cascade sends the item to the judge."""
 
 
+SHARES = ("accuracy", "pass@", "maj@", "hard_split")
+"""Metric name parts that make a metric a share of items (`MetricValue.is_share`)."""
+
+
+def wilson_interval(share: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson's score interval for a proportion `share` of `n` trials (Wilson 1927; Brown, Cai & DasGupta
+    2001 recommend it over the normal approximation for small n)."""
+    centre = share + z * z / (2 * n)
+    spread = z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n))
+    scale = 1 + z * z / n
+    return (max(0.0, (centre - spread) / scale), min(1.0, (centre + spread) / scale))
+
+
 @dataclass(frozen=True, slots=True)
 class MetricValue:
     """One aggregate number with its uncertainty."""
@@ -251,7 +264,19 @@ class MetricValue:
     higher_is_better: bool = True
 
     @property
+    def is_share(self) -> bool:
+        """Accuracies, pass@k, maj@k and hard-split are shares in [0, 1] (shown in percent), for every grader
+        (``verifier/accuracy``, ``answer/pass@8``); the rest are scores on the grader's own scale."""
+        return any(part.startswith(SHARES) for part in self.name.split("/"))
+
+    @property
     def ci95(self) -> tuple[float, float] | None:
+        """The 95% interval: Wilson's score interval for a share (right at small n and near 0 or 1, where the
+        normal approximation gives [-0.010, 0.250] for 3/25 and [0, 0] for 0/5), else mean ± 1.96 stderr.
+        For a mean of k answers per item (avg@k) Wilson's p(1-p)/n bounds the variance from above, so the
+        interval is conservative there."""
+        if self.is_share and self.n > 0 and 0.0 <= self.value <= 1.0:
+            return wilson_interval(self.value, self.n)
         if self.stderr is None:
             return None
         return (self.value - 1.96 * self.stderr, self.value + 1.96 * self.stderr)

@@ -10,15 +10,17 @@ both runs); any other metric falls back to the unpaired z-test the renderer know
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from ..errors import ConfigError
-from ..records import GROUP_KEYS, MetricValue, RunResult
+from ..records import GROUP_KEYS, LOCAL_BACKENDS, MetricValue, RunResult
 from .compare import Scored, _mean_test, compare_runs, scored
+from .labels import base_label, step_of
 
 ALPHA = 0.05
 TIE_RESAMPLES = 400
@@ -115,8 +117,10 @@ class SweepPoint:
     run: RunResult
     metric: MetricValue
     delta: float | None = None
-    """Against the previous checkpoint: the change of the headline, and its paired p-value."""
+    """Against the previous checkpoint (by training step when every point has one, else by x): the change of
+    the headline, later minus earlier, and its paired p-value."""
     p_value: float | None = None
+    step: int | None = None
 
     @property
     def significant(self) -> bool:
@@ -125,7 +129,8 @@ class SweepPoint:
 
 @dataclass(frozen=True)
 class Sweep:
-    """A task's headline over the checkpoints of one model family (``ckpt-100``, ``ckpt-200`` ...)."""
+    """A task's headline over the checkpoints of one model family (``ckpt-100``, ``ckpt-200`` ...), in
+    training order (by step, else by x)."""
 
     task: str
     family: str
@@ -138,12 +143,17 @@ class Sweep:
 _NUMBER = re.compile(r"\d+")
 
 
-def _family(label: str) -> tuple[str, int] | None:
-    numbers = list(_NUMBER.finditer(label))
-    if not numbers:
+def _family(run: RunResult) -> tuple[str, int] | None:
+    """The run's family (its row name with the step written ``{step}``) and its step."""
+    label = base_label(run.row)
+    step = step_of(run)
+    if step is None:
         return None
+    numbers = [m for m in _NUMBER.finditer(label) if int(m.group()) == step]
+    if not numbers:  # a step given explicitly that the name does not carry: the family is the name's folder
+        return (str(PurePosixPath(label).parent) if "/" in label else "steps"), step
     last = numbers[-1]
-    return label[: last.start()] + "{step}" + label[last.end() :], int(last.group())
+    return label[: last.start()] + "{step}" + label[last.end() :], step
 
 
 def read_sweep_x(path: Path) -> tuple[dict[str, tuple[float, str]], str]:
@@ -170,6 +180,42 @@ def read_sweep_x(path: Path) -> tuple[dict[str, tuple[float, str]], str]:
     return table, axis
 
 
+def names_of(run: RunResult) -> list[str]:
+    """Every name a user sees for a run's model, any of which keys ``--sweep-x``: the row, the row without
+    its brackets, ``--name``, the model as given and resolved, its results directory."""
+    model = run.manifest.model
+    names = [run.row, base_label(run.row), run.manifest.name, model, run.directory.parent.name]
+    if run.manifest.backend in LOCAL_BACKENDS:
+        path = Path(model)
+        names += [str(path.resolve()), str(path.parent) if path.suffix == ".gguf" else str(path)]
+        names += [path.parent.name if path.suffix == ".gguf" else path.name]
+    return [n for n in dict.fromkeys(names) if n]
+
+
+def _answers_to(run: RunResult, key: str) -> bool:
+    """A key names the run: one of its names, or the trailing folders of its model's path
+    (``ckpts/checkpoint-300`` for ``exp/ckpts/checkpoint-300/model.gguf``)."""
+    key = key.strip().rstrip("/")
+    if key in (n.rstrip("/") for n in names_of(run)):
+        return True
+    wanted = PurePosixPath(key).parts
+    if run.manifest.backend not in LOCAL_BACKENDS or not wanted:
+        return False
+    model = PurePosixPath(run.manifest.model)
+    return any(p.parts[-len(wanted) :] == wanted for p in (model, model.parent) if len(p.parts) >= len(wanted))
+
+
+def _hit(run: RunResult, sweep_x: dict[str, tuple[float, str]]) -> tuple[float, str] | None:
+    return next((value for key, value in sweep_x.items() if _answers_to(run, key)), None)
+
+
+def unmatched_sweep_x(runs: Sequence[RunResult], sweep_x: dict[str, tuple[float, str]]) -> tuple[list[str], list[str]]:
+    """The ``--sweep-x`` keys no run answers to, and the row names the runs do answer to (for the warning)."""
+    known = sorted({n for r in runs for n in (r.row, base_label(r.row))})
+    matched = {k for r in runs for k in sweep_x if _hit(r, {k: sweep_x[k]}) is not None}
+    return sorted(set(sweep_x) - matched), known
+
+
 def _chance(run: RunResult) -> float | None:
     s = scored(run.record_dirs)
     options = [len(x.metadata["choices"]) for x in s.samples.values() if isinstance(x.metadata.get("choices"), list)]
@@ -180,32 +226,35 @@ def _chance(run: RunResult) -> float | None:
 
 def find_sweeps(runs: Sequence[RunResult], sweep_x: dict[str, tuple[float, str]] | None = None,
                 x_label: str = "value", tests: PairedTests | None = None) -> list[Sweep]:  # fmt: skip
-    """Sweeps among `runs`: per task, the runs whose row names differ only in one number (the step), or,
-    with `sweep_x`, the runs the file names (by row name, ``--name`` or model), ordered by their value."""
+    """Sweeps among `runs`: per task, the runs whose row names differ only in one number (the step, or a
+    step given explicitly), or, with `sweep_x`, the runs the file names (by any name `names_of` lists), with
+    their value as x. Each point's change is against the checkpoint before it in training order."""
     tests = tests or PairedTests()
     found: list[Sweep] = []
     for task in sorted({r.manifest.task for r in runs}):
-        families: dict[str, list[tuple[float, str, RunResult]]] = {}
-        for run in (r for r in runs if r.manifest.task == task and r.metrics):
+        families: dict[str, list[tuple[float, str, RunResult, int | None]]] = {}
+        # a run with nothing scored (a checkpoint deleted before its first answer) is no point of a curve
+        for run in (r for r in runs if r.manifest.task == task and r.metrics and not math.isnan(r.metrics[0].value)):
+            fam = _family(run)
             if sweep_x is not None:
-                hit = next((sweep_x[k] for k in (run.row, run.manifest.name, run.manifest.model) if k in sweep_x), None)
+                hit = _hit(run, sweep_x)
                 if hit is not None:
-                    families.setdefault("sweep", []).append((hit[0], hit[1], run))
-            elif (fam := _family(run.row)) is not None:
-                families.setdefault(fam[0], []).append((float(fam[1]), run.row, run))
+                    families.setdefault("sweep", []).append((hit[0], hit[1], run, fam[1] if fam else None))
+            elif fam is not None:
+                families.setdefault(fam[0], []).append((float(fam[1]), run.row, run, fam[1]))
         for family, members in sorted(families.items()):
-            if len({x for x, _, _ in members}) < 2:
+            if len({x for x, _, _, _ in members}) < 2:
                 continue
-            members.sort(key=lambda m: m[0])
+            stepped = all(step is not None for *_, step in members)
+            members.sort(key=lambda m: (m[3], m[0]) if stepped else (m[0], 0))
             points: list[SweepPoint] = []
-            for x, label, run in members:
-                point = SweepPoint(label, x, run, run.metrics[0])
+            for x, label, run, step in members:
+                point = SweepPoint(label, x, run, run.metrics[0], step=step)
                 if points:
                     previous = points[-1].run
                     p = tests.p_value(previous, run, run.metrics[0].name)
-                    point = SweepPoint(
-                        label, x, run, run.metrics[0], run.metrics[0].value - previous.metrics[0].value, p
-                    )
+                    delta = run.metrics[0].value - previous.metrics[0].value
+                    point = dataclasses.replace(point, delta=delta, p_value=p)
                 points.append(point)
             axis = x_label if sweep_x is not None else "checkpoint step"
             found.append(Sweep(task, family, tuple(points), axis, _chance(members[0][2])))
@@ -223,4 +272,4 @@ class Analysis:
         return self.tests.tie(a, b, metric)
 
 
-__all__ = ["Analysis", "PairedTests", "Sweep", "SweepPoint", "find_sweeps", "read_sweep_x"]
+__all__ = ["Analysis", "PairedTests", "Sweep", "SweepPoint", "find_sweeps", "names_of", "read_sweep_x", "unmatched_sweep_x"]

@@ -30,6 +30,7 @@ from ..records import Grade, RunManifest, Sample
 from ..store import RunStore
 from . import stats
 from ..store.jsonl import strict
+from .labels import distinguishing_suffixes
 from .runs import RunParts, find_runs, read_manifest, run_directory_of, run_page_name, verify_run
 from .scoring import headline_aggregate, judge_view
 
@@ -308,11 +309,41 @@ def report(
         for parts in (a_parts, b_parts):
             refuse_unverified(parts)
         rows += compare_runs(a_parts, b_parts, resamples=resamples, top=top, parity=parity)
-    labels = {"a": read_manifest(pairs[0][0]).label, "b": read_manifest(pairs[0][1]).label}
+    first_a, first_b = read_manifest(pairs[0][0]), read_manifest(pairs[0][1])
+    labels = {"a": first_a.label, "b": first_b.label}
+    if labels["a"] == labels["b"]:  # two checkpoints with one file name: the folders that tell them apart
+        names = distinguishing_suffixes([first_a.model, first_b.model])
+        labels = {"a": names[first_a.model], "b": names[first_b.model]} if first_a.model != first_b.model else labels
+    if labels["a"] == labels["b"]:
+        labels = {"a": f"{labels['a']} (A: {a})", "b": f"{labels['b']} (B: {b})"}
+    differences = sorted({d for a_parts, b_parts in pairs for d in setting_differences(a_parts, b_parts)})
     data = {"a": {"path": str(a), "label": labels["a"]}, "b": {"path": str(b), "label": labels["b"]},
-            "resamples": resamples, "comparisons": [r.to_json() for r in rows]}  # fmt: skip
+            "resamples": resamples, "differences": differences,
+            "comparisons": [r.to_json() for r in rows]}  # fmt: skip
     checked: dict[str, Any] = strict(data)
     return checked
+
+
+IGNORED_SETTINGS = ("backend.weights",)
+"""Settings that differ between any two checkpoints by nature (their content), not by the user's choice."""
+
+
+def setting_differences(a_parts: RunParts, b_parts: RunParts) -> list[str]:
+    """What A and B were run with that differs: backend, generation parameters, other settings (system prompt,
+    think, endpoint ...), graders and judges; one ``name: A -> B`` line each."""
+    a, b = read_manifest(a_parts), read_manifest(b_parts)
+    found = [f"backend: {a.backend} -> {b.backend}"] if a.backend != b.backend else []
+    for prefix, left, right in (("", a.params, b.params), ("", a.settings, b.settings)):
+        for key in sorted(set(left) | set(right)):
+            if key not in IGNORED_SETTINGS and left.get(key) != right.get(key):
+                found.append(f"{prefix}{key}: {left.get(key, 'default')!r} -> {right.get(key, 'default')!r}")
+    if a.graders != b.graders:
+        found.append(f"graders: {','.join(a.graders)} -> {','.join(b.graders)}")
+    for name in sorted(set(a.judges) | set(b.judges)):
+        ja, jb = (a.judges.get(name) or {}).get("judge_model"), (b.judges.get(name) or {}).get("judge_model")
+        if ja != jb:
+            found.append(f"judge of {name}: {ja} -> {jb}")
+    return [f"{a.task}: {line}" for line in found]
 
 
 def refuse_unverified(parts: RunParts) -> None:

@@ -11,19 +11,51 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..records import LOCAL_BACKENDS, RunResult
+from ..records import LOCAL_BACKENDS, RunManifest, RunResult
+
+
+def per_task_settings(manifest: RunManifest) -> dict[str, Any]:
+    """The generation settings a ``--config`` file set for this run's task alone (``[tasks.NAME]``): part of
+    the task's identity (its column), not a reason to split the model's row."""
+    tables = manifest.config.get("task_overrides")
+    own = tables.get(manifest.task) if isinstance(tables, dict) else None
+    return {k: manifest.overrides[k] for k in own if k in manifest.overrides} if isinstance(own, dict) else {}
+
+
+def _row_overrides(manifest: RunManifest) -> dict[str, Any]:
+    per_task = per_task_settings(manifest)
+    return {k: v for k, v in manifest.overrides.items() if k not in per_task}
 
 
 def _identity(run: RunResult) -> str:
     m = run.manifest
-    return json.dumps([m.backend, m.model, m.name, m.overrides, m.settings], sort_keys=True, default=str)
+    return json.dumps([m.backend, m.model, m.name, _row_overrides(m), m.settings], sort_keys=True, default=str)
 
 
-def _distinguishing_suffixes(paths: Sequence[str]) -> dict[str, str]:
+def step_of(run: RunResult) -> int | None:
+    """The training step of a run's checkpoint: given explicitly (a ``--config`` sweep's ``step``, the
+    watcher's trainer state) or the last number of the model's label (``checkpoint-1200/model`` -> 1200);
+    None when neither says."""
+    steps, model = run.manifest.config.get("steps"), run.manifest.model
+    keys = (model, str(Path(model).parent)) if model.endswith(".gguf") else (model,)  # a folder with one .gguf
+    given = next((steps[k] for k in keys if k in steps), None) if isinstance(steps, dict) else None
+    if isinstance(given, int) and not isinstance(given, bool):
+        return given
+    numbers = re.findall(r"\d+", base_label(run.row))
+    return int(numbers[-1]) if numbers else None
+
+
+def base_label(row: str) -> str:
+    """A row name without the settings in brackets that tell rows apart (``model [max_tokens=77]`` -> ``model``)."""
+    return re.sub(r"( \[[^\]]*\])+$", "", row)
+
+
+def distinguishing_suffixes(paths: Sequence[str]) -> dict[str, str]:
     """Each path's shortest trailing part (``ck1/model``) that no other path of `paths` ends with."""
     parts = {p: [x for x in Path(p).with_suffix("").parts if x not in ("/", "")] if p.endswith(".gguf") else
              [x for x in Path(p).parts if x not in ("/", "")] for p in paths}  # fmt: skip
@@ -40,7 +72,7 @@ def _distinguishing_suffixes(paths: Sequence[str]) -> dict[str, str]:
 
 
 def _settings(run: RunResult) -> dict[str, Any]:
-    return {**run.manifest.overrides, **run.manifest.settings}
+    return {**_row_overrides(run.manifest), **run.manifest.settings}
 
 
 def _bracket(values: dict[str, Any], keys: Sequence[str]) -> str:
@@ -57,7 +89,7 @@ def label_runs(runs: Sequence[RunResult]) -> list[RunResult]:
     for label, keys in by_label.items():
         models = sorted({identities[k].manifest.model for k in keys})
         local = all(identities[k].manifest.backend in LOCAL_BACKENDS for k in keys)
-        suffix = _distinguishing_suffixes(models) if len(models) > 1 and local else {}
+        suffix = distinguishing_suffixes(models) if len(models) > 1 and local else {}
         bases = {k: suffix.get(identities[k].manifest.model, label) for k in keys}
         if len(models) > 1 and not local:  # one served name on several backends
             bases = {k: f"{label} [{identities[k].manifest.backend}]" for k in keys}
@@ -84,7 +116,7 @@ def _split_copies(runs: list[RunResult]) -> list[RunResult]:
     for indices in by_cell.values():
         if len(indices) < 2:
             continue
-        homes = _distinguishing_suffixes([str(runs[i].directory.parent.parent.resolve()) for i in indices])
+        homes = distinguishing_suffixes([str(runs[i].directory.parent.parent.resolve()) for i in indices])
         for i in indices:
             home = homes[str(runs[i].directory.parent.parent.resolve())]
             out[i] = dataclasses.replace(runs[i], label=f"{runs[i].row} [{home}]")

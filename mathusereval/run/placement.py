@@ -1,9 +1,11 @@
 """Where a run lives: one directory per run identity, never shared by two models.
 
-``<out>/<model>/<task>``, where ``<model>`` is ``--name`` or the model's name (`ModelSpec.slug`). Two local
-models with the same file name (``ck1/model.gguf``, ``ck2/model.gguf``) must not share a directory: a model
-name already taken in ``<out>`` by another model gets its parent folders' names in front (``ck2-model``),
-and, past three levels, a hash of its path. The same model with other settings in the same directory is
+``<out>/<model>/<task>``, where ``<model>`` is ``--name`` or the model's name (`ModelSpec.slug`); a
+checkpoint's file in a numbered folder (``checkpoint-200/model.gguf``) is named with its folder
+(``checkpoint-200-model``) whatever the order the checkpoints run in. Two local models with the same file
+name (``ck1/model.gguf``, ``ck2/model.gguf``) must not share a directory: a model name already taken in
+``<out>`` by another model gets its parent folders' names in front (``ck2-model``), and, past three levels, a
+hash of its path. The same model with other settings in the same directory is
 refused by the store (`RunStore.check_compatible`), naming what changed; so are other graders or another
 judge on ``run`` (re-judging stored answers is ``mue-eval grade``).
 """
@@ -25,9 +27,13 @@ from ..store import MANIFEST, RunStore, run_directory
 
 
 def _candidates(spec: ModelSpec) -> Iterator[str]:
+    parents = [p for p in Path(os.path.abspath(spec.model)).parent.parts if p not in ("/", "")]
+    if spec.backend in LOCAL_BACKENDS and parents and _numbered(parents[-1]) and not _numbered(spec.slug):
+        # a checkpoint's file in a numbered folder (checkpoint-200/model.gguf): named by its folder always,
+        # so which checkpoint a directory holds does not depend on which ran first
+        yield safe_name(f"{parents[-1]}-{spec.slug}", "model")
     yield spec.slug
     if spec.backend in LOCAL_BACKENDS:
-        parents = [p for p in Path(os.path.abspath(spec.model)).parent.parts if p not in ("/", "")]
         for depth in range(1, 4):
             if len(parents) >= depth:
                 yield safe_name("-".join([*parents[-depth:], spec.slug]), "model")
@@ -46,11 +52,24 @@ def _taken_by_another(folder: Path, spec: ModelSpec) -> bool:
     return False
 
 
+def _numbered(name: str) -> bool:
+    return any(c.isdigit() for c in name)
+
+
+def _holds(folder: Path, spec: ModelSpec) -> bool:
+    """Whether runs of this very model are under `folder` (and of no other): a resume finds them there."""
+    return any(folder.glob(f"**/{MANIFEST}")) and not _taken_by_another(folder, spec)
+
+
 def model_directory(out: Path, spec: ModelSpec, name: str) -> str:
     """The ``<model>`` part of the run's directory (see the module docstring)."""
     if name:
         return safe_name(name, "model")
-    for slug in _candidates(spec):
+    candidates = list(dict.fromkeys(_candidates(spec)))
+    for slug in candidates:  # where this model's runs already are (also from before the folder rule)
+        if _holds(out / slug, spec):
+            return slug
+    for slug in candidates:
         if not _taken_by_another(out / slug, spec):
             return slug
     raise ConfigError(f"{out}: no free directory for {spec.model} (pass --name)")  # pragma: no cover - hash taken

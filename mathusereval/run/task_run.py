@@ -68,7 +68,7 @@ class TaskRun:
         check_same_grading(self.directory, self.manifest)
         self.store = RunStore(self.directory)
         self.store.check_compatible(self.manifest)  # a refused resume fails before any task sends anything
-        self.label = f"{spec.slug}/{task.name}"
+        self.label = self.manifest.run_id  # the directory it is written to: checkpoints told apart
         self.generating = 0
         self.stopped: str | None = None
         self.said: set[str] = set()

@@ -3,13 +3,13 @@
 Optional (``pip install 'mathusereval[tensorboard]'`` or ``[wandb]``). TensorBoard event files go to
 ``<out>/tensorboard/<run label>/``; W&B runs go to the project ``mathusereval`` (``$WANDB_PROJECT``), one per
 run label, honouring ``$WANDB_MODE`` (``offline`` writes under ``<out>/wandb``). The step of every scalar is
-the checkpoint step in the model's name (``checkpoint-1200`` -> 1200), else 0, so a sweep draws a curve.
+the checkpoint's step (`mathusereval.results.labels.step_of`: given in a ``--config`` sweep or by the watcher,
+else the number in the model's name, ``checkpoint-1200`` -> 1200), else 0, so a sweep draws a curve.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,14 +17,9 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..records import RunResult, safe_name
+from ..results.labels import step_of
 
 Track = Callable[[Sequence[RunResult]], None]
-
-
-def checkpoint_step(label: str) -> int:
-    """The last number in a model's label (``ckpt-1200/model`` -> 1200), else 0."""
-    numbers = re.findall(r"\d+", label)
-    return int(numbers[-1]) if numbers else 0
 
 
 def _scalars(result: RunResult) -> dict[str, float]:
@@ -50,7 +45,7 @@ class _TensorBoard:
 
     def log(self, result: RunResult) -> None:
         writer = self.writer_class(logdir=str(self.out / safe_name(result.row, "run")))
-        step = checkpoint_step(result.row)
+        step = step_of(result) or 0
         for tag, value in _scalars(result).items():
             writer.add_scalar(tag, value, step)
         writer.add_text(f"{result.manifest.task}/identity", repr(_identity(result)), step)
@@ -79,7 +74,7 @@ class _WandB:
             dir=str(self.out),
             reinit="create_new",
         )
-        run.log({**_scalars(result), "checkpoint_step": checkpoint_step(result.row)})
+        run.log({**_scalars(result), "checkpoint_step": step_of(result) or 0})
         run.finish()
 
     def close(self) -> None:
