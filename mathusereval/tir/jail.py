@@ -2,18 +2,19 @@
 
 Standard library only, nothing of ours imported: it runs before any isolation exists. The parent
 (`mathusereval.tir.sandbox`) starts it in a new session, writes the program to its stdin, reads its
-stdout and stderr, and reads this launcher's own reports from a status pipe ("error: ..." when setting up the
-sandbox failed, "exit N" / "signal N" for how the program ended); the program never sees fd 3.
+stdout and stderr, and reads the launcher's reports from a status pipe the program never gets ("error: ..."
+when setting up the sandbox failed, "exit N" / "signal N" for how the program ended).
 
 Isolated (Linux namespaces; the same system calls ``unshare -rn`` and bubblewrap make):
   launcher: unshare(mount, network, pid, ipc, uts; plus user when not root, mapping our own uid),
-            fork -> the child is pid 1 of the new pid namespace; wait; report its status on fd 3.
-  child:    a fresh root on a small tmpfs with the interpreter's directories bound read-only, /dev with
+            fork -> the child is pid 1 of the new pid namespace; wait (SIGTERM: kill it).
+  pid 1:    a fresh root on a small tmpfs with the interpreter's directories bound read-only, /dev with
             null/zero/full/random/urandom, a new /proc, /sandbox a size-capped tmpfs (the working
-            directory); chroot there, set the rlimits, drop to an unprivileged uid (when root: a fresh
-            random uid, so RLIMIT_NPROC counts this program's processes only; root ignores RLIMIT_NPROC),
-            no_new_privs, exec the runner. When pid 1 ends, the kernel kills everything else in its pid
-            namespace: nothing the program started outlives it.
+            directory); chroot there; fork the program, reap, report how it ended on the status pipe.
+  program:  the rlimits, an unprivileged uid (as root a fresh random one, so RLIMIT_NPROC counts this
+            program's processes only: root ignores RLIMIT_NPROC), no_new_privs, exec the runner.
+  When pid 1 ends, the kernel kills everything else in its pid namespace: nothing the program started
+  outlives it.
 Unisolated (no namespaces): the same rlimits, uid drop and empty environment, in the host working
 directory the parent made; the network and the host's files stay reachable.
 """
@@ -132,13 +133,16 @@ def _enter_user_namespace(flags: int) -> None:
             f.write(text)
 
 
-def _limit_and_drop(config: Config) -> None:
+def _limit_and_drop(config: Config, supervisors: int = 0) -> None:
+    """Rlimits, then (as root) a fresh uid without groups or capabilities. `supervisors`: our processes that
+    share the program's uid and so count against its process limit (the launcher and pid 1, when not root)."""
     limits = config["limits"]
+    processes = limits["processes"] + (supervisors if os.geteuid() != 0 else 0)
     for which, value in (
         (resource.RLIMIT_CPU, (limits["cpu_seconds"], limits["cpu_seconds"] + 1)),
         (resource.RLIMIT_AS, (limits["memory_bytes"],) * 2),
         (resource.RLIMIT_FSIZE, (limits["file_bytes"],) * 2),
-        (resource.RLIMIT_NPROC, (limits["processes"],) * 2),
+        (resource.RLIMIT_NPROC, (processes, processes)),
         (resource.RLIMIT_NOFILE, (limits["open_files"],) * 2),
         (resource.RLIMIT_CORE, (0, 0)),
     ):
@@ -151,7 +155,7 @@ def _limit_and_drop(config: Config) -> None:
         if os.geteuid() == 0 or os.getuid() == 0:
             raise SetupError("could not drop root")
     _prctl(PR_SET_NO_NEW_PRIVS, 1)
-    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # changing credentials cleared the first one
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # changing credentials cleared any earlier one
 
 
 def _exec_runner(config: Config, runner: str) -> None:
@@ -166,18 +170,36 @@ def _report(text: str) -> None:
     os.write(_status_fd, text.encode()[:4000] + b"\n")
 
 
-def _program(config: Config, runner: str, lifeline: int) -> None:
-    """The forked child, pid 1 of the new pid namespace: build the jail, then become the runner."""
+def _report_status(status: int) -> None:
+    _report(f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit {os.WEXITSTATUS(status)}")
+
+
+def _init(config: Config, runner: str, lifeline: int) -> None:
+    """Pid 1 of the new pid namespace: build the jail, start the program as its child, reap until it ends,
+    report how it ended. (Not the program itself: pid 1 ignores signals it has no handler for, SIGXCPU
+    included, and the program's own signals should work as anywhere else.) Its exit ends the namespace."""
     try:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        os.setsid()  # its own process group: a kill(0) inside reaches nothing of the launcher's
-        _build_root(config, config["workdir"])
-        _limit_and_drop(config)
-        if select.select([lifeline], [], [], 0)[0]:  # the launcher died before the second death signal was set
+        if select.select([lifeline], [], [], 0)[0]:  # the launcher died before the death signal was set
             os._exit(SETUP_FAILED)
         os.close(lifeline)
-        _exec_runner(config, runner)
-    except BaseException as exc:  # noqa: BLE001 - a forked child never unwinds into the launcher's code
+        os.setsid()  # its own session: a kill(0) inside reaches nothing of the launcher's
+        _build_root(config, config["workdir"])
+        program = os.fork()
+        if program == 0:
+            try:
+                _limit_and_drop(config, supervisors=2)
+                _exec_runner(config, runner)
+            except BaseException as exc:  # noqa: BLE001 - a forked child never unwinds into its parent's code
+                _report(f"error: {exc}")
+            os._exit(SETUP_FAILED)
+        while True:  # orphans of the program are ours to reap too
+            pid, status = os.wait()
+            if pid == program:
+                break
+        _report_status(status)
+        os._exit(0)
+    except BaseException as exc:  # noqa: BLE001
         _report(f"error: {exc}")
     os._exit(SETUP_FAILED)
 
@@ -203,22 +225,26 @@ def _isolated(config: Config, runner: str) -> int:
     if child == 0:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.close(lifeline_write)
-        _program(config, runner, lifeline_read)
+        _init(config, runner, lifeline_read)
     os.close(lifeline_read)
     if stopping:  # the request came before the fork returned
         os.kill(child, signal.SIGKILL)
     _, status = os.waitpid(child, 0)
-    if os.WIFSIGNALED(status):
-        _report(f"signal {os.WTERMSIG(status)}")
-        return 128 + os.WTERMSIG(status)
-    _report(f"exit {os.WEXITSTATUS(status)}")
-    return os.WEXITSTATUS(status)
+    if os.WIFSIGNALED(status):  # pid 1 was killed (stopped by us): it reported nothing
+        _report_status(status)
+    return 0
 
 
 def _unisolated(config: Config, runner: str) -> None:
     os.chdir(config["workdir"])
     _limit_and_drop(config)
-    _exec_runner(config, runner)
+    try:
+        _exec_runner(config, runner)
+    except PermissionError as exc:
+        raise SetupError(
+            f"{config['python']} cannot be run by an unprivileged uid ({exc.strerror}); unisolated programs never "
+            "run as root (root ignores the process-count limit)"
+        ) from None
 
 
 def main() -> None:
