@@ -312,6 +312,53 @@ def test_limits_hold_under_parallel_load() -> None:
     assert seconds < limits.wall_seconds + 10
 
 
+def test_nothing_outlives_a_killed_harness(tmp_path: Path) -> None:
+    """The harness itself SIGKILLed mid-program: the launcher and the jail follow it (parent-death signals),
+    and the host directory behind the jail's working directory is empty (the tmpfs was the jail's only)."""
+    workdirs = tmp_path / "harness-workdirs"
+    workdirs.mkdir()
+    code = "import asyncio; from mathusereval.tir.sandbox import Sandbox; asyncio.run(Sandbox().run(SLEEP))"
+    sleeper = "import time\nopen('left.txt', 'w').write('x')\ntime.sleep(60)\nprint(1)"
+    harness = subprocess.Popen(
+        [sys.executable, "-c", code.replace("SLEEP", repr(sleeper))],
+        env={**os.environ, "TMPDIR": str(workdirs)},
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not sandbox_pids(programs_only=True):
+            assert time.monotonic() < deadline and harness.poll() is None, "the program never started"
+            time.sleep(0.05)
+        time.sleep(0.3)  # the program is writing its file
+    finally:
+        harness.kill()
+        harness.wait()
+    assert not wait_until_gone(set()), "sandbox processes outlived the harness"
+    assert [list(d.iterdir()) for d in workdirs.iterdir()] == [[]]
+
+
+def test_the_unisolated_reaper_kills_a_uids_every_process() -> None:
+    """Unisolated as root, a program that left its process group is still its uid's: the reaper's kill(-1) as
+    that uid ends it (and nothing of any other uid)."""
+    if os.geteuid() != 0:
+        pytest.skip("only root runs programs as a fresh uid")  # pragma: no cover - CI runs as root
+    from mathusereval.tir.sandbox import _ids, _reap
+
+    uid, _ = _ids()
+    setpriv = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "sleep", "60"]
+    stray = subprocess.Popen([*setpriv], start_new_session=True, stdin=subprocess.DEVNULL)
+    bystander = subprocess.Popen(["sleep", "60"], stdin=subprocess.DEVNULL)
+    try:
+        time.sleep(0.2)
+        asyncio.run(_reap(uid))
+        assert stray.wait(timeout=5) == -signal.SIGKILL
+        assert bystander.poll() is None
+    finally:
+        for proc in (stray, bystander):
+            proc.kill()
+            proc.wait()
+
+
 # -- machines without namespaces ------------------------------------------------------------------------
 
 HARNESS = """

@@ -62,7 +62,7 @@ class Limits:
     memory_mb: int = 1024  # address space per process
     file_mb: int = 16  # largest file a program may write
     disk_mb: int = 64  # the working directory's tmpfs (isolated mode)
-    processes: int = 16  # threads count too
+    processes: int = 8  # threads count too; memory_mb bounds each of them
     open_files: int = 64
     output_bytes: int = 65536  # per stream
 
@@ -154,7 +154,7 @@ class Sandbox:
         self.limits = limits or Limits()
         self.isolation: Isolation = isolation
         self.workers = max(1, workers)
-        self._slots: asyncio.Semaphore | None = None
+        self._slots: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}  # a semaphore belongs to one loop
         self._site = _site_dirs()
         self._binds = _binds(self._site)
         clash = [b for b in self._binds if (b + "/").startswith(INSIDE_WORKDIR + "/")]
@@ -191,9 +191,10 @@ class Sandbox:
 
     # -- one program ------------------------------------------------------------------------------------
     async def run(self, code: str) -> ExecResult:
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self.workers)
-        async with self._slots:
+        loop = asyncio.get_running_loop()
+        if loop not in self._slots:
+            self._slots = {loop: asyncio.Semaphore(self.workers)}
+        async with self._slots[loop]:
             return await self._run(code)
 
     def _config(self, workdir: str, uid: int, gid: int, status_fd: int) -> dict[str, object]:
