@@ -312,6 +312,23 @@ def test_limits_hold_under_parallel_load() -> None:
     assert seconds < limits.wall_seconds + 10
 
 
+def test_a_cancelled_run_stops_its_program() -> None:
+    async def main() -> None:
+        task = asyncio.ensure_future(Sandbox(LIMITS).run("import time\ntime.sleep(60)\nprint(1)"))
+        while not sandbox_pids(programs_only=True):
+            await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())  # the autouse fixture checks nothing is left running and no directory left behind
+
+
+def test_limits_are_positive() -> None:
+    with pytest.raises(ValueError, match="processes"):
+        Limits(processes=0)
+
+
 def test_nothing_outlives_a_killed_harness(tmp_path: Path) -> None:
     """The harness itself SIGKILLed mid-program: the launcher and the jail follow it (parent-death signals),
     and the host directory behind the jail's working directory is empty (the tmpfs was the jail's only)."""

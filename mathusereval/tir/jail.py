@@ -37,7 +37,7 @@ CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_NOATIME, MS_NODIRATIME, MS_BIND = 32, 1024, 2048, 4096
 MS_REC, MS_PRIVATE, MS_RELATIME = 16384, 1 << 18, 1 << 21
-PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 1, 4, 38
 DEVICES = ("null", "zero", "full", "random", "urandom")
 SETUP_FAILED = 125
 
@@ -180,6 +180,7 @@ def _init(config: Config, runner: str, lifeline: int) -> None:
     included, and the program's own signals should work as anywhere else.) Its exit ends the namespace."""
     try:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        _prctl(PR_SET_DUMPABLE, 0)  # not root: the program shares our uid, and must not ptrace its init
         if select.select([lifeline], [], [], 0)[0]:  # the launcher died before the death signal was set
             os._exit(SETUP_FAILED)
         os.close(lifeline)

@@ -66,6 +66,11 @@ class Limits:
     open_files: int = 64
     output_bytes: int = 65536  # per stream
 
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if not value > 0:
+                raise ValueError(f"sandbox limit {name} must be positive, not {value!r}")
+
 
 @dataclass(frozen=True)
 class ExecResult:
@@ -129,7 +134,8 @@ def _site_dirs() -> list[str]:
 def _binds(site: list[str]) -> list[str]:
     """What the jail shows read-only: the system's library directories and the interpreter's, the sites."""
     binds = [p for p in SYSTEM_DIRS if os.path.lexists(p)]
-    real = [os.path.realpath(p) for p in (sys.base_prefix, sys.base_exec_prefix, os.path.dirname(sys.executable))]
+    real = [os.path.realpath(p) for p in (sys.base_prefix, sys.base_exec_prefix)]
+    real.append(os.path.dirname(os.path.realpath(sys.executable)))
     for path in real + site:
         covered = any(path == b or path.startswith(b.rstrip("/") + "/") for b in binds if not os.path.islink(b))
         if not covered and path not in binds:
@@ -289,13 +295,19 @@ class Sandbox:
 
         work = asyncio.ensure_future(finish())
         stop = asyncio.ensure_future(full.wait())
+        stopped = False
         try:
             done, _ = await asyncio.wait({work, stop}, timeout=self.limits.wall_seconds, return_when="FIRST_COMPLETED")
             timed_out = not done
             if work not in done:
+                stopped = True
                 await self._stop(proc, work, reap_uid)
-            text = await asyncio.wait_for(status.read(-1), 5.0)
+            text = b""
+            with contextlib.suppress(asyncio.TimeoutError):  # its writers are gone by now; never wait forever
+                text = await asyncio.wait_for(status.read(-1), 5.0)
         finally:
+            if not stopped and not work.done():  # cancelled: the program must not outlive the call
+                await self._stop(proc, work, reap_uid)
             for task in (work, stop):
                 task.cancel()
             await asyncio.gather(work, stop, return_exceptions=True)
