@@ -168,6 +168,11 @@ def test_cpu_time_limit() -> None:
     result = run("while True:\n    pass\nprint(1)", Limits(wall_seconds=30.0, cpu_seconds=1))
     assert (result.error, result.timed_out, result.exit_status) == ("Timeout Error", True, -signal.SIGXCPU)
     assert result.seconds < 10
+    # a program that ignores SIGXCPU runs on to the hard limit, one second later, and is killed there
+    stubborn = "import signal\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)\nwhile True:\n    pass\nprint(1)"
+    result = run(stubborn, Limits(wall_seconds=30.0, cpu_seconds=1))
+    assert (result.error, result.timed_out, result.exit_status) == ("Timeout Error", True, -signal.SIGKILL)
+    assert result.seconds < 10
 
 
 def test_ten_gigabytes() -> None:

@@ -195,9 +195,10 @@ def _init(config: Config, runner: str, lifeline: int) -> None:
                 _report(f"error: {exc}")
             os._exit(SETUP_FAILED)
         while True:  # orphans of the program are ours to reap too
-            pid, status = os.wait()
+            pid, status, usage = os.wait4(-1, 0)
             if pid == program:
                 break
+        _report(f"cpu {usage.ru_utime + usage.ru_stime:.3f}")  # a SIGKILL at the hard CPU limit is a timeout
         _report_status(status)
         os._exit(0)
     except BaseException as exc:  # noqa: BLE001

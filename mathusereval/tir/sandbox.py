@@ -262,7 +262,7 @@ class Sandbox:
             if reap:  # a program that left its process group and closed its pipes: still this uid's
                 await _reap(uid)
             shutil.rmtree(workdir, ignore_errors=True)
-        return _result(status, proc.returncode, out, err, time.monotonic() - started)
+        return _result(status, proc.returncode, out, err, time.monotonic() - started, self.limits.cpu_seconds)
 
     async def _supervise(
         self,
@@ -349,18 +349,23 @@ async def _reap(uid: int) -> None:
 
 
 def _result(
-    status: tuple[str, bool], returncode: int | None, out: _Capture, err: _Capture, seconds: float
+    status: tuple[str, bool], returncode: int | None, out: _Capture, err: _Capture, seconds: float, cpu_seconds: int
 ) -> ExecResult:
     text, timed_out = status
     exit_status = returncode if returncode is not None else -signal.SIGKILL
+    cpu = 0.0
     for line in text.splitlines():
         kind, _, value = line.partition(" ")
         if kind == "error:":
             raise SandboxError(f"sandbox setup failed: {value}")
         if kind in ("exit", "signal") and value.isdigit():
             exit_status = int(value) if kind == "exit" else -int(value)
+        if kind == "cpu":
+            cpu = float(value)
     truncated = out.overflow or err.overflow
-    if exit_status == -signal.SIGXCPU:  # the CPU-time limit: a timeout by another clock
+    # The CPU-time limit is a timeout by another clock: SIGXCPU at the soft limit, SIGKILL at the hard one
+    # (a program that handles SIGXCPU runs on to it).
+    if exit_status == -signal.SIGXCPU or (exit_status == -signal.SIGKILL and cpu >= cpu_seconds):
         timed_out = True
     if timed_out:
         error = TIMEOUT_ERROR
