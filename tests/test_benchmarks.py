@@ -18,7 +18,7 @@ SECTIONS = {
     "backend_bench.py": ["mathusereval pipeline", "lm-eval 0.4.13", "mue-eval (whole process)", "lm_eval (whole"],
     "grader_bench.py": ["## 1. grader_pairs", "## 3. MATH self-consistency", "## 5. Throughput on", "## 6. Answer"],
     "scale_bench.py": ["backlog (20 KB answers)", "ray 2 x 16, stream", "ray llama.cpp replicas"],
-    "sandbox_bench.py": ["## 1. Start-up cost", "sandbox (isolated)", "## 2. Programs per second", "## 3. A sympy"],
+    "sandbox_bench.py": ["## 1. Start-up cost", "## 2. Programs per second", "## 3. A sympy"],
 }
 
 

@@ -12,8 +12,8 @@ the code with ``exec`` in a worker pool on the evaluating machine, with its netw
 - rlimits on CPU time, address space, file size, processes and open files, and a wall-clock limit;
 - stdout and stderr read as they come and capped (64 KiB each by default): past the cap the program is
   stopped and its output ends in a marker;
-- after the limit the launcher's process group is killed; the program is pid 1 of its own pid namespace,
-  so the kernel kills whatever it started, even what left the process group.
+- after the limit the jail's pid 1 (a small init, the program's parent) is killed, and with it, by the
+  kernel, everything in its pid namespace, even what left the process group; the launcher reaps it.
 
 Where namespaces are not allowed (some containers), `Sandbox.probe` says why and `Sandbox.require`
 refuses unless ``isolation="unisolated"`` was chosen: then the rlimits, the uid drop, the empty
