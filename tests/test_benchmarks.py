@@ -21,6 +21,7 @@ SECTIONS = {
         *("choice hedges", "truncated replies", "## 7. Self-consistency", "gaokao2023en"),
     ],
     "scale_bench.py": ["backlog (20 KB answers)", "ray 2 x 16, stream", "ray llama.cpp replicas"],
+    "sandbox_bench.py": ["## 1. Start-up cost", "## 2. Programs per second", "## 3. A sympy"],
 }
 
 
