@@ -68,7 +68,10 @@ def main() -> None:
     p.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     p.add_argument("--bomb-mib", type=int, default=1024, help="what the gzip output file inflates to (MiB)")
     p.add_argument("--foreign-mb", type=int, default=200, help="MB of lines for requests the batch does not hold")
+    p.add_argument("--tiny", action="store_true", help="a 16 MiB bomb and 4 MB of foreign lines (a smoke test)")
     args = p.parse_args()
+    if args.tiny:
+        args.bomb_mib, args.foreign_mb = 16, 4
     exes = [e.split("=", 1) for e in args.exe or [f"this={Path(sys.executable).with_name('mue-eval')}"]]
     bomb = _gzip_bomb(args.bomb_mib)
     foreign = foreign_lines(args.foreign_mb)

@@ -21,6 +21,8 @@ SECTIONS = {
         *("choice hedges", "truncated replies", "## 7. Self-consistency", "gaokao2023en"),
     ],
     "scale_bench.py": ["backlog (20 KB answers)", "ray 2 x 16, stream", "ray llama.cpp replicas"],
+    "schedule_bench.py": ["math-suite --limit", "mathusereval,alignbench", "in process, 1 engine x 16"],
+    "batch_memory_bench.py": ["gzip-bomb", "foreign 4 MB"],
     "sandbox_bench.py": ["## 1. Start-up cost", "## 2. Programs per second", "## 3. A sympy"],
 }
 

@@ -18,8 +18,8 @@ from .loopback import JsonHandler, LoopbackServer
 def test_chinese_model_names_draw_with_an_installed_cjk_font() -> None:
     """Before, every CJK glyph of '通义千问2.5' was missing from DejaVu Sans (empty boxes) although
     scripts/browser.sh installs WenQuanYi Zen Hei."""
-    from leaderboard.plots import font_families, task_plots
-    from leaderboard.tables import Table
+    from mathusereval.leaderboard.plots import font_families, task_plots
+    from mathusereval.leaderboard.tables import Table
 
     assert any("WenQuanYi" in family for family in font_families()), font_families()
     columns = ["accuracy/subject=algebra", "accuracy/subject=geometry"]

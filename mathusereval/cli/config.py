@@ -168,6 +168,8 @@ def _value(path: Path, key: str, value: Any, action: argparse.Action) -> Any:
     if action.choices is not None and value not in action.choices:
         raise ConfigError(f"--config {path}: {key} must be one of {', '.join(map(str, action.choices))}, got {value!r}")
     return value
+
+
 PATHS = ("model", "data_dir", "data-dir", "out", "sample_ids", "sample-ids", "chat_template", "chat-template",
          "system_prompt", "system-prompt", "sweep_x", "sweep-x", "board")  # fmt: skip
 """Options whose value is a file or folder: relative ones resolve against the config file's folder."""

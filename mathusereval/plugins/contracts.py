@@ -99,6 +99,7 @@ class Backend(Protocol):
     overlapping_calls: bool
     """Several `generate` calls may run at once, sharing its capacity (the schedule then hands out requests
     as slots free, across tasks); False: one call at a time."""
+
     @property
     def kind(self) -> str:
         """What messages call it (its class's name)."""

@@ -1,6 +1,6 @@
 """The grading phases of a run: rule graders on each answer, LLM graders on the lot.
 
-Shared by a fresh run (`pipeline.run_task`) and a re-grade of a stored one (`pipeline.regrade`); the
+Shared by a fresh run (`task_run.TaskRun`) and a re-grade of a stored one (`regrade.Regrade`); the
 metrics are computed from the grades by `mathusereval.results.scoring`, as every reader computes them.
 """
 
@@ -52,7 +52,7 @@ def resolve_graders(task: Task, names: Sequence[str] | None) -> dict[str, Any]:
 
 
 class Grading:
-    """The grading phases of one run, shared by `run_task` and `regrade`."""
+    """The grading phases of one run, shared by `TaskRun` and `Regrade`."""
 
     def __init__(
         self,
