@@ -171,6 +171,12 @@ class Schedule:
     def wake(self) -> None:
         self._wake.set()
 
+    def fail(self, exc: BaseException) -> None:
+        """End the schedule with `exc` (raised by `run`): a producer found the run must stop."""
+        if self.failure is None:
+            self.failure = exc
+        self.wake()
+
     def _launchable(self, lane: Lane) -> bool:
         if not lane.ready() or lane.slots.used >= lane.slots.capacity:
             return False
