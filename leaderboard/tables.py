@@ -138,4 +138,7 @@ def print_table(table: Table, title: str = "mathusereval leaderboard", judge_sca
         ]
         # model names are data, not markup: "[published]" or "model[v2]" must print as written
         rich_table.add_row(escape(model), *shown)
-    Console(width=max(120, Console().width)).print(rich_table)
+    console = Console()
+    # in a log (no terminal) nothing limits the width: every column whole, rather than cut to "a…"
+    width = console.width if console.is_terminal else 24 + 22 * len(table.columns)
+    Console(width=max(120, width)).print(rich_table)

@@ -18,13 +18,18 @@ def table() -> str:
 
 
 def main() -> int:
+    """Write the table; with ``--check``, only say whether README.md's table is current (exit 1 if not)."""
     readme = Path(__file__).resolve().parent.parent / "README.md"
     text = readme.read_text(encoding="utf-8")
     if BEGIN not in text or END not in text:
         print(f"{readme}: the markers are missing", file=sys.stderr)
         return 1
     head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
+    shown, tail = rest.split(END, 1)
+    if "--check" in sys.argv[1:]:
+        current = shown == table()
+        print(f"{readme}: the option table is {'current' if current else 'out of date'}")
+        return 0 if current else 1
     readme.write_text(head + BEGIN + table() + END + tail, encoding="utf-8")
     return 0
 

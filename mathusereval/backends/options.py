@@ -50,7 +50,7 @@ class BatchSettings:
     here are the only ones."""
 
     poll_s: float = _batch_flag(30.0, "poll", "seconds between polls (default: {default:g})", "S")
-    window: str = _batch_flag("24h", "window", "the batch's completion_window (default: {default})")
+    window: str = _batch_flag("24h", "window", "the batch's completion_window (default: {default})", "WINDOW")
     max_requests: int = _batch_flag(50_000, "max-requests", "lines per batch (default: {default:,})", "N")
     max_bytes: int = _batch_flag(200_000_000, "max-bytes", "bytes per batch (default: {default:,})", "B")
     fallback: str = _batch_flag(
@@ -58,7 +58,9 @@ class BatchSettings:
         "fallback",
         "requests a batch failed: into a new batch (default; at most the role's --*-retries times), or direct calls",
     )
-    discount: float = _batch_flag(0.5, "discount", "batch price as a share of the role's price (default: {default})")
+    discount: float = _batch_flag(
+        0.5, "discount", "batch price as a share of the role's price (default: {default})", "SHARE"
+    )
     cancel_on_interrupt: bool = _batch_flag(
         False,
         "cancel-on-interrupt",

@@ -50,7 +50,10 @@ def _load_toml(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"--config {path}: cannot be read ({exc.strerror})") from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"--config {path}: not valid TOML ({exc})") from exc
+        hint = ""
+        if "declare ('tasks'" in str(exc):  # `tasks = [...]` and `[tasks.X]` in one file
+            hint = "; the [tasks.NAME] tables choose the tasks: drop the `tasks = [...]` line"
+        raise ConfigError(f"--config {path}: not valid TOML ({exc}){hint}") from exc
 
 
 def _typed(path: Path, key: str, value: Any, kind: type) -> Any:

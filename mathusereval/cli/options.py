@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import MueError
@@ -73,14 +74,16 @@ def add_batch_flags(group: Group) -> None:
         group.add_argument("--" + key.replace("_", "-"), **kwargs)
 
 
-def add_grading_options(p: argparse.ArgumentParser, budgets_title: str = "budgets") -> argparse._ArgumentGroup:
-    """``--graders``, ``--parity``, every grading role's flags, the Batch API's, and a budgets group holding
-    the grading budget (returned, for the model's own budget flags)."""
+def grading_groups(
+    p: argparse.ArgumentParser, budgets_title: str = "budgets"
+) -> tuple[argparse._ArgumentGroup, Callable[[], None]]:
+    """The groups of grading options (``--graders``, ``--parity``, each grading role, the Batch API) and a
+    budgets group (returned, for the model's own budget flags), made now so that ``--help`` shows them in
+    this place; their flags are added by the returned function, called last, so that the usage line starts
+    with the model's options."""
     from ..run.roles import grading_roles
 
     g = p.add_argument_group("grading")
-    g.add_argument("--graders", help="comma-separated graders replacing the task's own; the first is primary")
-    add_parity_option(g)
     titles = {
         "judge": "the judge (--judge MODEL: judge-scored tasks, e.g. mathusereval, alignbench)",
         "verifier": "the verifier (--graders answer,verifier --verifier MODEL; a served verifier without its own "
@@ -89,11 +92,22 @@ def add_grading_options(p: argparse.ArgumentParser, budgets_title: str = "budget
     groups = {
         role: p.add_argument_group(titles.get(role, f"the {role} (a plugin grader's role)")) for role in grading_roles()
     }
-    add_batch_flags(p.add_argument_group("the Batch API (--batch, --judge-batch, --verifier-batch)"))
+    batch = p.add_argument_group("the Batch API (--batch, --judge-batch, --verifier-batch)")
     budgets = p.add_argument_group(budgets_title)
-    for role, group in groups.items():
-        add_role_flags(group, role, {"budget": budgets, "token_budget": budgets})
-    return budgets
+
+    def add_flags() -> None:
+        g.add_argument("--graders", help="comma-separated graders replacing the task's own; the first is primary")
+        add_parity_option(g)
+        for role, group in groups.items():
+            add_role_flags(group, role, {"budget": budgets, "token_budget": budgets})
+        add_batch_flags(batch)
+
+    return budgets, add_flags
+
+
+def add_grading_options(p: argparse.ArgumentParser) -> None:
+    """Every grading option, added now (``mue-eval grade``)."""
+    grading_groups(p)[1]()
 
 
 def add_parity_option(p: Group) -> None:

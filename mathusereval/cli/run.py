@@ -58,13 +58,12 @@ def parser() -> argparse.ArgumentParser:
     llama = p.add_argument_group("llama.cpp in process (--model FILE.gguf)")
     vllm = p.add_argument_group("vLLM in process (--model HF_DIR)")
     scale = p.add_argument_group("scale-out: Ray replicas and shards")
-    budgets = options.add_grading_options(p, "budgets (the model's and, together, the LLM graders')")
+    budgets, add_grading_flags = options.grading_groups(p, "budgets (the model's and, together, the LLM graders')")
     out = p.add_argument_group("output")
     guards = p.add_argument_group(
         "run-health guards (shares of a task's recent answers; past one, the run stops with exit 3 and keeps "
         "what it stored)"
     )
-    _add_guard_options(guards)
 
     options.add_role_flags(
         m, MODEL_ROLE, {"n_ctx": llama, "price": budgets, "budget": budgets, "token_budget": budgets}
@@ -109,6 +108,8 @@ def parser() -> argparse.ArgumentParser:
     out.add_argument("--name", help="the run's label (its directory and leaderboard row; one model only)")
     out.add_argument("--quiet", action="store_true", help="no progress bars")
     out.add_argument("--log-to", choices=LOG_TARGETS, action="append", help="also log each task's metrics there")
+    _add_guard_options(guards)
+    add_grading_flags()  # last: the usage line starts with the model, the tasks and generation
     return p
 
 
@@ -126,13 +127,15 @@ def _add_guard_options(g: argparse._ArgumentGroup) -> None:
 
 def _add_generation_options(g: argparse._ArgumentGroup, think_modes: tuple[str, ...]) -> None:
     g.add_argument("--samples", type=int, dest="n", metavar="N", help="generations per item (default: 1)")
-    g.add_argument("--temperature", type=options.finite, metavar="T")
-    g.add_argument("--top-p", type=options.finite, dest="top_p", metavar="P")
-    g.add_argument("--top-k", type=int, dest="top_k", metavar="K")
-    g.add_argument("--min-p", type=options.finite, dest="min_p", metavar="P")
-    g.add_argument("--repetition-penalty", type=options.finite, dest="repetition_penalty", metavar="X")
-    g.add_argument("--max-tokens", type=int, dest="max_tokens", metavar="N")
-    g.add_argument("--seed", type=int)
+    g.add_argument("--temperature", type=options.finite, metavar="T", help="sampling temperature (default: the task's)")
+    g.add_argument("--top-p", type=options.finite, dest="top_p", metavar="P", help="nucleus sampling (default: 1)")
+    g.add_argument("--top-k", type=int, dest="top_k", metavar="K", help="top-k sampling (default: off)")
+    g.add_argument("--min-p", type=options.finite, dest="min_p", metavar="P", help="min-p sampling (default: off)")
+    g.add_argument(
+        "--repetition-penalty", type=options.finite, dest="repetition_penalty", metavar="X", help="(default: off)"
+    )
+    g.add_argument("--max-tokens", type=int, dest="max_tokens", metavar="N", help="reply limit (default: the task's)")
+    g.add_argument("--seed", type=int, metavar="N", help="sampling seed (default: the task's)")
     g.add_argument("--stop", action="append", help="stop sequence (repeatable)")
     g.add_argument("--system-prompt", metavar="TEXT|@FILE", help="a system turn before every prompt")
     g.add_argument("--chat-template", metavar="FILE", help="Jinja chat template for llama.cpp or vLLM in process")

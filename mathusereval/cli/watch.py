@@ -109,8 +109,13 @@ class Watcher:
             if not ready:
                 if why != "new" and not why.startswith("settling"):
                     self.say_once(path, why, f"{checkpoint.name}: not complete yet ({why})")
-                elif path not in self.said:
-                    self.say_once(path, "found", f"found {checkpoint.name}")
+                elif path not in self.said:  # said once, with how long it waits (a silent minute looks stuck)
+                    wait = (
+                        ""
+                        if self.args.ready_file
+                        else f"; waiting until its files are unchanged for {self.args.settle:g} s"
+                    )
+                    self.say_once(path, "found", f"found {checkpoint.name}{wait}")
                 waiting.append(f"{checkpoint.name} ({why})")
                 continue
             weights = content_identity(str(path))

@@ -330,19 +330,19 @@ IGNORED_SETTINGS = ("backend.weights",)
 
 def setting_differences(a_parts: RunParts, b_parts: RunParts) -> list[str]:
     """What A and B were run with that differs: backend, generation parameters, other settings (system prompt,
-    think, endpoint ...), graders and judges; one ``name: A -> B`` line each."""
+    think, endpoint ...), graders and judges; one ``name: A → B`` line each."""
     a, b = read_manifest(a_parts), read_manifest(b_parts)
-    found = [f"backend: {a.backend} -> {b.backend}"] if a.backend != b.backend else []
+    found = [f"backend: {a.backend} → {b.backend}"] if a.backend != b.backend else []
     for prefix, left, right in (("", a.params, b.params), ("", a.settings, b.settings)):
         for key in sorted(set(left) | set(right)):
             if key not in IGNORED_SETTINGS and left.get(key) != right.get(key):
-                found.append(f"{prefix}{key}: {left.get(key, 'default')!r} -> {right.get(key, 'default')!r}")
+                found.append(f"{prefix}{key}: {left.get(key, 'default')!r} → {right.get(key, 'default')!r}")
     if a.graders != b.graders:
-        found.append(f"graders: {','.join(a.graders)} -> {','.join(b.graders)}")
+        found.append(f"graders: {','.join(a.graders)} → {','.join(b.graders)}")
     for name in sorted(set(a.judges) | set(b.judges)):
         ja, jb = (a.judges.get(name) or {}).get("judge_model"), (b.judges.get(name) or {}).get("judge_model")
         if ja != jb:
-            found.append(f"judge of {name}: {ja} -> {jb}")
+            found.append(f"judge of {name}: {ja} → {jb}")
     return [f"{a.task}: {line}" for line in found]
 
 

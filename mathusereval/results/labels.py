@@ -28,7 +28,13 @@ def per_task_settings(manifest: RunManifest) -> dict[str, Any]:
 
 
 def _row_overrides(manifest: RunManifest) -> dict[str, Any]:
-    per_task = per_task_settings(manifest)
+    """The settings that tell this model's row apart: those the user set, less any that a ``[tasks.NAME]``
+    table of the same configuration sets for some task (a setting that varies by task is the tasks' business:
+    ``max_tokens = 64`` with ``[tasks.gsm8k] max_tokens = 48`` is one row, not two)."""
+    tables = manifest.config.get("task_overrides")
+    per_task = {k for table in tables.values() if isinstance(table, dict) for k in table} if isinstance(
+        tables, dict
+    ) else set()
     return {k: v for k, v in manifest.overrides.items() if k not in per_task}
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,7 +29,8 @@ from ..store import MANIFEST, RunStore, run_directory
 
 def _candidates(spec: ModelSpec) -> Iterator[str]:
     parents = [p for p in Path(os.path.abspath(spec.model)).parent.parts if p not in ("/", "")]
-    if spec.backend in LOCAL_BACKENDS and parents and _numbered(parents[-1]) and not _numbered(spec.slug):
+    local = spec.backend in LOCAL_BACKENDS and Path(spec.model).exists()
+    if local and parents and _numbered(parents[-1]) and not _same_numbers(parents[-1], spec.slug):
         # a checkpoint's file in a numbered folder (checkpoint-200/model.gguf): named by its folder always,
         # so which checkpoint a directory holds does not depend on which ran first
         yield safe_name(f"{parents[-1]}-{spec.slug}", "model")
@@ -54,6 +56,12 @@ def _taken_by_another(folder: Path, spec: ModelSpec) -> bool:
 
 def _numbered(name: str) -> bool:
     return any(c.isdigit() for c in name)
+
+
+def _same_numbers(folder: str, slug: str) -> bool:
+    """Whether the file's own name carries its folder's numbers (``ckpt-200/ckpt-200.gguf``): then the folder
+    adds nothing. ``checkpoint-200/SmolLM2-135M.gguf`` does not: its numbers are the model's, not the step."""
+    return set(re.findall(r"\d+", folder)) <= set(re.findall(r"\d+", slug))
 
 
 def _holds(folder: Path, spec: ModelSpec) -> bool:

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..backends import resolve_model
 from ..backends.options import BatchSettings, Secret
-from ..errors import ConfigError
+from ..errors import ConfigError, MueError
 from .budget import parse_prices
 from .judging import JudgeSettings
 from .roles import API_KEY_ENV, JUDGE_ROLE, RoleOptions, env_name, grading_roles
@@ -126,7 +126,15 @@ def role_settings(role: RoleOptions, batch_values: Mapping[str, Any]) -> JudgeSe
     if role.batch:  # --{role}-batch: this role's calls through the Batch API, at its discount
         engine["batch"] = BatchSettings.from_values(batch_values, role.retries)
     assert role.model is not None
-    spec = resolve_model(role.model, role.backend, role.base_url, engine)
+    try:
+        spec = resolve_model(role.model, role.backend, role.base_url, engine)
+    except MueError as exc:  # said with the role's own flags, not the model under test's
+        if role.base_url or role.backend:
+            raise
+        raise ConfigError(
+            f"{role.flag('model')} {role.model}: not a .gguf file, a model folder or the embedded model; for a "
+            f"served model pass {role.flag('base_url')} URL ({exc})"
+        ) from None
     if role.batch and spec.backend != "openai":
         raise ConfigError(
             f"{role.flag('batch')} needs an OpenAI-compatible {role.role} ({role.flag('base_url')}); "

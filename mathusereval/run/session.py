@@ -33,7 +33,9 @@ from .task_run import TaskRun
 
 
 def check_graders(tasks: Sequence[Task], override: Sequence[str] | None, judges: Mapping[str, JudgeSettings]) -> None:
-    """Every grader installed, and a model named for each LLM grader's role; before anything runs."""
+    """Every grader installed, and a model named for each LLM grader's role; before anything runs. A role
+    given a model that no grader of these tasks uses is said (it would be ignored)."""
+    used: set[str] = set()
     for task in tasks:
         for name in override or task.graders:
             try:
@@ -46,6 +48,7 @@ def check_graders(tasks: Sequence[Task], override: Sequence[str] | None, judges:
             if not is_judge(grader):
                 continue
             role = registry.judge_grader(name).role
+            used.add(role if role in judges else JUDGE_ROLE)
             if role in judges or JUDGE_ROLE in judges:
                 continue
             if role != JUDGE_ROLE:
@@ -58,6 +61,9 @@ def check_graders(tasks: Sequence[Task], override: Sequence[str] | None, judges:
                 "--judge gpt-4-1106-preview --judge-base-url https://api.openai.com/v1 (the official judge), "
                 "a served model with --judge-base-url, or --judge smollm2-135m-instruct for an offline check"
             )
+    for role in sorted(set(judges) - used):
+        hint = " (add --graders answer,verifier)" if role == "verifier" else ""
+        print(f"mue-eval: warning: --{role} is given but no grader of these tasks uses it{hint}", file=sys.stderr)
 
 
 def report(result: RunResult) -> None:
@@ -66,9 +72,14 @@ def report(result: RunResult) -> None:
     cost = f", ${result.cost_usd:.4f}" if result.cost_usd is not None else ""
     if result.direct_cost_usd is not None:
         cost += f" (direct calls would cost ${result.direct_cost_usd:.4f})"
+    headline = result.metrics[0] if result.metrics else None
+    score = ""
+    if headline is not None and math.isfinite(headline.value):  # the score in the log, beside the counts
+        score = f"; {headline.name} {headline.value:.4g} (n={headline.n})"
     print(
         f"{one_line(result.manifest.run_id)}: {c.generations} answers ({c.reused} reused), {c.errors} errors, "
-        f"{c.truncated} truncated; {c.prompt_tokens}+{c.completion_tokens} tokens{cost} -> {result.directory}",
+        f"{c.truncated} truncated; {c.prompt_tokens}+{c.completion_tokens} tokens{cost}{score} -> "
+        f"{result.directory}",
         file=sys.stderr,
     )
     if result.stopped:
@@ -83,6 +94,12 @@ def report(result: RunResult) -> None:
             f"({c.graded} graded, {c.grader_errors} grader errors, {c.errors} answer errors); it is not a score",
             file=sys.stderr,
         )
+    if headline is not None and not result.ungraded and not math.isfinite(headline.value):
+        if _unreadable(result):
+            why = "judgments or grades that could not be read leave it undefined; see the judge line below"
+        else:
+            why = "the items scored do not cover what it averages over (a --limit that leaves categories out?)"
+        print(f"  {headline.name} has no value: {why}", file=sys.stderr)
     for name, usage in result.judge_usage.items():
         cost = f", ${usage.cost_usd:.4f}" if usage.cost_usd is not None else ""
         if usage.batches or (usage.direct_cost_usd or 0) > (usage.cost_usd or 0):
@@ -105,10 +122,16 @@ def incomplete(results: Sequence[RunResult]) -> bool:
         r.counts.errors
         or r.stopped
         or r.ungraded
-        or not math.isfinite(r.metrics[0].value)
+        or (not math.isfinite(r.metrics[0].value) and _unreadable(r))
         or any(u.call_errors or u.budget_skipped for u in r.judge_usage.values())
         for r in results
     )
+
+
+def _unreadable(result: RunResult) -> bool:
+    """Some judgments or grades of the run could not be read (a headline left undefined by them is a failure;
+    one left undefined by a small --limit is not)."""
+    return bool(result.counts.grader_errors or any(u.parse_failures for u in result.judge_usage.values()))
 
 
 @asynccontextmanager

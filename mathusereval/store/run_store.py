@@ -171,7 +171,7 @@ class RunStore:
                     changed.append(f"{prefix}{key}: {before!r} -> {now!r}")
         raise ConfigError(
             f"{self.dir} holds a run with different settings ({'; '.join(changed) or 'fingerprint'} changed); "
-            "nothing was overwritten: choose another --out, or delete that directory"
+            "nothing was overwritten: keep both runs with --name LABEL (or another --out), or delete that directory"
         )
 
     def open(self) -> None:
