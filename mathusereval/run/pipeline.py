@@ -63,12 +63,16 @@ class RunOptions:
     """``[tasks.NAME]`` of ``--config``: generation settings for one task, over `overrides`."""
     config: dict[str, Any] = field(default_factory=dict)
     """The effective configuration, recorded in every manifest."""
+    sandbox: str = "isolated"
+    """``--sandbox``: how tool-integrated tasks run the model's programs; ``unisolated`` lets a run go on
+    where namespaces are not allowed (`mathusereval.tir.sandbox`)."""
 
     def __post_init__(self) -> None:
         for flag, value, allowed in (
             ("--think", self.think, THINK_MODES),
             ("--parity", self.parity, PARITY_MODES),
             ("--limit-order", self.limit_order, LIMIT_ORDERS),
+            ("--sandbox", self.sandbox, ("isolated", "unisolated")),
         ):
             if value not in allowed:
                 raise ConfigError(f"{flag} must be one of {', '.join(allowed)}, got {value!r}")
