@@ -97,6 +97,23 @@ def test_a_scripted_tir_run_item_by_item(tmp_path: Path, shared_data: Path) -> N
     verify = run_cli("verify", str(run), cwd=tmp_path)
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
+    steps_file = run / "steps.jsonl"
+    original = steps_file.read_text()
+    steps_file.write_text(original.replace('"output": "10"', '"output": "11"'))  # a stored step altered
+    tampered = run_cli("verify", str(run), cwd=tmp_path)
+    assert tampered.returncode != 0 and "steps.jsonl" in tampered.stdout + tampered.stderr
+    steps_file.write_text(original)
+
+    # the leaderboard labels the column, the run page shows each step with its program and output
+    board = run_cli("leaderboard", "results", "--markdown", "board.md", "--out", "site", cwd=tmp_path)
+    assert board.returncode == 0, board.stderr
+    assert (tmp_path / "board.md").read_text().startswith("| model | gsm8k [tir] |")
+    (page,) = (tmp_path / "site" / "runs").glob("*.html")
+    html = page.read_text()
+    assert "step 1: program (exit status 0," in html and f"print({gold0})" in html
+    assert "step 1: output shown to the model" in html and "NameError: name &#x27;undefined_name&#x27;" in html
+    assert html.count("step 4: program") == 1  # only the endless item reached a fourth program
+
 
 def test_a_run_killed_mid_chain_resumes_from_its_last_step(tmp_path: Path, shared_data: Path) -> None:
     items = _items(shared_data)

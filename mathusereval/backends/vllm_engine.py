@@ -125,7 +125,9 @@ class VLLMBackend(BackendDefaults):
     def _enqueue(self, llm: Any, requests: Sequence[Request], params: GenerationParams) -> list[str]:
         sampling = [self._sampling(r, params) for r in requests]
         if self.endpoint == "chat":
-            template = {"chat_template": self.options.chat_template} if self.options.chat_template else {}
+            template: dict[str, Any] = (
+                {"chat_template": self.options.chat_template} if self.options.chat_template else {}
+            )
             ids: list[str] = [""] * len(requests)
             for going_on in (False, True):  # an assistant turn to continue is rendered without a new turn
                 picked = [i for i, r in enumerate(requests) if continues(r.sample.messages) == going_on]

@@ -126,7 +126,9 @@ class ToolChains:
         except (MueError, OSError) as exc:  # the sandbox or the store failed for this item: its error, retried
             kind = "sandbox" if isinstance(exc, SandboxError) else exc.__class__.__name__
             model = getattr(lane.backend, "model", "")
-            generation = Generation(request.sample.id, request.n_index, str(model), error=f"{kind}: {one_line(exc)}")
+            generation = Generation(
+                request.sample.id, request.n_index, str(model), error=f"{kind}: {one_line(str(exc))}"
+            )
         answer(generation)
 
     async def _chain(self, lane: Any, request: Request, params: GenerationParams, position: int) -> Generation | None:
