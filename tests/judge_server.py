@@ -17,7 +17,7 @@ from typing import Any
 
 from .loopback import JsonHandler, LoopbackServer
 
-Script = Callable[[dict[str, Any], int], "str | int"]
+Script = Callable[[dict[str, Any], int], "str | int | tuple[str, str]"]
 _ANSWER = re.compile(r"\[助手的(?:答案|回答)开始\]\n(.*)\n\[助手的(?:答案|回答)结束\]", re.DOTALL)
 
 
@@ -56,11 +56,14 @@ class ScriptedServer(LoopbackServer):
                 if isinstance(reply, int):
                     self._send(reply, {"error": {"message": "scripted failure"}})
                     return
+                finish = "stop"
+                if isinstance(reply, tuple):  # (text, finish_reason): a reply cut at max_tokens, say
+                    reply, finish = reply
                 self._send(
                     200,
                     {
                         "choices": [
-                            {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}
+                            {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": finish}
                         ],
                         "usage": {"prompt_tokens": len(prompt), "completion_tokens": len(reply)},
                     },

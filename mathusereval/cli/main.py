@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import MueError, one_line
 from ..plugins.include import split_include
+from ..run.guards import GuardTripped
 
 COMMANDS = {
     "run": "run",
@@ -71,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     previous_int = signal.signal(signal.SIGINT, _terminate)
     try:
         return int(module.run(args))
+    except GuardTripped as exc:  # a run-health guard: one line, exit 3, what is stored stays
+        print(f"mue-eval: stopped: {one_line(str(exc))}", file=sys.stderr)
+        return exc.exit_code
     except MueError as exc:
         return _error(str(exc))
     except OSError as exc:  # a full disk, a read-only --out, permissions taken away mid-run

@@ -171,8 +171,8 @@ def backend_values(args: argparse.Namespace) -> dict[str, Any]:
         values["api_key"] = Secret(args.api_key)
     if model.header:
         values["headers"] = headers_of(model)
-    if model.batch:
-        values["batch"] = BatchSettings.from_values(vars(args))
+    if model.batch:  # failed lines are retried --judge-retries times, as the judges' are (default: 2)
+        values["batch"] = BatchSettings.from_values(vars(args), getattr(args, "judge_retries", None))
     return values
 
 

@@ -60,6 +60,11 @@ def parser() -> argparse.ArgumentParser:
     scale = p.add_argument_group("scale-out: Ray replicas and shards")
     budgets = options.add_grading_options(p, "budgets (the model's and, together, the LLM graders')")
     out = p.add_argument_group("output")
+    guards = p.add_argument_group(
+        "run-health guards (shares of a task's recent answers; past one, the run stops with exit 3 and keeps "
+        "what it stored)"
+    )
+    _add_guard_options(guards)
 
     options.add_role_flags(
         m, MODEL_ROLE, {"n_ctx": llama, "price": budgets, "budget": budgets, "token_budget": budgets}
@@ -112,6 +117,18 @@ def parser() -> argparse.ArgumentParser:
     out.add_argument("--quiet", action="store_true", help="no progress bars")
     out.add_argument("--log-to", choices=LOG_TARGETS, action="append", help="also log each task's metrics there")
     return p
+
+
+def _add_guard_options(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--max-truncated", type=options.finite, metavar="SHARE", help="answers cut at max_tokens")
+    g.add_argument("--max-no-answer", type=options.finite, metavar="SHARE", help="answers with no final answer")
+    g.add_argument("--max-errors", type=options.finite, metavar="SHARE", help="failed requests")
+    g.add_argument(
+        "--max-judge-unparseable", type=options.finite, metavar="SHARE", help="judge replies that cannot be read"
+    )
+    g.add_argument(
+        "--guard-min-answers", type=int, metavar="N", help="answers a guard waits for before it judges (default: 20)"
+    )
 
 
 def _add_generation_options(g: argparse._ArgumentGroup, think_modes: tuple[str, ...]) -> None:
@@ -211,11 +228,22 @@ def parse(argv: list[str], p: argparse.ArgumentParser | None = None) -> argparse
     return args
 
 
+TEXT_FILE_MAX = 1 << 20
+"""``--system-prompt @FILE`` and ``--chat-template FILE`` are at most 1 MiB: either is sent (or rendered) with
+every request, so a larger one is a mistake (a wrong file), not a prompt."""
+
+
 def _text_or_file(value: str | None, flag: str) -> str | None:
     if value is None or not value.startswith("@"):
+        if value is not None and len(value.encode()) > TEXT_FILE_MAX:
+            raise MueError(f"{flag} is over {TEXT_FILE_MAX >> 20} MiB")
         return value
     try:
-        return Path(value[1:]).read_text(encoding="utf-8")
+        with open(value[1:], "rb") as fh:
+            data = fh.read(TEXT_FILE_MAX + 1)
+        if len(data) > TEXT_FILE_MAX:
+            raise MueError(f"{flag} {value}: the file is over {TEXT_FILE_MAX >> 20} MiB; is it the right file?")
+        return data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise MueError(f"{flag} {value}: cannot be read ({exc})") from exc
 
@@ -252,7 +280,12 @@ def _run_options(args: argparse.Namespace) -> Any:
     if args.sample_ids:
         path = Path(args.sample_ids)
         sample_ids = (path, tuple(read_sample_ids(path)))
+    from ..run.guards import Guards
+
+    shares = {k: getattr(args, f"max_{k}") for k in ("truncated", "no_answer", "errors", "judge_unparseable")}
+    guards = Guards(**shares, **({"min_answers": args.guard_min_answers} if args.guard_min_answers else {}))
     return RunOptions(
+        guards=guards,
         out=Path(args.out),
         data_dir=resolve_data_dir(args.data_dir),
         limit=args.limit,

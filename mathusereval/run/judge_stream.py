@@ -83,6 +83,8 @@ class JudgeQueue:
         return self.stored_grades.get((sample.id, n_index, self.name)) if self.stored_grades else None
 
     on_add: Callable[[], None] | None = None
+    observe: Callable[[Grade], None] | None = None
+    """Sees every judge grade as it is decided (the run-health guards)."""
     stored_grades: dict[tuple[str, int, str], Grade] | None = None
     """The grades already stored (`Grading.grades`), so a current one is not judged again."""
 
@@ -153,6 +155,8 @@ class JudgeQueue:
 
     def _grade(self, grade: Grade) -> None:
         self.record(grade)
+        if self.observe is not None:
+            self.observe(grade)
         if self.progress is not None:
             self.progress(1)
 

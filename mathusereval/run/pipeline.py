@@ -31,6 +31,7 @@ from ..results.scoring import compute_metrics, count_outcomes
 from .budget import Budget
 from .choices import LIMIT_ORDERS, PARITY_MODES, THINK_MODES
 from .grading import Grading
+from .guards import Guards
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,8 @@ class RunOptions:
     """``[tasks.NAME]`` of ``--config``: generation settings for one task, over `overrides`."""
     config: dict[str, Any] = field(default_factory=dict)
     """The effective configuration, recorded in every manifest."""
+    guards: Guards = field(default_factory=Guards)
+    """``--max-truncated`` ...: run-health guards (`mathusereval.run.guards`); not part of a run's identity."""
     sandbox: str = "isolated"
     """``--sandbox``: how tool-integrated tasks run the model's programs; ``unisolated`` lets a run go on
     where namespaces are not allowed (`mathusereval.tir.sandbox`)."""
@@ -101,11 +104,15 @@ def build_manifest(
     params: GenerationParams,
     loaded: LoadedData,
     settings: dict[str, Any] | None = None,
+    system_prompt: str | None = None,
 ) -> RunManifest:
     """What the run is. The fingerprint covers every setting that changes answers or what is graded:
     task version, data, rendered prompts, backend, model, generation parameters and `settings` (``think``
     and the backend's own, `ModelSpec.identity`)."""
     prompt_sha256 = prompt_fingerprint(loaded.samples, params.stop)
+    if system_prompt is not None:  # every sample behind it: its digest with the prompts', never N copies of it
+        both = f"{prompt_sha256}\0system:{hashlib.sha256(system_prompt.encode()).hexdigest()}"
+        prompt_sha256 = hashlib.sha256(both.encode()).hexdigest()
     settings = {**(settings or {}), **{f"backend.{k}": v for k, v in spec.identity().items() if v not in (None, {})}}
     identity = {
         "task": task.name,

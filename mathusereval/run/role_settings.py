@@ -146,7 +146,9 @@ def judge_settings(options: GradingOptions) -> dict[str, JudgeSettings]:
     """Settings per grading role that names a model; empty when none does. Option clashes are `ConfigError`s."""
     judge = options.roles.get(JUDGE_ROLE)
     for role in options.roles.values():
-        if role.model is None and role.given():
+        # --judge-retries alone also sets how often the model's failed --batch lines are retried (as before)
+        given = {k for k in role.given() if not (role.role == JUDGE_ROLE and k == "retries")}
+        if role.model is None and given:
             raise ConfigError(f"{role.role} options were given without {role.flag('model')} MODEL")
     roles = {
         name: role_settings(_connection(role, judge), options.batch_values)

@@ -171,6 +171,12 @@ class Schedule:
     def wake(self) -> None:
         self._wake.set()
 
+    def fail(self, exc: BaseException) -> None:
+        """End the schedule with `exc` (raised by `run`): a producer found the run must stop."""
+        if self.failure is None:
+            self.failure = exc
+        self.wake()
+
     def _launchable(self, lane: Lane) -> bool:
         if not lane.ready() or lane.slots.used >= lane.slots.capacity:
             return False
@@ -187,7 +193,10 @@ class Schedule:
             budget.reserve(job.reserved)
             return True
         sharing = [la for la in self.lanes if la.budget is not None and la.budget.spend is budget.spend]
-        if chosen or any(la.in_flight for la in sharing):
+        # a batch is priced before it is submitted: what does not fit into it is not sent (its reservations
+        # are released only when the whole batch is back); a direct call waits for replies in flight instead
+        batch = lane.backend.keeps_run_state and chosen
+        if not batch and (chosen or any(la.in_flight for la in sharing)):
             return False
         budget.spend.refused += 1
         for other in sharing:  # one spend: every lane it caps stops sending

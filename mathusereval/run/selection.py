@@ -93,7 +93,8 @@ def _check_unique(task: Task, loaded: LoadedData) -> None:
         if sample.id in seen:
             raise DataError(f"{loaded.source}: task {task.name!r} has duplicate sample id {sample.id!r}")
         seen.add(sample.id)
-        prompt = json.dumps(sample.messages, ensure_ascii=False, sort_keys=True)
+        # a digest, not the prompt: a task of long prompts (or a large --system-prompt) stays small here
+        prompt = hashlib.sha256(json.dumps(sample.messages, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
         if prompt in prompts:
             repeats.append(f"{sample.id} (= {prompts[prompt]})")
         prompts.setdefault(prompt, sample.id)

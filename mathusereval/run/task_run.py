@@ -21,6 +21,7 @@ from ..store import RunStore
 from ..tir.chain import tool_chains, without_stop
 from .budget import Budget
 from .grading import Grading, StreamingRuleGrades, manifest_judges, resolve_graders
+from .guards import GuardTripped, HealthWatch
 from .judging import JudgeRole
 from .pipeline import RunOptions, answered, build_manifest, finish_run, group_by_params, say_first, system_setting
 from .placement import check_same_grading, place
@@ -48,13 +49,15 @@ class TaskRun:
 
         self.task, self.spec, self.options, self.roles, self.index = task, spec, options, roles, index
         samples = select_samples(task, loaded, options.limit, options.limit_order, options.sample_ids)
+        # the system turn goes on the selected items only (a 50 MB turn on every item of a task took 23 GB)
         selected = with_system_prompt(dataclasses.replace(loaded, samples=samples), options.system_prompt)
-        loaded = with_system_prompt(loaded, options.system_prompt)
+        if options.system_prompt is not None:  # what the fingerprint sees: the task's own turns, then this one
+            loaded = dataclasses.replace(loaded, samples=[_without_system(s) for s in loaded.samples])
         self.overrides = options.overrides_for(task.name)
         self.params = dataclasses.replace(task.params, **self.overrides)
         self.graders = resolve_graders(task, options.graders)
         settings = {"think": options.think, **system_setting(options.system_prompt)}
-        manifest = build_manifest(task, spec, describe, self.params, loaded, settings)
+        manifest = build_manifest(task, spec, describe, self.params, loaded, settings, options.system_prompt)
         manifest = dataclasses.replace(
             manifest,
             graders=tuple(self.graders),
@@ -70,6 +73,7 @@ class TaskRun:
         self.store = RunStore(self.directory)
         self.store.check_compatible(self.manifest)  # a refused resume fails before any task sends anything
         self.label = self.manifest.run_id  # the directory it is written to: checkpoints told apart
+        self.health = HealthWatch(options.guards, self.label) if options.guards.active else None
         self.generating = 0
         self.stopped: str | None = None
         self.said: set[str] = set()
@@ -78,11 +82,14 @@ class TaskRun:
         """Become the run's writer, store new samples, and find what is left to generate and grade."""
         self.manifest = stack.enter_context(self.store.writing(self.manifest))
         generations = self.store.generation_index()  # outcomes only: texts stay on disk until a grader needs one
-        self.grading = Grading(self.graders, self.store, self.samples, generations, self.params.n, self.roles)
-        stored_ids = set(self.store.samples())
+        stored = self.store.samples()
         for sample in self.samples:
-            if sample.id not in stored_ids:
+            if sample.id not in stored:
                 self.store.add_sample(sample)
+        # the run is every item it holds: a smaller --limit than before generates nothing more, and the summary
+        # still describes the whole stored run (a subset would not match its seal, and read as edited)
+        everything = [*stored.values(), *(s for s in self.samples if s.id not in stored)]
+        self.grading = Grading(self.graders, self.store, everything, generations, self.params.n, self.roles)
         self.todo = [
             Request(s, k) for s in self.samples for k in range(self.params.n) if not answered(generations, s.id, k)
         ]
@@ -94,6 +101,9 @@ class TaskRun:
         self.grading.grade_backlog(backlog, self.bars)
         self.rule_grades = stack.enter_context(StreamingRuleGrades(self.grading, self.bars, self.judge_after_rules))
         self.judges = self.grading.judge_queues(self.bars, self.label)
+        if self.health is not None:
+            for queue in self.judges:
+                queue.observe = self.health.judged
 
     def start(self, model: Lane, judge_lanes: dict[str, Lane], budget: Budget | None) -> None:
         """Queue every request of the task on the model's lane, and every stored answer whose judge grade is
@@ -136,6 +146,8 @@ class TaskRun:
         else:
             generation = finalize(raw, self.options.think, params.stop)
             self.store.add_generation(generation)
+            if self.health is not None:
+                self._guarded(self.health.answered, generation)
             self.grading.generations[(generation.sample_id, generation.n_index)] = without_text(generation)
             self.bars.advance("generate")
             if generation.ok:
@@ -148,9 +160,22 @@ class TaskRun:
 
     def judge_after_rules(self, sample: Sample, n_index: int) -> None:
         """Called on the event loop once an answer's rule grades are stored: its judges may take it now."""
+        if self.health is not None and self.grading.rules:
+            primary = next(iter(self.grading.rules))
+            grade = self.grading.grades.get((sample.id, n_index, primary))
+            self._guarded(self.health.rule_graded, grade, f"{sample.id}#{n_index}")
         for queue in self.judges:
             queue.add(sample, n_index)
         self.model_lane.wake()  # this task may be done now
+
+    def _guarded(self, check: Callable[..., None], *args: Any) -> None:
+        """A tripped guard ends the whole invocation (`Schedule.fail`); what is stored stays."""
+        try:
+            check(*args)
+        except GuardTripped as exc:
+            self.model_lane.wake()
+            assert self.model_lane.schedule is not None
+            self.model_lane.schedule.fail(exc)
 
     def _generation_ended(self) -> None:
         """No more answers: once the last ones are rule-graded (and handed to the judges), the judges close."""
@@ -171,3 +196,10 @@ class TaskRun:
             self.grading.usage[queue.name] = queue.usage()
         reused = len(self.samples) * self.params.n - len(self.todo)
         return finish_run(self.task, self.manifest, self.grading, self.options, reused, self.budget, self.stopped)
+
+
+def _without_system(sample: Sample) -> Sample:
+    """`sample` without its own system turn (``--system-prompt`` replaces it)."""
+    if not any(m.get("role") == "system" for m in sample.messages):
+        return sample
+    return dataclasses.replace(sample, messages=tuple(m for m in sample.messages if m.get("role") != "system"))
