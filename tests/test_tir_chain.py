@@ -261,3 +261,54 @@ def test_the_run_refuses_where_the_sandbox_cannot_hold(tmp_path: Path, shared_da
         allowed = _without_namespaces([*base, "--sandbox", "unisolated"], tmp_path)
     assert allowed.returncode == 0, allowed.stderr
     assert "UNISOLATED" in allowed.stderr and not server.problems
+
+
+VLLM_CONTINUES = """
+import asyncio, json, sys
+from mathusereval.backends import ModelSpec, make_backend
+from mathusereval import GenerationParams, Request, Sample
+
+async def main():
+    backend = make_backend(ModelSpec.of("vllm", sys.argv[1], enforce_eager=True, max_model_len=2048))
+    asked = [{"role": "user", "content": "Count to five."}]
+    going_on = [*asked, {"role": "assistant", "content": "One, two,"}]
+    requests = [Request(Sample("t", name, tuple(m), "")) for name, m in (("new", asked), ("on", going_on))]
+    got = {}
+    async for g in backend.generate(requests, GenerationParams(max_tokens=4)):
+        got[g.sample_id] = [g.error, g.usage.prompt_tokens]
+    await backend.aclose()
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(sys.argv[1])
+    def count(text):
+        return len(tok(text, add_special_tokens=False).input_ids)
+    rendered = tok.apply_chat_template(
+        going_on, tokenize=False, add_generation_prompt=False, continue_final_message=True
+    )
+    opened = tok.apply_chat_template(asked, tokenize=False, add_generation_prompt=True)
+    assert rendered.endswith("One, two,") and opened.rstrip().endswith("assistant")
+    print(json.dumps({"got": got, "continued": count(rendered), "opened": count(opened)}))
+
+if __name__ == "__main__":  # vLLM may spawn its engine process, which imports this file again
+    asyncio.run(main())
+"""
+
+
+def test_vllm_in_process_continues_the_assistant_turn(engine: Path, tmp_path: Path) -> None:
+    """vLLM renders a conversation that ends in an assistant turn without opening a new one
+    (``continue_final_message``): its prompt is the chat template's continued rendering, token for token."""
+    from .conftest import VLLM_ENV
+
+    script = tmp_path / "continues.py"
+    script.write_text(VLLM_CONTINUES)
+    result = subprocess.run(
+        [str(engine / "venv" / "bin" / "python"), str(script), str(engine / "smollm2-hf")],
+        cwd=tmp_path,
+        env=cli_env(tmp_path, VLLM_ENV),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-5000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["got"]["new"] == [None, report["opened"]], report
+    assert report["got"]["on"] == [None, report["continued"]], report
