@@ -255,15 +255,29 @@ class AnswerGrader:
     score_range = (0.0, 1.0)
 
     def __call__(self, sample: Sample, generation: Generation) -> Grade:
-        verdict = grade_answer(sample.reference, generation.text, truncated=is_truncated(generation))
+        verdict = grade_answer(sample.reference, graded_text(generation), truncated=is_truncated(generation))
         return _to_grade(sample, generation, verdict)
 
     aggregate = staticmethod(accuracy)
     """Its metrics when it is not the task's own scorer (``--graders alignbench-judge,answer``)."""
 
     def grade_batch(self, items: list[tuple[Sample, Generation]]) -> list[Grade]:
-        verdicts = grade_many([(s.reference, g.text) for s, g in items], truncated=[is_truncated(g) for _, g in items])
+        verdicts = grade_many(
+            [(s.reference, graded_text(g)) for s, g in items], truncated=[is_truncated(g) for _, g in items]
+        )
         return [_to_grade(s, g, v) for (s, g), v in zip(items, verdicts, strict=True)]
+
+
+def graded_text(generation: Generation) -> str:
+    """What a response is graded on: its text. A tool-integrated answer (`Generation.steps`) whose model text
+    boxes nothing is read as upstream reads it (QwenLM/Qwen2.5-Math @a45202bd ``parser.extract_answer`` on
+    the whole trajectory: the last ``boxed`` anywhere, a program's output included), where our extraction
+    skips program output: that box is the answer. (A text that boxes ends the chain, so then the model's box
+    is the last one and the text is graded as it is.)"""
+    if not generation.steps or "boxed" in str(generation.steps[-1].get("text", "")):
+        return generation.text
+    box = last_boxed(generation.text)
+    return f"\\boxed{{{box}}}" if box is not None else generation.text
 
 
 answer_grader = AnswerGrader()

@@ -14,7 +14,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from mathusereval.records import GROUP_KEYS, Grade, RunResult, Sample
+from mathusereval.records import GROUP_KEYS, Generation, Grade, RunResult, Sample
 from mathusereval.results.runs import StoredAnswer, iter_answers
 from mathusereval.store import RunStore
 from mathusereval.store.guard import check_output, recorded
@@ -56,6 +56,7 @@ def _item(answer: StoredAnswer, critiques: Callable[[str], str | None]) -> str:
     if generation is not None:
         parts.append(_pre("response", generation.text or f"(no answer: {generation.error})"))
         parts.append(_pre("reasoning (not graded)", generation.reasoning))
+        parts.extend(_steps(generation))
     for grade in grades:
         detail = {k: v for k, v in grade.details.items() if k in ("extracted", "reference", "reason", "dimensions")}
         note = f"{grade.grader}: score {grade.score}" + (f", error: {grade.error}" if grade.error else "")
@@ -64,6 +65,26 @@ def _item(answer: StoredAnswer, critiques: Callable[[str], str | None]) -> str:
     anchor = escape(f"s-{sample.id}{index}")
     opening = f'<details class="sample" id="{anchor}" data-filter="{escape(summary_text)}">'
     return f"{opening}{summary}{''.join(parts)}</details>"
+
+
+def _steps(generation: Generation) -> list[str]:
+    """A tool-integrated answer step by step: what the model wrote, the program run, what it was shown."""
+    from mathusereval.errors import DataError
+    from mathusereval.tir.protocol import ToolStep
+
+    parts: list[str] = []
+    for i, raw in enumerate(generation.steps, start=1):
+        try:
+            step = ToolStep.from_json(raw)
+        except DataError as exc:  # a stored record is hostile: shown as unreadable, the page still renders
+            parts.append(_pre(f"step {i}: unreadable", str(exc)))
+            continue
+        parts.append(_pre(f"step {i}: model", step.text or "(empty)"))
+        if step.code is not None:
+            status = f"exit status {step.exit_status}, {step.seconds:.2f} s"
+            parts.append(_pre(f"step {i}: program ({status})", step.code))
+            parts.append(_pre(f"step {i}: output shown to the model", step.output or "(empty)"))
+    return parts
 
 
 def _lines(detail: dict[str, Any]) -> str:

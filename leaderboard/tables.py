@@ -68,9 +68,18 @@ def overview(columns: Mapping[str, Sequence[RunResult]], reference: bool = False
     headers = {}
     for name, column_runs in columns.items():
         k = max((int(r.manifest.params.get("n", 1)) for r in column_runs), default=1)
+        shown = tir_header(name)
         if k > 1:
-            headers[name] = f"{name} (avg@{k})"
+            headers[name] = f"{shown} (avg@{k})"
+        elif shown != name:
+            headers[name] = shown
     return Table(columns=names, rows=rows, marks=marks, runs=behind, headers=headers), sources
+
+
+def tir_header(task: str) -> str:
+    """A tool-integrated variant's column says so beside its base task's: ``math500-tir`` -> ``math500 [tir]``
+    (tasks/tir.py names the variants)."""
+    return f"{task.removesuffix('-tir')} [tir]" if task.endswith("-tir") else task
 
 
 def build_table(runs: Sequence[RunResult], reference: bool = False) -> Table:

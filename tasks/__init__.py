@@ -28,6 +28,7 @@ from . import (
     olympiadbench,
     sat_math,
     svamp,
+    tir,  # last: derives variants of the tasks above
 )
 
 __all__ = [
@@ -57,4 +58,5 @@ __all__ = [
     "olympiadbench",
     "sat_math",
     "svamp",
+    "tir",
 ]

@@ -56,20 +56,48 @@ SUITE_SNAPSHOTS = [
     ("svamp", 1000, "1739bb7bfc371d39", "6bd00635c02f7dc8", "346bac893764b692"),
 ]
 
+# the tool-integrated variants (tasks/tir.py): upstream's TIR system turn and the raw question; the suite's
+# question turns are their base sets' (same digests), the others lose the chain-of-thought instruction
+TIR_SNAPSHOTS = [
+    ("aime24-tir", 30, "40de3e36fcb84aa5", "ff87a2102c130645", "ea8bd5b41fefaf5e"),
+    ("amc23-tir", 40, "6bc26377a24cf0a1", "81d580f5223b433e", "5815d6a78769f5e5"),
+    ("aqua-tir", 254, "f0f689a5b2c205bc", "20277e44639b4c6a", "c5bef10f9771493f"),
+    ("asdiv-tir", 2215, "b6f053a5320a172c", "37d248649475329b", "368d278a8f5927c2"),
+    ("carp_en-tir", 976, "89d284083a5e5527", "f96bad578f530a40", "59dcc491ac1feeb6"),
+    ("cmath-tir", 600, "bb078a2b6f137c10", "aa2a39efcda5ef94", "9b3f3c7b2911f0f7"),
+    ("cn_middle_school-tir", 101, "dd78826add5a0b1a", "30b446a82d80c926", "d9c51ee6d69154b1"),
+    ("college_math-tir", 2818, "93cfdd6eebf67538", "ac94919c09be51e0", "40b69dffd74b14bd"),
+    ("gaokao2023en-tir", 383, "c0f552054a6b3e2c", "9c3d146230919258", "eb48631aecb5ddd0"),
+    ("gaokao2024_I-tir", 14, "85d6c1e2c1d44a2f", "71982cb9521f5131", "0831c329618a4f51"),
+    ("gaokao2024_II-tir", 14, "ebdf493975f94d89", "71982cb9521f5131", "d49331813da90629"),
+    ("gaokao2024_mix-tir", 91, "41b72b9b62e420d5", "8a283811acb2e89b", "cf6d7502a2a46e8b"),
+    ("gaokao_math_cloze-tir", 118, "7f0d0a867fc78e6e", "e804e46e2fccd4f0", "3b7b732c43ec5c0f"),
+    ("gaokao_math_qa-tir", 351, "2a75df7c74868d68", "e8f73fa3da8cac1c", "bf60729c06d33339"),
+    ("gsm8k-tir", 1319, "2b2e3f9639f6fa28", "d633d02dadf28293", "3b53e7437eac1825"),
+    ("math-tir", 5000, "a5140381f6885ffa", "a98dc0b7142fb2c2", "04cf8c9179118119"),
+    ("math500-tir", 500, "13bb5d32a5afacb3", "ef342bf2f116069f", "17762c705b230ccb"),
+    ("mawps-tir", 2065, "66b5c5bfb4ab823f", "108e582efb0b70bf", "17749b2f9a612234"),
+    ("minerva_math-tir", 272, "2f02a08e7b65e18f", "359ae015c4518add", "411e873050ec9f5d"),
+    ("mmlu_stem-tir", 3018, "390761cd411d2c44", "749554917ae07a46", "1cef0ecd06a4b732"),
+    ("olympiadbench-tir", 675, "74c617fd90177f3e", "506039e140b67f4d", "745f8343541c7701"),
+    ("sat_math-tir", 32, "2f855da057d78ce7", "0002e1b4ae696bcd", "3ae5f831f98d944d"),
+    ("svamp-tir", 1000, "1739bb7bfc371d39", "6bd00635c02f7dc8", "1ed471433ac9ddda"),
+]
+
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def test_every_task_has_a_snapshot() -> None:
-    assert sorted(registry.names("tasks")) == sorted(row[0] for row in SNAPSHOTS + SUITE_SNAPSHOTS)
+    assert sorted(registry.names("tasks")) == sorted(row[0] for row in SNAPSHOTS + SUITE_SNAPSHOTS + TIR_SNAPSHOTS)
 
 
-@pytest.mark.parametrize(("name", "count", "first", "last", "template"), SNAPSHOTS + SUITE_SNAPSHOTS)
+@pytest.mark.parametrize(("name", "count", "first", "last", "template"), SNAPSHOTS + SUITE_SNAPSHOTS + TIR_SNAPSHOTS)
 def test_prompt_snapshot(shared_data: Path, name: str, count: int, first: str, last: str, template: str) -> None:
     task = registry.lookup("tasks", name)
     samples = task.load(shared_data).samples
-    roles = ["system", "user"] if name in {row[0] for row in SUITE_SNAPSHOTS} else ["user"]
+    roles = ["system", "user"] if name in {row[0] for row in SUITE_SNAPSHOTS + TIR_SNAPSHOTS} else ["user"]
     assert len(samples) == count
     assert all([m["role"] for m in s.messages] == roles for s in samples)
     assert (_digest(samples[0].messages[-1]["content"]), _digest(samples[-1].messages[-1]["content"])) == (first, last)

@@ -21,7 +21,8 @@ from mathusereval.records import Generation, Sample
 from .conftest import run_cli
 from .judge_server import ScriptedServer
 
-TASKS = sorted(registry.names("tasks"))
+# a tool-integrated variant (``<task>-tir``) has its base's data, references and graders
+TASKS = sorted(name for name in registry.names("tasks") if not registry.lookup("tasks", name).tir)
 
 
 def _boxed(reference: str) -> str:

@@ -36,9 +36,18 @@ async def generation_stream(
             await close()
 
 
+def continues(messages: Sequence[Message]) -> bool:
+    """Whether the conversation ends in an assistant turn to be continued, not answered (a tool-integrated
+    chain's reply so far with a program's output appended: `mathusereval.tir.chain`)."""
+    return bool(messages) and messages[-1].get("role") == "assistant"
+
+
 def completion_prompt(messages: Sequence[Message]) -> str:
     """The text a completions endpoint gets: the turns' contents in order. Our few-shot tasks put the
-    whole prompt in one user turn, so for them this is exactly the task's prompt text."""
+    whole prompt in one user turn, so for them this is exactly the task's prompt text. An assistant turn
+    to continue follows the prompt directly, as the model's own text followed it."""
+    if continues(messages):
+        return completion_prompt(messages[:-1]) + messages[-1]["content"]
     return "\n\n".join(m["content"] for m in messages)
 
 

@@ -18,8 +18,8 @@ from typing import Any
 
 from ..errors import BackendUnavailable, ConfigError
 from ..plugins.contracts import BackendDefaults
-from ..records import Generation, GenerationParams, Request, Usage
-from .base import EMBEDDED_MODEL, ModelSpec, embedded_gguf_path
+from ..records import Generation, GenerationParams, Message, Request, Usage
+from .base import EMBEDDED_MODEL, ModelSpec, continues, embedded_gguf_path
 from .options import LlamaCppOptions
 
 
@@ -106,16 +106,20 @@ class LlamaCppBackend(BackendDefaults):
     def _generate_locked(self, request: Request, params: GenerationParams) -> Generation:
         llm = self._load()
         start = time.perf_counter()
+        sampling = {
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "max_tokens": params.max_tokens,
+            "stop": list(params.stop) or None,
+            "seed": params.seed + request.n_index,
+            **_sampling(params),
+        }
         try:
-            out = llm.create_chat_completion(
-                messages=list(request.sample.messages),
-                temperature=params.temperature,
-                top_p=params.top_p,
-                max_tokens=params.max_tokens,
-                stop=list(params.stop) or None,
-                seed=params.seed + request.n_index,
-                **_sampling(params),
-            )
+            if continues(request.sample.messages):  # a raw completion of the rendered prompt, the reply so far
+                out = llm.create_completion(self._continued_prompt(llm, request.sample.messages), **sampling)
+                out["choices"][0]["message"] = {"content": out["choices"][0].get("text")}
+            else:
+                out = llm.create_chat_completion(messages=list(request.sample.messages), **sampling)
         except GenerationStopped:
             return Generation(request.sample.id, request.n_index, self.model, error="llama.cpp: stopped (closing)")
         except TemplateBlocked as exc:  # the same template would be refused for every item: the run stops
@@ -141,6 +145,16 @@ class LlamaCppBackend(BackendDefaults):
             ),
             latency_s=time.perf_counter() - start,
         )
+
+    def _continued_prompt(self, llm: Any, messages: Sequence[Message]) -> list[int]:
+        """The tokens of the conversation before its last (assistant) turn, rendered with the chat template
+        up to where the assistant's turn begins, then that turn's text: the model goes on writing it."""
+        template = self.options.chat_template or llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise TemplateFailed("the model has no chat template to continue a reply with (--chat-template FILE)")
+        rendered = chat_template_handler(llm, template, render_only=True)(messages=list(messages[:-1]))
+        text = rendered.prompt + messages[-1]["content"]
+        return list(llm.tokenize(text.encode(), add_bos=not rendered.added_special, special=True))
 
     def stop_sending(self) -> bool:
         """Finish the item being generated, start no other (a spent budget)."""
@@ -180,9 +194,10 @@ def _sampling(params: GenerationParams) -> dict[str, float]:
     return {names[k]: v for k, v in params.sampling_extras().items()}
 
 
-def chat_template_handler(llm: Any, template: str) -> Any:
+def chat_template_handler(llm: Any, template: str, render_only: bool = False) -> Any:
     """``--chat-template FILE``: llama.cpp renders the conversation with this Jinja template (as the GGUF's
-    own ``tokenizer.chat_template`` would be), ending the prompt where the assistant's turn begins."""
+    own ``tokenizer.chat_template`` would be), ending the prompt where the assistant's turn begins.
+    `render_only`: the renderer itself (messages -> a response with ``prompt``), for a continued reply."""
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
     eos = llm.detokenize([llm.token_eos()]).decode(errors="replace")
@@ -191,7 +206,7 @@ def chat_template_handler(llm: Any, template: str) -> Any:
         formatter = Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos, add_generation_prompt=True)
     except Exception as exc:  # a template that does not compile: the user's file
         raise ConfigError(f"--chat-template: not a usable Jinja chat template ({exc})") from exc
-    handler = formatter.to_chat_handler()
+    handler = formatter if render_only else formatter.to_chat_handler()
 
     def render_checked(*args: Any, **kwargs: Any) -> Any:
         """The handler, with the template's failures as our errors: what the Jinja sandbox refuses would be

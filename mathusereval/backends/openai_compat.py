@@ -31,7 +31,7 @@ import aiohttp
 from ..errors import BackendUnavailable, ConfigError, one_line
 from ..plugins.contracts import BackendDefaults
 from ..records import Generation, GenerationParams, Request, Usage
-from .base import ModelSpec, completion_prompt
+from .base import ModelSpec, completion_prompt, continues
 from .endpoints import AuthFailure, Endpoint, EndpointPool, FatalError, RetryableError, backoff_s, check_status
 from .options import ServedOptions
 from .replies import (
@@ -251,6 +251,8 @@ class OpenAIBackend(BackendDefaults):
         }
         if self.endpoint == "chat":
             body["messages"] = list(request.sample.messages)
+            if continues(request.sample.messages):  # vLLM's and SGLang's names: the assistant turn goes on
+                body.update(continue_final_message=True, add_generation_prompt=False)
         else:
             body["prompt"] = completion_prompt(request.sample.messages)
         if params.stop:

@@ -29,7 +29,7 @@ from typing import Any
 from ..errors import BackendUnavailable, ConfigError
 from ..plugins.contracts import BackendDefaults
 from ..records import Generation, GenerationParams, Request, Usage
-from .base import ModelSpec, completion_prompt
+from .base import ModelSpec, completion_prompt, continues
 from .options import VLLMOptions
 
 ENGINE_KWARGS = (
@@ -125,9 +125,23 @@ class VLLMBackend(BackendDefaults):
     def _enqueue(self, llm: Any, requests: Sequence[Request], params: GenerationParams) -> list[str]:
         sampling = [self._sampling(r, params) for r in requests]
         if self.endpoint == "chat":
-            conversations = [list(r.sample.messages) for r in requests]
-            template = {"chat_template": self.options.chat_template} if self.options.chat_template else {}
-            return list(llm.enqueue_chat(conversations, sampling, use_tqdm=False, **template))
+            template: dict[str, Any] = (
+                {"chat_template": self.options.chat_template} if self.options.chat_template else {}
+            )
+            ids: list[str] = [""] * len(requests)
+            for going_on in (False, True):  # an assistant turn to continue is rendered without a new turn
+                picked = [i for i, r in enumerate(requests) if continues(r.sample.messages) == going_on]
+                if not picked:
+                    continue
+                if going_on:
+                    template = {**template, "continue_final_message": True, "add_generation_prompt": False}
+                conversations = [list(requests[i].sample.messages) for i in picked]
+                chosen = [sampling[i] for i in picked]
+                for i, rid in zip(
+                    picked, llm.enqueue_chat(conversations, chosen, use_tqdm=False, **template), strict=True
+                ):
+                    ids[i] = rid
+            return ids
         prompts = [completion_prompt(r.sample.messages) for r in requests]
         return list(llm.enqueue(prompts, sampling, use_tqdm=False))
 

@@ -98,6 +98,13 @@ def parser() -> argparse.ArgumentParser:
     )
     tasks.add_argument("--limit-order", choices=LIMIT_ORDERS, default="spread", help="which items --limit takes")
     tasks.add_argument("--sample-ids", metavar="FILE", help="evaluate only the items whose ids the file lists")
+    tasks.add_argument(
+        "--sandbox",
+        choices=("isolated", "unisolated"),
+        default="isolated",
+        help="tool-integrated tasks (<task>-tir): run the model's programs in namespaces (default; the run "
+        "refuses where the machine does not allow them) or 'unisolated' (rlimits only: network and files reachable)",
+    )
 
     _add_generation_options(gen, THINK_MODES)
     llama.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: half the cores)")
@@ -294,6 +301,7 @@ def _run_options(args: argparse.Namespace) -> Any:
         name=args.name or "",
         system_prompt=_text_or_file(args.system_prompt, "--system-prompt"),
         limit_order=args.limit_order,
+        sandbox=args.sandbox,
         sample_ids=sample_ids,
         task_overrides=task_overrides,
         config=_effective_config(args),

@@ -73,6 +73,8 @@ class Task:
         description: one line for `mue-eval tasks`.
         row_key: upstream data row -> sample id; also reads answer files that copy the question fields
             (``mue-eval import``). None: the task cannot import answers.
+        tir: tool-integrated reasoning: the model's programs run in the sandbox and their output is fed
+            back (`mathusereval.tir.chain`); the ``<task>-tir`` variants (``tasks/tir.py``).
     """
 
     name: str
@@ -83,6 +85,7 @@ class Task:
     params: GenerationParams = GenerationParams()
     description: str = ""
     row_key: Callable[[dict[str, Any]], str] | None = None
+    tir: bool = False
 
 
 @dataclass(frozen=True)

@@ -135,6 +135,10 @@ class Generation:
     reasoning: str | None = None
     """A reasoning model's thinking, kept apart from `text` (the answer graders see): what the server
     returned as ``reasoning_content``, or what stood between ``<think>`` tags."""
+    steps: tuple[JsonDict, ...] = ()
+    """A tool-integrated answer's chain (`mathusereval.tir.protocol.ToolStep` as JSON: text, code, output,
+    exit status, seconds), one per request; `text` is then the whole trajectory, outputs included, as
+    upstream grades it. Empty for a plain answer (and then left out of the JSON)."""
 
     @property
     def ok(self) -> bool:
@@ -153,6 +157,7 @@ class Generation:
             "error": self.error,
             "reasoning": self.reasoning,
             "kind": "generation",
+            **({"steps": list(self.steps)} if self.steps else {}),
         }
 
     @classmethod
@@ -164,7 +169,8 @@ class Generation:
             read = Usage() if usage is None else from_json_fields(Usage, usage)
         except TypeError as exc:
             raise TypeError(f"usage: {exc}") from None
-        return from_json_fields(cls, {**data, "usage": read})
+        generation = from_json_fields(cls, {**data, "usage": read})
+        return dataclasses.replace(generation, steps=tuple(generation.steps)) if generation.steps else generation
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,7 @@ def _item_row(answer: StoredAnswer, graders: Sequence[str]) -> dict[str, Any]:
         "reference": answer.sample.reference,
         "response": gen.text if gen is not None and gen.ok else None,
         "reasoning": gen.reasoning if gen is not None else None,
+        "tool_calls": sum(1 for step in gen.steps if step.get("code") is not None) if gen is not None and gen.steps else None,
         "extracted": primary.details.get("extracted") if primary is not None else None,
         "finish_reason": gen.finish_reason if gen is not None else None,
         "error": "not generated" if gen is None else gen.error,

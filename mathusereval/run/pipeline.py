@@ -66,12 +66,16 @@ class RunOptions:
     """The effective configuration, recorded in every manifest."""
     guards: Guards = field(default_factory=Guards)
     """``--max-truncated`` ...: run-health guards (`mathusereval.run.guards`); not part of a run's identity."""
+    sandbox: str = "isolated"
+    """``--sandbox``: how tool-integrated tasks run the model's programs; ``unisolated`` lets a run go on
+    where namespaces are not allowed (`mathusereval.tir.sandbox`)."""
 
     def __post_init__(self) -> None:
         for flag, value, allowed in (
             ("--think", self.think, THINK_MODES),
             ("--parity", self.parity, PARITY_MODES),
             ("--limit-order", self.limit_order, LIMIT_ORDERS),
+            ("--sandbox", self.sandbox, ("isolated", "unisolated")),
         ):
             if value not in allowed:
                 raise ConfigError(f"{flag} must be one of {', '.join(allowed)}, got {value!r}")

@@ -172,6 +172,8 @@ async def _run_schedule(schedule: Schedule, runs: Sequence[TaskRun | Regrade], r
         for run in runs:
             for queue in getattr(run, "judges", None) or getattr(run, "queues", None) or ():
                 queue.cancel()
+            if getattr(run, "chains", None) is not None:  # tool-integrated chains waiting on the lane
+                run.chains.cancel()  # type: ignore[union-attr]
 
 
 async def evaluate(
@@ -216,6 +218,10 @@ async def run_tasks(
 ) -> list[RunResult]:
     """Every task on every model (its backend built and checked) as one schedule; results in model, task
     order. Every run's identity is checked before anything is sent."""
+    if any(task.tir for task in tasks):  # before anything is sent: programs must run as asked (issue 33)
+        from ..tir.chain import require_sandbox
+
+        require_sandbox(options.sandbox)
     runs = [
         TaskRun(task, spec, engine.describe(), options, roles, loaded, index)
         for spec, engine in models

@@ -18,6 +18,7 @@ from ..backends import ModelSpec
 from ..plugins.task import LoadedData, Task
 from ..records import Generation, GenerationParams, Request, RunResult, Sample
 from ..store import RunStore
+from ..tir.chain import tool_chains, without_stop
 from .budget import Budget
 from .grading import Grading, StreamingRuleGrades, manifest_judges, resolve_graders
 from .guards import GuardTripped, HealthWatch
@@ -113,9 +114,13 @@ class TaskRun:
             for sample, k in self.grading.judge_backlog():  # a resumed run: stored answers still to judge
                 queue.add(sample, k)
         groups = group_by_params(self.todo, self.params, self.overrides)
+        self.chains = chains = tool_chains(self) if self.task.tir else None  # TIR (issue 33): tir/chain.py
         for params, group in groups.items():
             for position, request in enumerate(group):
                 self.generating += 1
+                if chains is not None:  # the whole trajectory is the answer: not cut at the stop sequence
+                    chains.start(model, request, params, self._answer_with(without_stop(params)), position)
+                    continue
                 model.submit(
                     request,
                     params,

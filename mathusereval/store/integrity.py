@@ -27,7 +27,7 @@ from typing import Any
 from ..errors import MueError
 from ..records import MetricValue, RunCounts
 from .jsonl import DIGEST, SEAL, read_json, record_digest, seal_of
-from .run_store import BATCHES, MANIFEST, RECORD_FILES, SUMMARY
+from .run_store import BATCHES, MANIFEST, RECORD_FILES, STEPS, SUMMARY
 
 SEALED_SINCE = (0, 2)
 """The first version whose runs carry seals, checkpoints and a digest on every line."""
@@ -176,7 +176,7 @@ def check_run(directory: Path, metrics: Sequence[MetricValue], counts: RunCounts
     points: dict[str, Any] = {}
     if isinstance(manifest, dict) and isinstance(manifest.get("records"), dict):
         points = manifest["records"]
-    for name in RECORD_FILES:
+    for name in (*RECORD_FILES, STEPS):  # steps.jsonl: a TIR run's chain steps (absent elsewhere)
         _check_file(directory / name, verdict, sealed, points.get(name), finished)
     # batches.jsonl has a chain but no checkpoint: its writer is the backend, not the run's writer
     _check_file(directory / BATCHES, verdict, sealed, None, False)

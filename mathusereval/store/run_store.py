@@ -9,6 +9,8 @@ Layout of one run (one model on one task)::
         grades.jsonl        one Grade per line, appended as each finishes
         judgments.jsonl     one JudgeCall per line: the judge model's raw replies, the judge cache
         batches.jsonl       the Batch API batches of --batch / --judge-batch (resumed, never paid twice)
+        steps.jsonl         tool-integrated answers: each step of a chain stored as it completes, so a
+                            killed run resumes mid-chain (`mathusereval.tir.chain`; only TIR runs have it)
         summary.json        metrics and counts, rewritten atomically at the end of each run
 
 Records are appended through `mathusereval.store.jsonl` (one write per line, torn tails cut only by the
@@ -21,10 +23,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import ConfigError, DataError
 from ..records import Generation, Grade, JudgeCall, RunManifest, RunSummary, Sample, safe_name
@@ -40,6 +42,7 @@ from .jsonl import (
     write_json_atomic,
 )
 
+T = TypeVar("T")
 MANIFEST = "manifest.json"
 SUMMARY = "summary.json"
 LOCK = ".lock"
@@ -48,6 +51,8 @@ RECORD_FILES = (SAMPLES, GENERATIONS, GRADES, JUDGMENTS)
 BATCHES = "batches.jsonl"
 """The Batch API's batches of a run (`mathusereval.backends.batch_state`): chained like the record files,
 written by the backend rather than through `RunStore`."""
+STEPS = "steps.jsonl"
+"""Chain steps of tool-integrated answers; opened on the first step stored (a plain run has no such file)."""
 
 
 class RunStore:
@@ -230,7 +235,7 @@ class RunStore:
         index: dict[tuple[str, int], Generation] = {}
         for start, generation in parsed_lines(self.dir / GENERATIONS, Generation.from_json):
             key = (generation.sample_id, generation.n_index)
-            index[key] = dataclasses.replace(generation, text="", reasoning=None)
+            index[key] = dataclasses.replace(generation, text="", reasoning=None, steps=())
             self._offsets[key] = start
         return index
 
@@ -239,6 +244,16 @@ class RunStore:
         with open_read(self.dir / GENERATIONS) as fh:
             fh.seek(self._offsets[key])
             return Generation.from_json(json.loads(fh.readline()))
+
+    def add_step(self, record: dict[str, Any]) -> None:
+        """One completed step of a tool-integrated chain (`mathusereval.tir.chain.StepRecord`)."""
+        if STEPS not in self._appenders:
+            self._appenders[STEPS] = JsonlAppender(self.dir / STEPS)
+        self._appenders[STEPS].append(record)
+
+    def stored_steps(self, parse: Callable[[dict[str, Any]], T]) -> list[T]:
+        """Every stored chain step, in file order, read by `parse` (a bad line is an error naming file:line)."""
+        return list(read_records(self.dir / STEPS, parse))
 
     def add_grade(self, grade: Grade) -> None:
         self._appenders[GRADES].append(grade.to_json())

@@ -1,0 +1,125 @@
+"""The stored side of tool-integrated answers (issue 33): step records as hostile input, what a resumed chain
+starts from, a generation's steps, the completions prompt of a continued reply, the TIR task variants."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mathusereval.backends.base import completion_prompt, continues
+from mathusereval.errors import DataError
+from mathusereval.plugins import registry
+from mathusereval.records import Generation, Sample, Usage
+from mathusereval.store import RunStore
+from mathusereval.tir.chain import StepRecord, ToolChains, continuation
+from mathusereval.tir.protocol import STOP, SYSTEM_PROMPT, ToolStep
+from mathusereval.tir.sandbox import Sandbox
+
+STEP = ToolStep("Compute.\n```python\nprint(1)\n```", "print(1)\n", "1", 0, 0.1)
+
+
+def record(index: int, output: str = "1", sample: str = "a") -> StepRecord:
+    step = ToolStep(STEP.text, STEP.code, output, 0, 0.1)
+    return StepRecord(sample, 0, index, step, "m", Usage(7, 3), 0.5)
+
+
+def test_a_step_record_round_trips_and_refuses_bad_fields() -> None:
+    one = record(1)
+    assert StepRecord.from_json(json.loads(json.dumps(one.to_json()))) == one
+    for bad in (
+        {**one.to_json(), "index": 4},  # past max_func_call
+        {**one.to_json(), "index": -1},
+        {**one.to_json(), "n_index": "0"},
+        {**one.to_json(), "step": {**STEP.to_json(), "code": None}},  # only steps that ran a program are stored
+        {**one.to_json(), "step": {**STEP.to_json(), "seconds": -1}},
+        {**one.to_json(), "step": "text"},
+        {**one.to_json(), "usage": {"prompt_tokens": "7"}},
+    ):
+        with pytest.raises(TypeError):
+            StepRecord.from_json(bad)
+
+
+def _store(tmp_path: Path) -> RunStore:
+    store = RunStore(tmp_path / "run")
+    store.open()
+    return store
+
+
+def test_a_resumed_chain_starts_from_its_consecutive_stored_steps(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    for r in (record(0), record(1, "first"), record(1, "again"), record(0, sample="b"), record(2, sample="b")):
+        store.add_step(r.to_json())
+    store.close()
+    chains = ToolChains(RunStore(tmp_path / "run"), Sandbox(), "origin", tmp_path, 0)
+    assert [r.step.output for r in chains.resumed[("a", 0)]] == ["1", "again"]  # a step stored again replaces it
+    assert [r.index for r in chains.resumed[("b", 0)]] == [0]  # a gap: only what precedes it counts
+
+
+def test_a_corrupt_step_line_names_the_file_and_line(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    store.add_step(record(0).to_json())
+    store.close()
+    path = tmp_path / "run" / "steps.jsonl"
+    path.write_text(path.read_text() + json.dumps({**record(1).to_json(), "index": "1"}) + "\n")
+    with pytest.raises(DataError, match=r"steps\.jsonl:2: corrupt record"):
+        ToolChains(RunStore(tmp_path / "run"), Sandbox(), "origin", tmp_path, 0)
+
+
+def test_a_generation_keeps_its_steps_and_a_plain_one_writes_none() -> None:
+    plain = Generation("a", 0, "m", text="x")
+    assert "steps" not in plain.to_json()
+    chained = Generation("a", 0, "m", text="x", steps=(STEP.to_json(),))
+    back = Generation.from_json(json.loads(json.dumps(chained.to_json())))
+    assert back == chained and isinstance(back.steps, tuple)
+    with pytest.raises(TypeError, match="steps"):
+        Generation.from_json({**chained.to_json(), "steps": "text"})
+
+
+def test_a_continued_reply_on_the_completions_endpoint_follows_the_prompt() -> None:
+    messages = ({"role": "system", "content": "S"}, {"role": "user", "content": "Q"})
+    assert not continues(messages) and completion_prompt(messages) == "S\n\nQ"
+    reply = "Let me compute.\n```python\nprint(1)\n```\n```output\n1\n```\n"
+    going_on = continuation(Sample("t", "a", messages, "1"), reply).messages
+    assert continues(going_on) and completion_prompt(going_on) == "S\n\nQ" + reply
+
+
+def test_the_tir_variants_use_upstreams_prompt_and_keep_ids(shared_data: Path) -> None:
+    from mathusereval.plugins.task import load_task
+
+    for name in ("gsm8k", "math500", "aime24", "amc23", "math", "minerva_math", "cmath"):
+        base, tir = registry.lookup("tasks", name), registry.lookup("tasks", f"{name}-tir")
+        assert tir.tir and not base.tir and tir.params.stop == STOP and tir.graders == base.graders
+        plain, tool = load_task(base, shared_data).samples[:3], load_task(tir, shared_data).samples[:3]
+        assert [s.id for s in plain] == [s.id for s in tool] and [s.reference for s in plain] == [
+            s.reference for s in tool
+        ]
+        for s in tool:
+            assert s.messages[0] == {"role": "system", "content": SYSTEM_PROMPT} and len(s.messages) == 2
+            assert "Please reason step by step" not in s.messages[1]["content"] and s.task == f"{name}-tir"
+
+
+def test_tir_columns_are_labelled() -> None:
+    from mathusereval.leaderboard.tables import tir_header
+
+    assert tir_header("math500-tir") == "math500 [tir]" and tir_header("math500") == "math500"
+
+
+def test_a_box_in_program_output_counts_only_as_upstream_counts_it() -> None:
+    """parser.extract_answer takes the last "boxed" of the whole trajectory: a printed box is the answer when
+    the model's own text boxes nothing; a box the model wrote ends the chain and is its answer."""
+    from mathusereval.graders.answer import answer_grader
+
+    sample = Sample("t", "a", (), "2")
+    # a segment that says "boxed" runs no program (math_eval.py), so a program that prints a box spells it apart
+    segment = "Compute.\n```python\nprint('\\\\' + 'box' + 'ed{2}')\n```"
+    printed = segment + "\n```output\n\\boxed{2}\n```\n"
+    steps = (ToolStep(segment, "print('\\\\' + 'box' + 'ed{2}')\n", "\\boxed{2}", 0, 0.1).to_json(),)
+    cases = [
+        (printed + "Reach max function call limit.", steps, True),  # the model never boxed: upstream reads 2
+        (printed + "So it is \\boxed{3}.", (*steps, ToolStep("So it is \\boxed{3}.").to_json()), False),
+        (printed + "Reach max function call limit.", (), False),  # not a chain: program output is not an answer
+    ]
+    for text, chain, correct in cases:
+        assert answer_grader(sample, Generation("a", 0, "m", text=text, steps=chain)).correct is correct
