@@ -48,16 +48,18 @@ def run(argv: list[str]) -> int:
     if only_ours:
         args.remove("--only-ours")
     for flag, (name, switch) in _judge_flags().items():
-        if flag not in args:
-            continue
-        at = args.index(flag)
-        if switch:
-            os.environ[name] = "1"
-            del args[at]
-            continue
-        if at + 1 >= len(args):
-            raise ConfigError(f"{flag} needs a value")
-        os.environ[name] = args[at + 1]
-        del args[at : at + 2]
+        values: list[str] = []
+        while flag in args:  # a repeated flag (--judge-header) keeps every value, one a line
+            at = args.index(flag)
+            if switch:
+                values.append("1")
+                del args[at]
+                continue
+            if at + 1 >= len(args):
+                raise ConfigError(f"{flag} needs a value")
+            values.append(args[at + 1])
+            del args[at : at + 2]
+        if values:
+            os.environ[name] = "\n".join(values) if name.endswith("_HEADER") else values[-1]
     GradingOptions.from_env()  # a bad value is said now, not inside lm-eval's filter
     return run_lm_eval(args, only_ours)

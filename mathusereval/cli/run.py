@@ -256,9 +256,10 @@ def _effective_config(args: argparse.Namespace) -> dict[str, Any]:
     (the API key, header values) or redacted (credentials in URLs)."""
     from ..backends.replies import UrlCredentials
 
-    hidden = {"api_key", "header"}
+    # every role's headers and API key (the model's, the judge's, the verifier's, a plugin role's) stay out
+    hidden = {k for k in vars(args) if k in ("api_key", "header") or k.endswith(("_header", "_api_key"))}
     config = {k: v for k, v in sorted(vars(args).items()) if k not in hidden and v is not None and v is not False}
-    for key in ("base_url", "judge_base_url", "verifier_base_url"):
+    for key in [k for k in config if k == "base_url" or k.endswith("_base_url")]:
         if key in config:
             config[key] = ",".join(UrlCredentials.of(u.strip()).shown for u in str(config[key]).split(","))
     return config

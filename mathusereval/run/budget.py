@@ -11,6 +11,7 @@ figure printed and stored is what the replies reported. What was not sent is lef
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import overload
@@ -27,7 +28,7 @@ def parse_prices(text: str | None, flag: str) -> tuple[float, float] | None:
         prices = tuple(float(x) for x in text.split(","))
     except ValueError:
         prices = ()
-    if len(prices) != 2 or min(prices) < 0:
+    if len(prices) != 2 or not all(math.isfinite(p) and p >= 0 for p in prices):
         raise ConfigError(f"{flag} wants IN,OUT in USD per million tokens, e.g. 10,30; got {text!r}")
     return prices[0], prices[1]
 

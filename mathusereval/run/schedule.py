@@ -35,6 +35,7 @@ import asyncio
 import dataclasses
 import heapq
 import itertools
+import sys
 from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,9 @@ class Job:
 
 
 class Slots:
-    """Requests in flight on one server (or engine) at most; shared by the lanes that talk to it."""
+    """Requests in flight on one server (or engine) at most; shared by the lanes that talk to it. Its capacity
+    is the largest of theirs (the model's ``--concurrency``, say); each lane keeps its own too (a judge lane of
+    ``--judge-concurrency 1`` has one request in flight, and never lowers what the model may send)."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = max(1, capacity)
@@ -85,6 +88,10 @@ class Lane:
         self.calls_running = 0
         self.held: set[str] = set()
         """Origins whose jobs wait until `release` (a batch is cut when its task's generation ends)."""
+        self.capacity = slots.capacity
+        """This lane's own most requests in flight (within its server's shared `slots`)."""
+        self.unpriced = False
+        """A reply came without usage: replies are charged at their worst case from then on (said once)."""
         self._seq = itertools.count()
         self.schedule: Schedule | None = None
 
@@ -163,7 +170,9 @@ class Schedule:
         capacity = backend.max_in_flight or DEFAULT_SLOTS
         key = ("served", tuple(backend.served_at)) if backend.served_at else None
         slots = self._slots.setdefault(key, Slots(capacity)) if key is not None else Slots(capacity)
+        slots.capacity = max(slots.capacity, capacity)
         lane = Lane(name, backend, slots, budget, urgent)
+        lane.capacity = max(1, capacity)
         lane.schedule = self
         self.lanes.append(lane)
         return lane
@@ -178,7 +187,7 @@ class Schedule:
         self.wake()
 
     def _launchable(self, lane: Lane) -> bool:
-        if not lane.ready() or lane.slots.used >= lane.slots.capacity:
+        if not lane.ready() or lane.slots.used >= lane.slots.capacity or lane.in_flight >= lane.capacity:
             return False
         return lane.backend.overlapping_calls or lane.calls_running == 0
 
@@ -205,7 +214,7 @@ class Schedule:
 
     def _launch(self, lane: Lane) -> bool:
         """Start one call on `lane` with the jobs that may share it; False when none may go now."""
-        room = lane.slots.capacity - lane.slots.used
+        room = min(lane.slots.capacity - lane.slots.used, lane.capacity - lane.in_flight)
         limit = room if lane.backend.overlapping_calls else len(lane.waiting)
         jobs: list[Job] = []
         skipped: list[Job] = []
@@ -288,10 +297,23 @@ class Schedule:
 
     @staticmethod
     def _settle(lane: Lane, job: Job, generation: Generation | None) -> None:
-        """The job is out of flight; its reply is charged against the lane's budget (its reservation freed)."""
+        """The job is out of flight; its reply is charged against the lane's budget (its reservation freed). A
+        reply without token usage (a server that does not say, or says nonsense) is charged its worst case under
+        a cap, so a cap never stops nothing."""
         lane.in_flight -= 1
-        if lane.budget is not None and (generation is not None or job.reserved is not None):
-            lane.budget.charge(generation.usage if generation is not None else Usage(), job.reserved)
+        if lane.budget is None or (generation is None and job.reserved is None):
+            return
+        usage = generation.usage if generation is not None else Usage()
+        if generation is not None and generation.ok and not usage.total_tokens and job.reserved is not None:
+            if not lane.unpriced:
+                lane.unpriced = True
+                print(
+                    f"mue-eval: warning: {lane.name}: a reply without token usage; under the budget each such reply "
+                    "counts as its worst case (prompt bytes + max_tokens)",
+                    file=sys.stderr,
+                )
+            usage = job.reserved
+        lane.budget.charge(usage, job.reserved)
 
     async def run(self, until: Callable[[], bool]) -> None:
         """Dispatch until `until()` says no more work can come and nothing waits or is in flight."""
