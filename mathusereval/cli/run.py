@@ -215,6 +215,14 @@ def _add_scale_options(s: argparse._ArgumentGroup, dispatch: tuple[str, ...]) ->
     )
 
 
+SAMPLING_RANGES = (
+    ("temperature", "--temperature", 0.0, 100.0),
+    ("top_p", "--top-p", 0.0, 1.0),
+    ("min_p", "--min-p", 0.0, 1.0),
+    ("repetition_penalty", "--repetition-penalty", 1e-6, 100.0),
+    ("max_tokens", "--max-tokens", 1, 10_000_000),
+    ("seed", "--seed", 0, 2**63 - 1),
+)
 GENERATION = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_tokens", "seed", "n")
 
 
@@ -273,6 +281,10 @@ def _run_options(args: argparse.Namespace) -> Any:
 
     for dest, flag in (("limit", "--limit"), ("n", "--samples"), ("max_tokens", "--max-tokens"), ("top_k", "--top-k")):
         options.positive(flag, getattr(args, dest))
+    for dest, flag, low, high in SAMPLING_RANGES:  # out of range is refused here, not sent to the server
+        value = getattr(args, dest)
+        if value is not None and not low <= value <= high:
+            raise MueError(f"{flag} must be between {low:g} and {high:g}, got {value:g}")
     overrides = {k: getattr(args, k) for k in GENERATION if getattr(args, k) is not None}
     if args.stop:
         overrides["stop"] = tuple(args.stop)

@@ -51,6 +51,7 @@ class JudgeQueue:
         self.run_dir: Path | None = None
         self.window = 64
         self._sending: dict[str, asyncio.Future[Generation | None]] = {}
+        self._said: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._failure: BaseException | None = None
         self._batches_before = 0
@@ -187,6 +188,10 @@ class JudgeQueue:
                 self.on_lane -= 1
                 if self.lane.backend.keeps_run_state:  # a retry may follow: the next batch waits for it
                     self.lane.hold(self.origin)
+            if reply is not None and not reply.ok:  # the first failure of each kind is said as it happens
+                from .pipeline import say_first
+
+                say_first(self._said, reply.error or "", self.store.dir, f"a {self.role.name} call")
             if reply is not None:
                 self.store.add_judge_call(
                     JudgeCall(key, self.judge.name, sample.id, generation.n_index, attempt, reply)

@@ -190,7 +190,7 @@ def finish_run(
     return result
 
 
-def say_first(said: set[str], error: str, where: Path) -> None:
+def say_first(said: set[str], error: str, where: Path, what: str = "an answer") -> None:
     """Print the first error of each kind (``HTTP 400``, ``ClientConnectorError`` ...) as it happens; all of
     them are stored, counted and retried by the next run."""
     match = re.match(r"(HTTP \d+|[\w.]+)", error)
@@ -199,8 +199,8 @@ def say_first(said: set[str], error: str, where: Path) -> None:
         return
     said.add(kind)
     print(
-        f"mue-eval: warning: {where}: an answer failed: {one_line(error)[:300]} (the first of its kind; every "
-        "failed answer is stored, counted and retried by the next run)",
+        f"mue-eval: warning: {where}: {what} failed: {one_line(error)[:300]} (the first of its kind; every "
+        "failure is stored, counted and retried by the next run)",
         file=sys.stderr,
     )
 
