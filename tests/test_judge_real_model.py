@@ -50,7 +50,7 @@ def _check_judged_run(run: Path, expected_items: int, attempts: int) -> None:
     for call in calls:
         messages = ALIGNBENCH_JUDGE.messages(samples[call["sample_id"]], answers[call["sample_id"]])
         params = role.settings.params(call["attempt"])
-        assert call["key"] == role._key(ALIGNBENCH_JUDGE, messages, params, call["attempt"])
+        assert call["key"] == role.key(ALIGNBENCH_JUDGE, messages, params, call["attempt"])
     summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
     usage = summary["judge_usage"]["alignbench-judge"]
     assert usage["calls"] == len(calls) and usage["parse_failures"] == summary["counts"]["parse_failures"]

@@ -24,7 +24,7 @@ from mathusereval.run.session import run_task
 from mathusereval.tir.chain import StepRecord
 from mathusereval.tir.protocol import MAX_CALLS_NOTE, MAX_FUNC_CALLS, STOP, SYSTEM_PROMPT, ToolStep, replay
 
-from .conftest import MUE_EVAL, cli_env, inline_task, run_cli
+from .conftest import MUE_EVAL, NO_NESTED_NAMESPACES, cli_env, inline_task, run_cli, run_engine_script
 from .tir_server import ScriptedTirServer
 
 pytestmark = pytest.mark.slow
@@ -228,18 +228,8 @@ def test_llama_cpp_continues_the_assistant_turn(tmp_path: Path) -> None:
 def _without_namespaces(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """``mue-eval`` where user namespaces are capped at one level (as where a container disables them): the
     cap is set inside a user namespace of its own (the machine's sysctl is not ours to change)."""
-    inner = 'exec unshare --user --map-user=1000 --map-group=1000 "$@"'
-    wrapper = [
-        "unshare",
-        "--user",
-        "--map-root-user",
-        "sh",
-        "-c",
-        f"echo 1 > /proc/sys/user/max_user_namespaces && {inner}",
-        "-",
-    ]
     return subprocess.run(
-        [*wrapper, str(MUE_EVAL), *args],
+        [*NO_NESTED_NAMESPACES, str(MUE_EVAL), *args],
         cwd=cwd,
         env=cli_env(cwd),
         capture_output=True,
@@ -296,18 +286,7 @@ if __name__ == "__main__":  # vLLM may spawn its engine process, which imports t
 def test_vllm_in_process_continues_the_assistant_turn(engine: Path, tmp_path: Path) -> None:
     """vLLM renders a conversation that ends in an assistant turn without opening a new one
     (``continue_final_message``): its prompt is the chat template's continued rendering, token for token."""
-    from .conftest import VLLM_ENV
-
-    script = tmp_path / "continues.py"
-    script.write_text(VLLM_CONTINUES)
-    result = subprocess.run(
-        [str(engine / "venv" / "bin" / "python"), str(script), str(engine / "smollm2-hf")],
-        cwd=tmp_path,
-        env=cli_env(tmp_path, VLLM_ENV),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = run_engine_script(engine, tmp_path, VLLM_CONTINUES)
     assert result.returncode == 0, result.stderr[-5000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["got"]["new"] == [None, report["opened"]], report

@@ -25,6 +25,8 @@ import pytest
 
 from mathusereval.tir.sandbox import UID_BASE, UID_SPAN, ExecResult, Limits, Sandbox
 
+from .conftest import NO_NESTED_NAMESPACES
+
 pytestmark = pytest.mark.cli  # every test here starts processes
 
 LIMITS = Limits(wall_seconds=3.0, cpu_seconds=3, processes=8)
@@ -426,16 +428,7 @@ def test_an_unprivileged_user_gets_the_same_isolation() -> None:
 def test_without_namespaces_the_run_refuses_unless_unisolated() -> None:
     """User namespaces capped at one level (as where they are disabled): isolated refuses, saying why and
     what to pass; unisolated runs, with the network reachable, in a fresh host directory."""
-    inner = 'exec unshare --user --map-user=1000 --map-group=1000 "$@"'
-    report = harness(
-        "unshare",
-        "--user",
-        "--map-root-user",
-        "sh",
-        "-c",
-        f"echo 1 > /proc/sys/user/max_user_namespaces && {inner}",
-        "-",
-    )
+    report = harness(*NO_NESTED_NAMESPACES)
     isolated, unisolated = report["isolated"], report["unisolated"]
     assert isolated["probe"][:2] == [False, False] and "unshare" in isolated["probe"][2]  # type: ignore[index]
     assert "--sandbox unisolated" in isolated["refused"]  # type: ignore[index]

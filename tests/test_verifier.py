@@ -92,8 +92,8 @@ def test_the_embedded_model_as_verifier(tmp_path: Path) -> None:
     ) as server:  # type: ignore[union-attr]
         result = run_cli(
             *("--include", "task.py", "--tasks", "verify-me", "--base-url", server.url, "--model", "m"),
-            *("--graders", "answer,verifier", "--verifier", "smollm2-135m-instruct", "--judge-max-tokens", "8"),
-            *("--judge-retries", "0", "--quiet"),
+            *("--graders", "answer,verifier", "--verifier", "smollm2-135m-instruct", "--verifier-max-tokens", "8"),
+            *("--verifier-retries", "0", "--quiet"),
             cwd=tmp_path,
         )
     assert result.returncode == 0, result.stderr

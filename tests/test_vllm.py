@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import MUE_EVAL, VLLM_ENV, cli_env, engine_server, free_port, run_cli
+from .conftest import MUE_EVAL, VLLM_ENV, cli_env, engine_server, free_port, run_cli, run_engine_script
 from .recording_proxy import RecordingProxy
 
 pytestmark = pytest.mark.slow
@@ -170,16 +170,7 @@ if __name__ == "__main__":  # vLLM may spawn its engine process, which imports t
 def test_a_second_call_joins_the_running_engine(engine: Path, tmp_path: Path) -> None:
     """What a Ray replica's hand-outs need: requests of a call made while the engine is busy join its batch
     (continuous batching across calls) instead of waiting for the first call to end."""
-    script = tmp_path / "two_calls.py"
-    script.write_text(TWO_CALLS)
-    result = subprocess.run(
-        [str(engine / "venv" / "bin" / "python"), str(script), str(engine / "smollm2-hf")],
-        cwd=tmp_path,
-        env=cli_env(tmp_path, VLLM_ENV),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = run_engine_script(engine, tmp_path, TWO_CALLS)
     assert result.returncode == 0, result.stderr[-5000:]
     order = json.loads(result.stdout.strip().splitlines()[-1])
     assert len(order) == 8 and all(error is None for _, _, error, _ in order), order
