@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import hypothesis
-import hypothesis.database
+import hypothesis.configuration
 import pytest
 
 from mathusereval.backends import ModelSpec
@@ -50,12 +50,9 @@ VLLM_ENV = {
 }
 
 
-# Hypothesis keeps its example database in a temporary folder, not in the repository (`.hypothesis/`)
-hypothesis.settings.register_profile(
-    "mathusereval",
-    database=hypothesis.database.DirectoryBasedExampleDatabase(tempfile.mkdtemp(prefix="mue-hypothesis-")),
-)
-hypothesis.settings.load_profile("mathusereval")
+# Hypothesis keeps its storage (example database, constants cache) in a temporary folder, not in the
+# repository (`.hypothesis/`): the tests leave the tree as they found it
+hypothesis.configuration.set_hypothesis_home_dir(tempfile.mkdtemp(prefix="mue-hypothesis-"))
 
 PROCESS_STARTERS = frozenset({"run_cli", "start_cli", "engine_server", "Popen", "subprocess", "ThreadingHTTPServer"})
 """Names whose use means a test starts the CLI, another process or a server: such tests get the ``cli``
