@@ -1,10 +1,10 @@
 """How close one invocation gets to the ideal span when its tasks share the engine (issue "one schedule").
 
 A long-tail loopback server (its own process): 10 % of prompts, chosen by a hash, take 10x the others (0.2 s
-otherwise), as reasoning models' answers do; every reply is "The answer is \\boxed{1}. 评分：[[5]]", which
-every task and judge here can read. The ideal span of a run is max(busy server seconds / C, the slowest
-request) over what the server saw; we print each whole process's wall time against it, with the most
-requests the server had in flight, for:
+otherwise), as reasoning models' answers do. Every answer is "The answer is \\boxed{1}." and every judgment
+(a request for the model ``judge``) "评分：[[5]]", which every task and judge can read. The ideal span of a
+run is max(busy server seconds / C, the slowest request) over what the server saw; we print each whole
+process's wall time against it, with the most requests the server had in flight, for:
 
 - one task (``--tasks gsm8k --limit 740``), the Qwen2.5-Math suite (``--tasks math-suite --limit 40``: 20
   tasks, ~740 requests) and a judged run (``--tasks mathusereval,alignbench --limit 64``, the judge on the
@@ -34,7 +34,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SIMULATED = HERE / "plugins" / "simulated_engine.py"
-REPLY = "The answer is \\boxed{1}.\n评分：[[5]]"
+REPLY = "The answer is \\boxed{1}."
+JUDGMENT = "The answer is checked step by step.\n评分：[[5]]"
+"""What the server says when the request names the model ``judge`` (a judge on the model's own server)."""
 
 
 def _slow(prompt: bytes, share: float) -> bool:
@@ -57,18 +59,20 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ar
             body = await reader.readexactly(length) if length else b""
             if head.startswith(b"POST"):
                 start = time.time()
-                prompt = json.dumps(json.loads(body).get("messages") or json.loads(body).get("prompt")).encode()
+                request = json.loads(body)
+                prompt = json.dumps(request.get("messages") or request.get("prompt")).encode()
+                text = JUDGMENT if request.get("model") == "judge" else REPLY
                 await asyncio.sleep(args.short * (args.factor if _slow(prompt, args.share) else 1.0))
                 if "/completions" in head.split(b" ")[1].decode() and b"chat" not in head.split(b" ")[1]:
-                    choice = {"index": 0, "text": REPLY, "finish_reason": "stop"}
+                    choice = {"index": 0, "text": text, "finish_reason": "stop"}
                 else:
-                    choice = {"index": 0, "message": {"role": "assistant", "content": REPLY}, "finish_reason": "stop"}
+                    choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
                 reply = json.dumps({"choices": [choice], "usage": {"prompt_tokens": 10, "completion_tokens": 10}})
                 args.log.write(f"{start:.6f} {time.time():.6f}\n")
                 args.log.flush()
                 data = reply.encode()
             else:
-                data = b'{"data": [{"id": "m"}]}'
+                data = b'{"data": [{"id": "m"}, {"id": "judge"}]}'
             head_out = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
             writer.write(head_out.encode() + data)
             await writer.drain()
@@ -156,7 +160,7 @@ def long_tail(exes: list[tuple[str, str]], data_dir: str, tiny: bool, with_lm_ev
                     ),
                     (
                         f"{label}: mathusereval,alignbench --limit {judged_limit}",
-                        ["--tasks", "mathusereval,alignbench", "--limit", str(judged_limit), "--judge", "m"]
+                        ["--tasks", "mathusereval,alignbench", "--limit", str(judged_limit), "--judge", "judge"]
                         + ["--judge-base-url", server.url, "--judge-concurrency", str(concurrency)],
                     ),
                 ]
@@ -191,7 +195,8 @@ def simulated(data_dir: str, tiny: bool, with_ray: bool) -> None:
     from mathusereval.plugins.include import module_of
 
     sim = module_of(SIMULATED)
-    engine = "slots=16:short=0.05" if not tiny else "slots=4:short=0.02"
+    # long enough that the second replica's start-up (the span begins at the first arrival anywhere) is small
+    engine = "slots=16:short=0.12" if not tiny else "slots=4:short=0.02"
     workload = sim.Workload.parse(engine)
     limit = 40 if not tiny else 3
     exe = str(Path(sys.executable).with_name("mue-eval"))
