@@ -72,6 +72,7 @@ WRONG_TYPES = [
     ("grades.jsonl", "score", "abc"),
     ("grades.jsonl", "score", [1]),
     ("grades.jsonl", "score", 1e308),
+    ("grades.jsonl", "score", 10**400),  # a bare 400-digit JSON integer: no float holds it
     ("grades.jsonl", "n_index", "0"),
     ("grades.jsonl", "details", "x"),
     ("generations.jsonl", "text", 5),

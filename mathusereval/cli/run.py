@@ -61,8 +61,8 @@ def parser() -> argparse.ArgumentParser:
     budgets, add_grading_flags = options.grading_groups(p, "budgets (the model's and, together, the LLM graders')")
     out = p.add_argument_group("output")
     guards = p.add_argument_group(
-        "run-health guards (shares of a task's recent answers; past one, the run stops with exit 3 and keeps "
-        "what it stored)"
+        "run-health guards (off unless given; each a share between 0 and 1 of a task's last 200 answers, checked "
+        "once --guard-min-answers have arrived; past it the run stops with exit 3 and keeps what it stored)"
     )
 
     options.add_role_flags(
@@ -299,7 +299,8 @@ def _run_options(args: argparse.Namespace) -> Any:
     from ..run.guards import Guards
 
     shares = {k: getattr(args, f"max_{k}") for k in ("truncated", "no_answer", "errors", "judge_unparseable")}
-    guards = Guards(**shares, **({"min_answers": args.guard_min_answers} if args.guard_min_answers else {}))
+    minimum = {} if args.guard_min_answers is None else {"min_answers": args.guard_min_answers}
+    guards = Guards(**shares, **minimum)
     return RunOptions(
         guards=guards,
         out=Path(args.out),

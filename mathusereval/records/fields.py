@@ -66,12 +66,11 @@ def _describe(hint: Any) -> str:
 
 
 def _number(value: Any) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and abs(value) <= MAX_NUMBER
-    )
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if isinstance(value, int):  # compared as an int: a 400-digit integer does not convert to a float
+        return abs(value) <= MAX_NUMBER
+    return math.isfinite(value) and abs(value) <= MAX_NUMBER
 
 
 MAX_INTEGER = 2**63 - 1

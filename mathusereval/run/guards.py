@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # the CLI's entry imports this module: nothing heavy at start
     from ..records import Generation, Grade
 
 GUARDS = {
-    "truncated": ("--max-truncated", "were cut at max_tokens (raise --max-tokens?)"),
+    "truncated": ("--max-truncated", "were cut at max_tokens (a larger --max-tokens is another run: add --name)"),
     "no_answer": ("--max-no-answer", "stated no final answer"),
     "errors": ("--max-errors", "failed"),
     "judge_unparseable": ("--max-judge-unparseable", "had judge replies that could not be read"),
@@ -72,9 +72,10 @@ class HealthWatch:
         if generation.ok:
             self._see("truncated", key, generation.finish_reason == "length")
 
-    def rule_graded(self, grade: Grade | None, key: str) -> None:
-        """The primary rule grade of an answer: no extracted answer is "no answer"."""
-        if grade is not None and "extracted" in grade.details:
+    def rule_graded(self, grade: Grade | None, key: str, truncated: bool = False) -> None:
+        """The primary rule grade of an answer: no extracted answer is "no answer" (a reply cut at max_tokens
+        is the truncation guard's, not this one's)."""
+        if grade is not None and "extracted" in grade.details and not truncated:
             self._see("no_answer", key, not grade.details.get("extracted"))
 
     def judged(self, grade: Grade) -> None:

@@ -163,7 +163,9 @@ class TaskRun:
         if self.health is not None and self.grading.rules:
             primary = next(iter(self.grading.rules))
             grade = self.grading.grades.get((sample.id, n_index, primary))
-            self._guarded(self.health.rule_graded, grade, f"{sample.id}#{n_index}")
+            stored = self.grading.generations.get((sample.id, n_index))
+            truncated = stored is not None and stored.finish_reason == "length"
+            self._guarded(self.health.rule_graded, grade, f"{sample.id}#{n_index}", truncated)
         for queue in self.judges:
             queue.add(sample, n_index)
         self.model_lane.wake()  # this task may be done now
