@@ -38,9 +38,14 @@ _GOLD = re.compile(r"[A-E]{1,5}")
 _JOINERS = re.compile(r"\\text\s*\{([^{}]*)\}|\\mathrm\s*\{([^{}]*)\}|\\textbf\s*\{([^{}]*)\}")
 _SEPARATORS = re.compile(r"[\s()（）{}\[\],，、;；.。和与及]|and|\\quad|\\,|~")
 _HEDGE = re.compile(
-    r"(?<![A-Za-z])[A-E][)）]?[,，]?\s*(?:\bor\b|或者?|还是|/|\\?&|-|–|\\lor|\\vee|\|)\s*[(（]?[A-E](?![A-Za-z])"
+    r"(?<![A-Za-z])[A-E][)）]?[,，.;；]?\s*[(（]?\s*"
+    r"(?:(?i:\band/or\b|\bor\b|\bunless\b)|或者?是?|还是|也?可能是|/|\\?&|-|–|\\lor|\\vee|\|)"
+    r"(?:\s*(?i:maybe|perhaps|possibly|probably|even|also)\b)?\s*[(（]?[A-E](?![A-Za-z])"
 )
-"""Two options joined by "or", "或", "/", "&", "-": a hedge between them, not a set of answers."""
+"""Two options joined by "or" (also "and/or", "or maybe", "(or B)", ". Or B", "unless"), "或", "或是", "也可能是",
+"/", "&", "-": a hedge between them, not a set of answers."""
+_BOXES_OR = re.compile(r"\\boxed\s*\{[^{}]{0,20}\}\s*(?:\\text\s*\{\s*)?(?:\bor\b|或者?)\s*\}?\s*\\boxed")
+"""``\\boxed{A} or \\boxed{B}``: two boxes joined by "or" are a hedge, not a set."""
 _PHRASE = re.compile(
     r"(?i:answer is|answer:|choice is|correct option is|答案是|答案为|答案应为|答案选|故选|应选|选择|选|【答案】)"
     r"\s*[:：]?\s*(?i:option\s*)?[(（]?\s*([A-E](?:\s*(?:[,，、和与及]|and)?\s*[A-E])*)(?![A-Za-z])"
@@ -75,7 +80,7 @@ def chosen(text: str, options: dict[str, str] | None) -> tuple[str | None, str]:
     text = unicodedata.normalize("NFKC", text[-20_000:])  # full-width "Ａ" is the letter A
     box = boxed_answer(text)
     if box is not None:
-        if hedges(box):
+        if hedges(box) or _BOXES_OR.search(text[-3000:]):
             return None, HEDGE
         letters = letters_in(box)
         if letters:

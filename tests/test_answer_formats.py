@@ -70,6 +70,10 @@ TOOLS_AND_THINKING = [  # tool-integrated reasoning (ToRA / Qwen2.5-Math TIR) an
 HEDGED = [  # issue 34 §2: words that qualify or negate a value make it another answer; Qwen2.5-Math's strip_string
     # drops a trailing \text{...} and would grade the first three as 18. "or" between values lists solutions.
     ("18", "\\boxed{\\text{18 or any other number}}", False),
+    ("18", "\\boxed{\\text{18 fails}}", False),  # a probe's cases after round 4: words that qualify
+    ("18", "\\boxed{\\text{18 以上}}", False),  # "18 and above"
+    ("18", "\\boxed{\\text{18左右}}", False),  # "about 18"
+    ("18", "\\boxed{\\text{18 吧}}", False),  # "18, I suppose"
     ("18", "\\boxed{\\text{18 is wrong}}", False),
     ("18", "\\boxed{\\text{18 or fewer}}", False),
     ("18", "The answer is 18 or something else.", False),

@@ -31,6 +31,17 @@ CHOICE_HEDGES = [
     ("The answer is Ａ.", "A", True),  # a full-width letter is the letter
     ("答案是Ｃ", "C", True),
     ("The answer is A - because the others fail.", "A", True),  # a dash before words is no hedge
+    # found by a probe after round 4: hedges spelt with more words between the options
+    ("The answer is A and/or B.", "A", False),
+    ("The answer is A (or B).", "A", False),
+    ("The answer is A or maybe B.", "A", False),
+    ("The answer is A. Or B.", "A", False),
+    ("The answer is A, unless B", "A", False),
+    ("答案是A或是B", "A", False),
+    ("答案是A，也可能是B", "A", False),
+    ("The answer is \\boxed{A} or \\boxed{B}", "AB", False),  # two boxes joined by "or" are not a set
+    ("The answer is \\boxed{A} or equivalently the first option.", "A", True),
+    ("The answer is B. Or rather, B is the only one left.", "B", True),
 ]
 
 
