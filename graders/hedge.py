@@ -23,7 +23,10 @@ _NEGATION = (
 )
 _UNSURE = _NOT_A_COMMAND + r"(?:maybe|perhaps|possibly|probably|unsure|uncertain|guess|fails|kidding)\b"
 _BOUND = r"\b(?:at\s+(?:least|most)|more\s+than|less\s+than|fewer\s+than|greater\s+than|up\s+to)\b"
-_CHINESE = r"或者?其[他它]|或者?更[多少大小]|不是|不一定|不确定|可能是|也可能|也许|或许|至少|至多|不少于|不超过|以上|以下|左右|吧"
+_CHINESE = (
+    r"或者?其[他它]|或者?更[多少大小]|不是|不一定|不确定|可能是|也可能|也许|或许|至少|至多|不少于|不超过"
+    r"|以上|以下|左右|吧"
+)
 _HEDGE = re.compile(f"{_ALTERNATIVE}|{_NEGATION}|{_UNSURE}|{_BOUND}|{_CHINESE}", re.IGNORECASE)
 _VALUE = re.compile(r"\d|\\[a-zA-Z]")
 _INEQUALITY = re.compile(r"[<>≤≥≠]|\\[lg]eq?\b|\\[lg]eqslant|\\[lg]t\b|\\neq?\b")
