@@ -150,7 +150,8 @@ class Watcher:
             results = self.invocation.evaluate(spec, options)
         except (MueError, OSError, RuntimeError, ValueError) as exc:
             error = one_line(str(exc)) or type(exc).__name__
-        if not path.exists():
+        # a trainer's rotation may be half done when we look: the folder still there, its weights gone
+        if not path.exists() or (error and not any(p.is_file() for p in _weights(path))):
             stored = sum(r.counts.generations for r in results)
             self.say(
                 f"{checkpoint.name} was deleted while it was evaluated (the trainer's save_total_limit?); "
@@ -221,3 +222,13 @@ def run(args: argparse.Namespace) -> int:
     count = watcher.evaluated
     watcher.say(f"{count or 'no'} checkpoint{'' if count == 1 else 's'} evaluated in this session")
     return 1 if watcher.failed else 0
+
+
+def _weights(path: Path) -> list[Path]:
+    """The weight files of a checkpoint (a ``.gguf`` file itself, or those in its folder); [] when gone."""
+    try:
+        if path.is_file():
+            return [path]
+        return [p for p in path.iterdir() if p.suffix in (".gguf", ".safetensors", ".bin")]
+    except OSError:
+        return []
