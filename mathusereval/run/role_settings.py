@@ -174,8 +174,3 @@ def judge_settings(options: GradingOptions) -> dict[str, JudgeSettings]:
         name: dataclasses.replace(settings, budget_usd=cap.budget, budget_tokens=cap.token_budget)
         for name, settings in roles.items()
     }
-
-
-def judge_values(args: Any) -> GradingOptions:
-    """`GradingOptions` from an argparse namespace."""
-    return GradingOptions.from_values(vars(args))

@@ -44,6 +44,7 @@ from ..backends.base import generation_stream
 from ..plugins.contracts import Backend
 from ..records import Generation, GenerationParams, Request, Usage
 from .budget import Budget, worst_case
+from .postprocess import checked
 
 DEFAULT_SLOTS = 64
 """Slots of a backend that does not say how many requests it works on at once."""
@@ -255,8 +256,6 @@ class Schedule:
 
     async def _call(self, lane: Lane, jobs: list[Job], held: int) -> None:
         """One ``generate`` call: answers routed back to their jobs by their lane-unique keys."""
-        from .postprocess import checked
-
         # requests of several tasks in one call may share ids: then each is made unique by its origin
         mixed = len({j.origin for j in jobs}) > 1
         by_key = {

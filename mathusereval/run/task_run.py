@@ -93,7 +93,6 @@ class TaskRun:
         self.todo = [
             Request(s, k) for s in self.samples for k in range(self.params.n) if not answered(generations, s.id, k)
         ]
-        self.asked = {(r.sample.id, r.n_index) for r in self.todo}
         self.bars = bars.view(self.label)
         self.bars.add("generate", len(self.todo))
         backlog = self.grading.rule_backlog()
