@@ -207,3 +207,55 @@ def test_sigterm_stops_a_ray_run_in_one_line(cluster: Any, tmp_path: Path) -> No
     assert again.returncode == 0, again.stderr
     keys = [(g["sample_id"], g["n_index"]) for g in _lines(gens)]
     assert 3 <= kept < 200 and len(keys) == len(set(keys)) == 200  # resumed where it stopped, nothing twice
+
+
+TIR_COPY = Path(__file__).resolve().parent / "tir_copy_task.py"
+
+
+def _copy_tokens() -> int:
+    """The copied program's token count under the embedded model's vocabulary (what its reply is cut at)."""
+    from llama_cpp import Llama
+
+    from mathusereval.backends import ModelSpec
+    from mathusereval.backends.llamacpp import LlamaCppBackend
+
+    from .tir_copy_task import BLOCK
+
+    path = LlamaCppBackend(ModelSpec.of("llamacpp", "smollm2-135m-instruct")).path
+    vocab = Llama(model_path=str(path), vocab_only=True, verbose=False)
+    try:
+        return len(vocab.tokenize(BLOCK.encode(), add_bos=False))
+    finally:
+        vocab.close()
+
+
+def test_a_tool_integrated_chain_runs_on_ray_replicas(cluster: Any, tmp_path: Path) -> None:
+    """Continuations are new requests through the replicas: the copied program runs in the driver's sandbox,
+    its output is appended, and a replica continues the reply (issue 33: Ray is one of the chain's backends)."""
+    result = run_cli(
+        *("--include", str(TIR_COPY), "--tasks", "tir-copy", "--samples", "2"),
+        *("--ray", cluster.address, "--data-parallel-size", "2", "--threads", "1"),
+        *("--max-tokens", str(_copy_tokens()), "--quiet"),
+        cwd=tmp_path,
+        env=ENV,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "results" / "smollm2-135m-instruct" / "tir-copy"
+    gens = _lines(run / "generations.jsonl")
+    assert sorted(g["n_index"] for g in gens) == [0, 1]
+    from .tir_copy_task import BLOCK
+
+    for gen in gens:
+        steps = gen["steps"]
+        assert len(steps) == 2 and steps[0]["text"] == BLOCK and steps[0]["output"] == "42", steps
+        assert steps[1]["code"] is None and gen["text"].startswith(f"{BLOCK}\n```output\n42\n```\n")
+    stored = _lines(run / "steps.jsonl")
+    assert sorted(r["n_index"] for r in stored) == [0, 1]
+    # both requests of each chain counted: the continuation's prompt holds the first reply and its output
+    assert all(
+        g["usage"]["prompt_tokens"] > 2 * r["usage"]["prompt_tokens"]
+        for g, r in zip(
+            sorted(gens, key=lambda g: g["n_index"]), sorted(stored, key=lambda r: r["n_index"]), strict=True
+        )
+    )

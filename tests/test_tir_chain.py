@@ -25,7 +25,7 @@ from mathusereval.tir.chain import StepRecord
 from mathusereval.tir.protocol import MAX_CALLS_NOTE, MAX_FUNC_CALLS, STOP, SYSTEM_PROMPT, ToolStep, replay
 
 from .conftest import MUE_EVAL, NO_NESTED_NAMESPACES, cli_env, inline_task, run_cli, run_engine_script
-from .tir_server import ScriptedTirServer
+from .tir_server import CHATML_TEMPLATE, ScriptedTirServer
 
 pytestmark = pytest.mark.slow
 RUN = ("gsm8k-tir", "--limit", "3", "--limit-order", "file", "--quiet")
@@ -113,6 +113,48 @@ def test_a_scripted_tir_run_item_by_item(tmp_path: Path, shared_data: Path) -> N
     assert "step 1: program (exit status 0," in html and f"print({gold0})" in html
     assert "step 1: output shown to the model" in html and "NameError: name &#x27;undefined_name&#x27;" in html
     assert html.count("step 4: program") == 1  # only the endless item reached a fourth program
+
+
+def test_a_chat_server_that_cannot_continue_a_turn_gets_continuations_on_completions(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """OpenAI's API refuses ``continue_final_message``: without a template each continuation is that item's
+    error, naming the remedy; with ``--chat-template`` the continuations go to ``/completions`` as the model's
+    ChatML prompt plus the reply so far (the server checks the prompt's shape), and every chain completes."""
+    items = _items(shared_data)
+    plan = {q: (kind, gold) for (_, q, gold), kind in zip(items, ("compute", "recover", "compute"), strict=True)}
+    (tmp_path / "chatml.jinja").write_text(CHATML_TEMPLATE)
+    with ScriptedTirServer(plan, prefill=False) as server:
+        refused = run_cli(*_args(server, shared_data), "--out", "refused", cwd=tmp_path)
+        assert server.refused == 3 and not server.problems, server.problems
+        gens = _lines(tmp_path / "refused" / "tir-model" / "gsm8k-tir" / "generations.jsonl")
+        assert refused.returncode != 0 and len(gens) == 3
+        assert all("--chat-template FILE sends continuations to /completions" in g["error"] for g in gens), gens
+        server.seen.clear()
+        args = [*_args(server, shared_data), "--chat-template", "chatml.jinja"]
+        result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert server.refused == 3 and not server.problems, server.problems  # no further refusal
+    run = tmp_path / "results" / "tir-model" / "gsm8k-tir"
+    gens = {g["sample_id"]: g for g in _lines(run / "generations.jsonl")}
+    assert all(g["correct"] for g in _lines(run / "grades.jsonl")) and len(gens) == 3
+    (id0, q0, gold0), (id1, q1, _), _ = items
+    asked = server.requests_for(q0)
+    assert [s.reply_so_far for s in asked] == [
+        "",
+        f"I will compute it.\n```python\nprint({gold0})\n```\n```output\n{gold0}\n```\n",
+    ]
+    assert [s.route for s in asked] == ["chat", "completions"]  # the second as a ChatML prompt, read back
+    assert len(server.requests_for(q1)) == 3 and len(gens[id1]["steps"]) == 3
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert "continued_replies" in json.dumps(manifest)
+
+
+def test_tir_tasks_refuse_the_batch_api(tmp_path: Path, shared_data: Path) -> None:
+    with ScriptedTirServer({}) as server:
+        result = run_cli(*_args(server, shared_data), "--batch", cwd=tmp_path)
+    assert result.returncode == 2 and "do not go through the Batch API" in result.stderr, result.stderr
+    assert not server.seen
 
 
 def test_a_run_killed_mid_chain_resumes_from_its_last_step(tmp_path: Path, shared_data: Path) -> None:

@@ -123,3 +123,36 @@ def test_a_box_in_program_output_counts_only_as_upstream_counts_it() -> None:
     ]
     for text, chain, correct in cases:
         assert answer_grader(sample, Generation("a", 0, "m", text=text, steps=chain)).correct is correct
+
+
+def test_a_served_chat_template_is_checked_and_fails_items_alone() -> None:
+    """``--chat-template`` for a server's continued replies: a template that does not compile, or that is
+    refused on a plain conversation, stops the run before anything is sent; one that raises on some
+    conversation fails that item only; the Jinja sandbox holds."""
+    from mathusereval.backends.chat_template import TemplateFailed, check_template, render_continued
+    from mathusereval.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="not a usable Jinja"):
+        check_template("{% for m in messages %}")
+    with pytest.raises(ConfigError, match="fails on a one-question conversation"):
+        check_template("{{ raise_exception('no') }}")
+    picky = "{% if messages|length > 1 %}{{ raise_exception('one turn only') }}{% endif %}<q>{{ messages[0].content }}"
+    check_template(picky)
+    two = [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}, {"role": "assistant", "content": "c"}]
+    with pytest.raises(TemplateFailed, match="one turn only"):
+        render_continued(picky, two)
+    assert render_continued(picky, two[1:]) == "<q>bc"
+    with pytest.raises(TemplateFailed, match="sandbox"):
+        render_continued("{{ messages.__class__.__mro__ }}", two)
+
+
+def test_a_served_chat_template_wants_the_chat_endpoint_and_no_batch() -> None:
+    from mathusereval.backends import ModelSpec, make_backend
+    from mathusereval.backends.options import BatchSettings
+    from mathusereval.errors import ConfigError
+
+    url = "http://127.0.0.1:9/v1"
+    with pytest.raises(ConfigError, match="--endpoint chat"):
+        make_backend(ModelSpec.of("openai", "m", base_url=url, endpoint="completions", chat_template="{{ 1 }}"))
+    with pytest.raises(ConfigError, match="not --batch"):
+        make_backend(ModelSpec.of("openai", "m", base_url=url, chat_template="{{ 1 }}", batch=BatchSettings()))

@@ -178,3 +178,34 @@ def test_a_second_call_joins_the_running_engine(engine: Path, tmp_path: Path) ->
     assert tags.index("short") < max(i for i, t in enumerate(tags) if t == "long"), tags  # short ones overtook
     assert all(tokens == 4 for tag, _, _, tokens in order if tag == "short")
     assert all(tokens > 32 for tag, _, _, tokens in order if tag == "long")  # they were still running
+
+
+def test_a_tool_integrated_chain_on_a_vllm_server_by_prefill_and_by_completions(
+    engine: Path, vllm_server: str, tmp_path: Path
+) -> None:
+    """The chain against vLLM's server twice: continuations on the chat endpoint (``continue_final_message``),
+    and on ``/completions`` rendered here with the model's own template (``--chat-template``, the route for
+    servers that cannot continue a chat turn). Both send the model the same tokens, so greedy answers agree."""
+    from .tir_copy_task import BLOCK
+
+    root = vllm_server.removesuffix("/v1")
+    counted = httpx.post(f"{root}/tokenize", json={"model": SERVED, "prompt": BLOCK, "add_special_tokens": False})
+    max_tokens = str(counted.json()["count"])
+    # the folder's own template, as transformers writes it beside the tokenizer
+    (tmp_path / "template.jinja").write_text((engine / "smollm2-hf" / "chat_template.jinja").read_text())
+    copy = Path(__file__).resolve().parent / "tir_copy_task.py"
+    runs = {}
+    for out, extra in (("prefill", ()), ("completions", ("--chat-template", "template.jinja"))):
+        result = run_cli(
+            *("--base-url", vllm_server, "--model", SERVED, "--include", str(copy), "--tasks", "tir-copy"),
+            *("--max-tokens", max_tokens, "--out", out, "--quiet", *extra),
+            cwd=tmp_path,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        (gen,) = _rows(tmp_path / out / SERVED / "tir-copy" / "generations.jsonl")
+        steps = gen["steps"]
+        assert len(steps) == 2 and steps[0]["text"] == BLOCK and steps[0]["output"] == "42", steps
+        assert gen["text"].startswith(f"{BLOCK}\n```output\n42\n```\n") and steps[1]["text"].strip()
+        runs[out] = gen
+    assert runs["prefill"]["usage"] == runs["completions"]["usage"]  # the same prompt tokens by either route
+    assert runs["prefill"]["text"] == runs["completions"]["text"]

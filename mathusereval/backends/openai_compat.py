@@ -32,6 +32,7 @@ from ..errors import BackendUnavailable, ConfigError, one_line
 from ..plugins.contracts import BackendDefaults
 from ..records import Generation, GenerationParams, Request, Usage
 from .base import ModelSpec, completion_prompt, continues
+from .chat_template import TemplateFailed, check_template, render_continued
 from .endpoints import AuthFailure, Endpoint, EndpointPool, FatalError, RetryableError, backoff_s, check_status
 from .options import ServedOptions
 from .replies import (
@@ -99,6 +100,16 @@ class OpenAIBackend(BackendDefaults):
             raise ConfigError("the openai backend needs --base-url URL")
         self.urls = [c.shown for c in self.credentials]  # what describe() and messages show: no secrets
         self.endpoint = o.endpoint
+        self.chat_template = o.chat_template
+        if self.chat_template is not None:
+            if self.endpoint != "chat":
+                raise ConfigError(
+                    "--chat-template with --base-url renders continued replies for --endpoint chat; "
+                    "on --endpoint completions every prompt is already raw text"
+                )
+            if o.batch is not None:
+                raise ConfigError("--chat-template with --base-url sends continuations to /completions, not --batch")
+            check_template(self.chat_template)
         self.concurrency = int(o.concurrency or DEFAULT_CONCURRENCY)
         self.timeout_s = float(o.timeout or 600.0)
         self.probe_timeout_s = float(o.timeout or PROBE_TIMEOUT_S)
@@ -173,6 +184,7 @@ class OpenAIBackend(BackendDefaults):
             "max_retries": self.max_retries,
             "api_key_from": self.key_source,
             **({"extra_body": self.extra_body} if self.extra_body else {}),
+            **({"continued_replies": "/completions, rendered with --chat-template"} if self.chat_template else {}),
             "extra_headers": self.header_names,  # names only: values may be credentials
             **({"served_by": self.served_by} if self.served_by else {}),
             **({"served_models": sorted(self.served_models)} if self.served_models else {}),
@@ -240,6 +252,13 @@ class OpenAIBackend(BackendDefaults):
             shown = one_line(problem)
             print(f"mue-eval: warning: endpoint unreachable, others take its share: {shown}", file=sys.stderr)
 
+    def route(self, request: Request) -> str:
+        """The endpoint `request` goes to: ``--endpoint``, except a continued assistant turn under
+        ``--chat-template``, which goes to completions rendered with it (`chat_template`)."""
+        if self.chat_template is not None and continues(request.sample.messages):
+            return "completions"
+        return self.endpoint
+
     def _body(self, request: Request, params: GenerationParams) -> dict[str, Any]:
         body: dict[str, Any] = {
             **self.extra_body,  # none of the keys below (`check_extra_body`)
@@ -249,10 +268,12 @@ class OpenAIBackend(BackendDefaults):
             "max_tokens": params.max_tokens,
             "seed": params.seed + request.n_index,  # the k-th sample of an item is reproducible on its own
         }
-        if self.endpoint == "chat":
+        if self.route(request) == "chat":
             body["messages"] = list(request.sample.messages)
             if continues(request.sample.messages):  # vLLM's and SGLang's names: the assistant turn goes on
                 body.update(continue_final_message=True, add_generation_prompt=False)
+        elif self.chat_template is not None:
+            body["prompt"] = render_continued(self.chat_template, request.sample.messages)
         else:
             body["prompt"] = completion_prompt(request.sample.messages)
         if params.stop:
@@ -264,8 +285,10 @@ class OpenAIBackend(BackendDefaults):
         """The largest reply body accepted, decoded: ``--max-reply-bytes``, or room for `max_tokens`."""
         return self.max_reply_bytes or REPLY_BYTES_BASE + REPLY_BYTES_PER_TOKEN * max_tokens
 
-    async def _attempt(self, endpoint: Endpoint, body: dict[str, Any]) -> tuple[str, str | None, str | None, Usage]:
-        path = "/chat/completions" if self.endpoint == "chat" else "/completions"
+    async def _attempt(
+        self, endpoint: Endpoint, body: dict[str, Any], route: str
+    ) -> tuple[str, str | None, str | None, Usage]:
+        path = "/chat/completions" if route == "chat" else "/completions"
         cap = self.reply_cap(int(body["max_tokens"]))
         try:
             async with self._client().post(
@@ -277,7 +300,7 @@ class OpenAIBackend(BackendDefaults):
             message = f"{exc.__class__.__name__}: {exc}"
             raise RetryableError(message, transport=True) from exc
         check_status(status, headers, raw)
-        return parse_reply(parse_json(raw), self.endpoint)
+        return parse_reply(parse_json(raw), route)
 
     def _generation(self, request: Request, start: float, **fields: Any) -> Generation:
         return Generation(
@@ -295,8 +318,11 @@ class OpenAIBackend(BackendDefaults):
         return True
 
     async def _generate_one(self, request: Request, params: GenerationParams) -> Generation | None:
-        body = self._body(request, params)
         start = time.perf_counter()
+        try:
+            body, route = self._body(request, params), self.route(request)
+        except TemplateFailed as exc:  # this conversation only: the template's own raise_exception, say
+            return self._generation(request, start, error=f"--chat-template: {one_line(str(exc))}")
         error, last = "not attempted", None
         for attempt in range(self.max_retries + 1):
             try:
@@ -304,7 +330,7 @@ class OpenAIBackend(BackendDefaults):
                     if self._draining:
                         return None
                     last = endpoint
-                    text, reasoning, finish, usage = await self._attempt(endpoint, body)
+                    text, reasoning, finish, usage = await self._attempt(endpoint, body, route)
                     self.pool.succeeded(endpoint)
             except AuthFailure as exc:  # every other request would be refused too: stop the run
                 shown = self._by_url[last.url].shown if last is not None else "endpoint"
@@ -313,6 +339,11 @@ class OpenAIBackend(BackendDefaults):
                 return None
             except FatalError as exc:
                 error = str(exc)
+                if "continue_final_message" in body:  # most likely the field itself was refused
+                    error += (
+                        " (a continued reply: this server may not continue an assistant turn; --chat-template FILE "
+                        "sends continuations to /completions rendered with the model's template)"
+                    )
                 break
             except RetryableError as exc:
                 error = str(exc)

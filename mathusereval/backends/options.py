@@ -114,6 +114,9 @@ class ServedOptions:
     headers: Mapping[str, Secret] = field(default_factory=dict)
     extra_body: Mapping[str, Any] = field(default_factory=dict)
     """``--extra-body JSON``: fields added to every request body (top_k, min_p, repetition_penalty ...)."""
+    chat_template: str | None = None
+    """``--chat-template FILE``'s Jinja text: a continued assistant turn (a tool-integrated chain) goes to
+    ``/completions`` rendered with it, for chat servers that cannot continue a turn (`chat_template`)."""
     served_by: Mapping[str, Any] | None = None
     batch: BatchSettings | None = None
     """``--batch`` (``--judge-batch`` for a judge): requests go through the Batch API (not part of the run's
@@ -124,7 +127,10 @@ class ServedOptions:
             raise ConfigError(f"--endpoint must be one of {', '.join(ENDPOINTS)}, got {self.endpoint!r}")
 
     def identity(self) -> dict[str, Any]:
-        return {"endpoint": self.endpoint, "extra_body": dict(self.extra_body)}
+        # a template changes what a continued reply's prompt is, so its answers; absent, the key is left out
+        # so that runs made before it existed keep their identity
+        template = {"chat_template": _digest(self.chat_template)} if self.chat_template else {}
+        return {"endpoint": self.endpoint, "extra_body": dict(self.extra_body), **template}
 
 
 @dataclass(frozen=True)

@@ -145,7 +145,12 @@ def _add_generation_options(g: argparse._ArgumentGroup, think_modes: tuple[str, 
     g.add_argument("--seed", type=int, metavar="N", help="sampling seed (default: the task's)")
     g.add_argument("--stop", action="append", help="stop sequence (repeatable)")
     g.add_argument("--system-prompt", metavar="TEXT|@FILE", help="a system turn before every prompt")
-    g.add_argument("--chat-template", metavar="FILE", help="Jinja chat template for llama.cpp or vLLM in process")
+    g.add_argument(
+        "--chat-template",
+        metavar="FILE",
+        help="Jinja chat template for llama.cpp or vLLM in process; with --base-url, the model's template for "
+        "continued replies of <task>-tir, sent to /completions (servers that cannot continue a chat turn)",
+    )
     g.add_argument("--extra-body", metavar="JSON", help="fields added to every request to an OpenAI-compatible server")
     g.add_argument(
         "--think",
@@ -347,8 +352,8 @@ def _spec(args: argparse.Namespace, model: str | None, values: dict[str, Any]) -
     spec = resolve_model(model, args.backend, args.base_url, values)
     if "batch" in values and spec.backend != "openai":
         raise MueError("--batch sends an API model's requests through the Batch API: it needs --base-url")
-    if "chat_template" in values and spec.backend not in ("llamacpp", "vllm"):
-        raise MueError("--chat-template applies to llama.cpp and vLLM in process; a server applies its own template")
+    if "chat_template" in values and spec.backend not in ("llamacpp", "vllm", "openai"):
+        raise MueError("--chat-template applies to llama.cpp and vLLM in process, and to --base-url servers")
     if "extra_body" in values and spec.backend != "openai":
         raise MueError("--extra-body applies to OpenAI-compatible servers (--base-url)")
     if args.ray:

@@ -220,6 +220,14 @@ async def run_tasks(
     order. Every run's identity is checked before anything is sent."""
     if any(task.tir for task in tasks):  # before anything is sent: programs must run as asked (issue 33)
         from ..tir.chain import require_sandbox
+        from ..tir.protocol import MAX_FUNC_CALLS
+
+        if any("batch" in engine.describe() for _, engine in models):
+            raise ConfigError(
+                "tool-integrated tasks (<task>-tir) do not go through the Batch API: each of an answer's up to "
+                f"{MAX_FUNC_CALLS} calls waits for the program before it, so each would wait a batch window; "
+                "run them without --batch"
+            )
 
         require_sandbox(options.sandbox)
     runs = [
