@@ -48,7 +48,7 @@ def _item(answer: StoredAnswer, critiques: Callable[[str], str | None]) -> str:
     summary_text = f"{sample.id}{index} {_group(sample)} {extracted}"
     summary = (
         f"<summary>{escape(sample.id + index)} · {escape(_group(sample))} · {scores}"
-        + (f" · answer: {escape(extracted)}" if extracted else "")
+        + (f" · extracted: {escape(extracted)}" if extracted else "")
         + "</summary>"
     )
     prompt = "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in sample.messages)
