@@ -157,6 +157,52 @@ def test_tir_tasks_refuse_the_batch_api(tmp_path: Path, shared_data: Path) -> No
     assert not server.seen
 
 
+def test_a_spent_token_budget_ends_a_tir_run(tmp_path: Path, shared_data: Path) -> None:
+    """Each request costs 15 tokens (10 + 5); a budget of 40 refuses the third continuation. The run must
+    stop and say the budget is spent (as a CoT run does), not wait forever."""
+    ((_, question, gold),) = _items(shared_data, 1)
+    with ScriptedTirServer({question: ("endless", gold)}) as server:
+        args = ["--base-url", server.url, "--model", "tir-model", "--tasks", "gsm8k-tir", "--limit", "1"]
+        args += ["--limit-order", "file", "--quiet", "--data-dir", str(shared_data), "--max-tokens-total", "40"]
+        try:
+            result = run_cli(*args, cwd=tmp_path, timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail("mue-eval --max-tokens-total 40 on gsm8k-tir did not end within 60 s (it waits forever)")
+    assert "budget" in result.stderr, result.stderr
+    run = tmp_path / "results" / "tir-model" / "gsm8k-tir"
+    # three requests were sent (45 tokens, the third admitted at 30): their steps wait for the next run
+    assert len(_lines(run / "steps.jsonl")) == 3 and _lines(run / "generations.jsonl") == []
+
+
+def test_a_program_printing_think_close_does_not_change_the_grade(tmp_path: Path, shared_data: Path) -> None:
+    """The model's first program prints the right box (graded, as upstream grades the last box of the
+    trajectory); its second prints ``</think>``; its last text has no box. With the default ``--think strip``
+    everything before the program's ``</think>`` is moved to ``reasoning`` and the box is lost."""
+    ((_, question, gold),) = _items(shared_data, 1)
+
+    class Server(ScriptedTirServer):
+        def answer(self, body: dict, route: str = "chat") -> str:  # type: ignore[type-arg]
+            reply = body["messages"][-1]["content"] if body["messages"][-1]["role"] == "assistant" else ""
+            step = reply.count("```output\n")
+            if step == 0:
+                return f"```python\nprint(chr(92) + 'bo' + 'xed{{{gold}}}')\n```"
+            if step == 1:
+                return "Check.\n```python\nprint('</' + 'think>')\n```"
+            return "I am done."
+
+    with Server({}) as server:
+        args = ["--base-url", server.url, "--model", "tir-model", "--tasks", "gsm8k-tir", "--limit", "1"]
+        args += ["--limit-order", "file", "--quiet", "--data-dir", str(shared_data)]
+        result = run_cli(*args, cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "results" / "tir-model" / "gsm8k-tir"
+    grade = json.loads((run / "grades.jsonl").read_text().splitlines()[0])
+    generation = json.loads((run / "generations.jsonl").read_text().splitlines()[0])
+    assert generation["reasoning"] is None, "a program's output was taken for the model's reasoning"
+    assert generation["text"].endswith("I am done.") and "</think>" in generation["text"]
+    assert grade["correct"] is True, grade
+
+
 def test_a_run_killed_mid_chain_resumes_from_its_last_step(tmp_path: Path, shared_data: Path) -> None:
     items = _items(shared_data)
     plan = {q: ("compute", gold) for _, q, gold in items}

@@ -146,6 +146,24 @@ def test_a_served_chat_template_is_checked_and_fails_items_alone() -> None:
         render_continued("{{ messages.__class__.__mro__ }}", two)
 
 
+def test_a_served_chat_template_is_bounded_in_time_and_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mathusereval.backends import chat_template
+    from mathusereval.backends.chat_template import TemplateFailed, render_continued
+
+    monkeypatch.setattr(chat_template, "RENDER_SECONDS", 0.5)
+    turns = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+    endless = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+    with pytest.raises(TemplateFailed, match="took more than 0.5 s"):
+        render_continued(endless, turns)
+    with pytest.raises(TemplateFailed, match="repetition over"):
+        render_continued("{{ 'x' * 10**9 }}", turns)
+    with pytest.raises(TemplateFailed, match="exponent"):
+        render_continued("{{ 9 ** 99999999 }}", turns)
+    with pytest.raises(TemplateFailed, match="rendered prompt is over"):
+        render_continued("{% for i in range(100000) %}{{ 'y' * 1000 }}{% endfor %}", turns)
+    assert render_continued("{{ 'ab' * 3 }}|", turns) == "ababab|a"
+
+
 def test_a_served_chat_template_wants_the_chat_endpoint_and_no_batch() -> None:
     from mathusereval.backends import ModelSpec, make_backend
     from mathusereval.backends.options import BatchSettings
@@ -156,3 +174,29 @@ def test_a_served_chat_template_wants_the_chat_endpoint_and_no_batch() -> None:
         make_backend(ModelSpec.of("openai", "m", base_url=url, endpoint="completions", chat_template="{{ 1 }}"))
     with pytest.raises(ConfigError, match="not --batch"):
         make_backend(ModelSpec.of("openai", "m", base_url=url, chat_template="{{ 1 }}", batch=BatchSettings()))
+
+
+def test_stored_chains_are_bounded_and_their_counts_not_negative(tmp_path: Path) -> None:
+    """A hand-made record with more steps than a chain can make, a negative count or latency, or a step
+    that claims a day of running is a corrupt record named by file and line, not a page of 100,000 steps or
+    a run total of minus a trillion tokens."""
+    from mathusereval.records.items import MAX_TOOL_STEPS
+    from mathusereval.tir.protocol import MAX_FUNC_CALLS, ToolStep
+
+    assert MAX_TOOL_STEPS == MAX_FUNC_CALLS
+    step = {"text": "t", "code": None, "output": None, "exit_status": None, "seconds": 0.1}
+    base = {"sample_id": "s", "n_index": 0, "model": "m", "text": "t"}
+    with pytest.raises(TypeError, match="at most 4"):
+        Generation.from_json({**base, "steps": [step] * 5})
+    with pytest.raises(TypeError, match="negative token count"):
+        Generation.from_json({**base, "usage": {"prompt_tokens": -5, "completion_tokens": 1}})
+    with pytest.raises(TypeError, match="latency_s"):
+        Generation.from_json({**base, "latency_s": -1.0})
+    with pytest.raises(DataError, match="seconds"):
+        ToolStep.from_json({**step, "seconds": 1e300})
+    record = StepRecord("s", 0, 0, ToolStep("t", "print(1)\n", "1", 0, 0.1), "m", Usage(10, 5), 0.2).to_json()
+    with pytest.raises(TypeError, match="negative"):
+        StepRecord.from_json({**record, "usage": {"prompt_tokens": -1, "completion_tokens": 0}})
+    with pytest.raises(TypeError, match="negative"):
+        StepRecord.from_json({**record, "latency_s": -99.0})
+    assert StepRecord.from_json(record).usage == Usage(10, 5)

@@ -183,6 +183,29 @@ def test_ten_gigabytes() -> None:
     assert "Unable to allocate" in result.error and result.exit_status == 1
 
 
+def test_the_memory_limit_holds_for_all_of_a_programs_processes() -> None:
+    """RLIMIT_AS bounds each process; a program that forks is held to the limit all together (pid 1 of
+    the jail watches the namespace's resident memory): four children touching 400 MiB each under 512 MiB."""
+    forks = """
+        import os, time
+        kids = []
+        for i in range(4):
+            pid = os.fork()
+            if pid == 0:
+                block = bytearray(400 * 1024 * 1024)
+                for j in range(0, len(block), 4096):
+                    block[j] = 1
+                time.sleep(5)
+                os._exit(0)
+            kids.append(pid)
+        print(sum(os.waitpid(k, 0)[1] == 0 for k in kids))
+    """
+    result = run(forks, Limits(memory_mb=512, wall_seconds=20.0, cpu_seconds=20))
+    assert result.error.startswith("MemoryError: the program's processes held") and result.stdout == "", result
+    assert result.seconds < 5  # stopped as it crossed the limit, not at the children's end
+    assert run("block = bytearray(300 * 1024 * 1024)\nprint(len(block))", Limits(memory_mb=512)).stdout == "314572800\n"
+
+
 def test_secret_files_and_the_checkout_are_not_there() -> None:
     assert Path("/etc/shadow").exists()
     assert run("print(open('/etc/shadow').read())").error.startswith("FileNotFoundError")

@@ -259,7 +259,7 @@ class OpenAIBackend(BackendDefaults):
             return "completions"
         return self.endpoint
 
-    def _body(self, request: Request, params: GenerationParams) -> dict[str, Any]:
+    def _body(self, request: Request, params: GenerationParams, rendered: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {
             **self.extra_body,  # none of the keys below (`check_extra_body`)
             "model": self.model,
@@ -273,7 +273,9 @@ class OpenAIBackend(BackendDefaults):
             if continues(request.sample.messages):  # vLLM's and SGLang's names: the assistant turn goes on
                 body.update(continue_final_message=True, add_generation_prompt=False)
         elif self.chat_template is not None:
-            body["prompt"] = render_continued(self.chat_template, request.sample.messages)
+            body["prompt"] = (
+                rendered if rendered is not None else render_continued(self.chat_template, request.sample.messages)
+            )
         else:
             body["prompt"] = completion_prompt(request.sample.messages)
         if params.stop:
@@ -320,7 +322,10 @@ class OpenAIBackend(BackendDefaults):
     async def _generate_one(self, request: Request, params: GenerationParams) -> Generation | None:
         start = time.perf_counter()
         try:
-            body, route = self._body(request, params), self.route(request)
+            rendered = None
+            if self.route(request) != self.endpoint:  # a continuation rendered here: beside the loop, bounded
+                rendered = await asyncio.to_thread(render_continued, str(self.chat_template), request.sample.messages)
+            body, route = self._body(request, params, rendered), self.route(request)
         except TemplateFailed as exc:  # this conversation only: the template's own raise_exception, say
             return self._generation(request, start, error=f"--chat-template: {one_line(str(exc))}")
         error, last = "not attempted", None

@@ -117,6 +117,11 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
 
+MAX_TOOL_STEPS = 4
+"""The most steps a stored tool-integrated answer may have: one per request of its chain, and a chain makes
+at most `mathusereval.tir.protocol.MAX_FUNC_CALLS` (4) requests."""
+
+
 @dataclass(frozen=True, slots=True)
 class Generation:
     """A model's answer to one sample, or the error that prevented it.
@@ -169,7 +174,13 @@ class Generation:
             read = Usage() if usage is None else from_json_fields(Usage, usage)
         except TypeError as exc:
             raise TypeError(f"usage: {exc}") from None
+        if min(read.prompt_tokens, read.completion_tokens) < 0:
+            raise TypeError(f"usage: a negative token count ({read.prompt_tokens}, {read.completion_tokens})")
         generation = from_json_fields(cls, {**data, "usage": read})
+        if generation.latency_s < 0:
+            raise TypeError(f"field 'latency_s' is negative ({generation.latency_s})")
+        if len(generation.steps) > MAX_TOOL_STEPS:
+            raise TypeError(f"field 'steps' has {len(generation.steps)} entries; a chain has at most {MAX_TOOL_STEPS}")
         return dataclasses.replace(generation, steps=tuple(generation.steps)) if generation.steps else generation
 
 

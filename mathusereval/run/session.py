@@ -230,6 +230,18 @@ async def run_tasks(
             )
 
         require_sandbox(options.sandbox)
+        if options.system_prompt is not None:
+            print(
+                "mue-eval: warning: --system-prompt replaces the system turn of <task>-tir tasks, upstream's "
+                "instruction to integrate programs (Qwen2.5-Math's TIR prompt)",
+                file=sys.stderr,
+            )
+    elif any("continued_replies" in engine.describe() for _, engine in models):
+        print(
+            "mue-eval: warning: --chat-template with --base-url renders continued replies of <task>-tir tasks "
+            "only; none of these tasks continues a reply (the server applies its own template)",
+            file=sys.stderr,
+        )
     runs = [
         TaskRun(task, spec, engine.describe(), options, roles, loaded, index)
         for spec, engine in models

@@ -143,7 +143,8 @@ class TaskRun:
             if self.budget is not None and self.budget.exhausted:
                 self.stopped = self.budget.message()
         else:
-            generation = finalize(raw, self.options.think, params.stop)
+            # a chain's trajectory is split by `tir.chain.split_trajectory`, on the model's own text only
+            generation = finalize(raw, "keep" if self.task.tir else self.options.think, params.stop)
             self.store.add_generation(generation)
             if self.health is not None:
                 self._guarded(self.health.answered, generation)
@@ -156,6 +157,8 @@ class TaskRun:
                 say_first(self.said, generation.error or "", self.store.dir)
         if self.generating == 0:
             self._generation_ended()
+        # a chain answers from its own coroutine, after the schedule last looked: this task may be done now
+        self.model_lane.wake()
 
     def judge_after_rules(self, sample: Sample, n_index: int) -> None:
         """Called on the event loop once an answer's rule grades are stored: its judges may take it now."""

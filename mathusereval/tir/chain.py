@@ -27,7 +27,7 @@ from typing import Any
 from ..errors import DataError, MueError, one_line
 from ..records import Generation, GenerationParams, Request, Sample, Usage
 from ..records.fields import from_json_fields
-from .protocol import MAX_FUNC_CALLS, ToolStep, continue_reply, next_action, replay
+from .protocol import MAX_FUNC_CALLS, ToolStep, continue_reply, model_spans, next_action, replay
 from .sandbox import Sandbox, SandboxError
 
 Answer = Callable[[Generation | None], None]
@@ -72,6 +72,8 @@ class StepRecord:
         if step.code is None:
             raise TypeError("a stored step ran no program (only steps that did are stored)")
         usage = from_json_fields(Usage, data.get("usage", {}))
+        if min(usage.prompt_tokens, usage.completion_tokens) < 0 or head.latency_s < 0:
+            raise TypeError("a negative token count or latency")
         return cls(head.sample_id, head.n_index, head.index, step, head.model, usage, head.latency_s)
 
 
@@ -97,8 +99,12 @@ def _add(a: Usage, b: Usage) -> Usage:
 class ToolChains:
     """The chains of one TIR task run: started per request, each its own coroutine on the event loop."""
 
-    def __init__(self, store: Any, sandbox: Sandbox, origin: str, run_dir: Path, order: int) -> None:
+    def __init__(
+        self, store: Any, sandbox: Sandbox, origin: str, run_dir: Path, order: int, think: str = "strip"
+    ) -> None:
         self.store, self.sandbox, self.origin, self.run_dir, self.order = store, sandbox, origin, run_dir, order
+        self.think = think
+        """``--think``: applied here to the model's own text only (`split_trajectory`), not to the outputs."""
         self.resumed: dict[tuple[str, int], list[StepRecord]] = {}
         for record in store.stored_steps(StepRecord.from_json):
             steps = self.resumed.setdefault((record.sample_id, record.n_index), [])
@@ -171,16 +177,34 @@ class ToolChains:
             self.store.add_step(StepRecord(key[0], key[1], len(steps), step, model, got.usage, got.latency_s).to_json())
             steps.append(step)
             reply = continue_reply(reply, result, len(steps))
+        text, reasoning = split_trajectory(reply, steps) if self.think == "strip" else (reply, None)
         return Generation(
             sample_id=key[0],
             n_index=key[1],
             model=model,
-            text=reply,
+            text=text,
+            reasoning=reasoning,
             finish_reason=finish or "stop",
             usage=usage,
             latency_s=latency,
             steps=_json(steps),
         )
+
+
+def split_trajectory(reply: str, steps: list[ToolStep]) -> tuple[str, str | None]:
+    """`mathusereval.run.postprocess.split_reasoning` of a chain's whole reply, where only the model's own
+    text can close its thinking: a ``</think>`` a program printed is output shown to the model, and may not
+    move what is graded."""
+    from ..run.postprocess import THINK_CLOSE, THINK_OPEN
+
+    closes = [i for start, end in model_spans(steps) if (i := reply.rfind(THINK_CLOSE, start, end)) >= 0]
+    if closes:
+        cut = max(closes)
+        return reply[cut + len(THINK_CLOSE) :].strip(), reply[:cut].replace(THINK_OPEN, "", 1).strip()
+    head, opened, rest = reply.partition(THINK_OPEN)
+    if opened and not head.strip():  # a thought the model opened and never closed: no answer
+        return "", rest.strip()
+    return reply, None
 
 
 def _json(steps: list[ToolStep]) -> tuple[dict[str, Any], ...]:
@@ -205,7 +229,7 @@ def shared_sandbox(isolation: str) -> Sandbox:
 def tool_chains(run: Any) -> ToolChains:
     """The chains of a `mathusereval.run.task_run.TaskRun` of a TIR task (its store, label and order)."""
     sandbox = shared_sandbox(getattr(run.options, "sandbox", "isolated"))
-    return ToolChains(run.store, sandbox, run.label, run.directory, run.index)
+    return ToolChains(run.store, sandbox, run.label, run.directory, run.index, run.options.think)
 
 
 def without_stop(params: GenerationParams) -> GenerationParams:

@@ -39,6 +39,7 @@ MS_REMOUNT, MS_NOATIME, MS_NODIRATIME, MS_BIND = 32, 1024, 2048, 4096
 MS_REC, MS_PRIVATE, MS_RELATIME = 16384, 1 << 18, 1 << 21
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 1, 4, 38
 DEVICES = ("null", "zero", "full", "random", "urandom")
+PAGE = os.sysconf("SC_PAGE_SIZE")
 SETUP_FAILED = 125
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -194,16 +195,45 @@ def _init(config: Config, runner: str, lifeline: int) -> None:
             except BaseException as exc:  # noqa: BLE001 - a forked child never unwinds into its parent's code
                 _report(f"error: {exc}")
             os._exit(SETUP_FAILED)
-        while True:  # orphans of the program are ours to reap too
-            pid, status, usage = os.wait4(-1, 0)
-            if pid == program:
-                break
+        status, usage, held = _reap_watching(program, config["limits"]["memory_bytes"])
         _report(f"cpu {usage.ru_utime + usage.ru_stime:.3f}")  # a SIGKILL at the hard CPU limit is a timeout
+        if held:
+            _report(f"memory {held}")
         _report_status(status)
         os._exit(0)
     except BaseException as exc:  # noqa: BLE001
         _report(f"error: {exc}")
     os._exit(SETUP_FAILED)
+
+
+def _resident_bytes() -> int:
+    """The resident memory of every process in this pid namespace (its own /proc), pid 1 included."""
+    total = 0
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError), open(f"/proc/{name}/statm", "rb") as fh:
+                total += int(fh.read().split()[1])  # OSError: it ended meanwhile
+    return total * PAGE
+
+
+def _reap_watching(program: int, limit: int) -> tuple[int, Any, int]:
+    """Reap until `program` ends (orphans of the program are ours to reap too), and hold all its processes
+    to `limit` bytes together: RLIMIT_AS bounds each process only, and a program may fork. Over it, every
+    process here is killed, and the resident bytes seen are returned (0: never over). Polled, from every
+    millisecond up to every 20: memory grows at page-fault speed, so the overshoot stays small."""
+    wait, held = 0.001, 0
+    while True:
+        pid, status, usage = os.wait4(-1, os.WNOHANG)
+        if pid == program:
+            return status, usage, held
+        if pid:
+            continue
+        if not held and (resident := _resident_bytes()) > limit:
+            held = resident
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(-1, signal.SIGKILL)  # from pid 1: every other process of the namespace
+        select.select([], [], [], wait)
+        wait = min(wait * 2, 0.02)
 
 
 def _isolated(config: Config, runner: str) -> int:

@@ -183,7 +183,7 @@ class ToolStep:
             return value
 
         seconds = float(get("seconds", (int, float), False))
-        if not math.isfinite(seconds) or seconds < 0:
+        if not math.isfinite(seconds) or not 0 <= seconds <= MAX_STEP_SECONDS:
             raise DataError(f"tool step: field 'seconds' is {seconds!r}")
         return cls(
             text=get("text", (str,), False),
@@ -194,14 +194,30 @@ class ToolStep:
         )
 
 
+MAX_STEP_SECONDS = 86400.0
+"""A stored step's seconds beyond a day are a corrupt record (the wall limit is seconds)."""
+
+
 def replay(steps: list[ToolStep]) -> str:
     """The assistant text a chain of stored steps stands for (a resumed chain continues from here)."""
-    reply = ""
+    return _replayed(steps)[0]
+
+
+def model_spans(steps: list[ToolStep]) -> list[tuple[int, int]]:
+    """Where each step's own text lies in ``replay(steps)``: the rest is what the harness appended (program
+    outputs, upstream's note), which the model did not write."""
+    return _replayed(steps)[1]
+
+
+def _replayed(steps: list[ToolStep]) -> tuple[str, list[tuple[int, int]]]:
+    reply, spans = "", []
     for calls, step in enumerate(steps, start=1):
+        start = len(reply)
         reply += step.text.rstrip()
+        spans.append((start, len(reply)))
         if step.code is not None:
             reply += f"\n```output\n{step.output or ''}\n```\n" + (MAX_CALLS_NOTE if calls >= MAX_FUNC_CALLS else "")
-    return reply
+    return reply, spans
 
 
 __all__ = [
@@ -213,6 +229,7 @@ __all__ = [
     "continue_reply",
     "extract_program",
     "format_output",
+    "model_spans",
     "next_action",
     "output_text",
     "replay",

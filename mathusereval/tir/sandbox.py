@@ -59,10 +59,10 @@ TIMEOUT_ERROR = "Timeout Error"  # upstream's report for a program past its time
 class Limits:
     wall_seconds: float = 10.0  # upstream allows 5 s, with sympy already imported in its forked worker
     cpu_seconds: int = 10
-    memory_mb: int = 1024  # address space per process
+    memory_mb: int = 1024  # address space per process, and resident memory of all its processes together
     file_mb: int = 16  # largest file a program may write
     disk_mb: int = 64  # the working directory's tmpfs (isolated mode)
-    processes: int = 8  # threads count too; memory_mb bounds each of them
+    processes: int = 8  # threads count too
     open_files: int = 64
     output_bytes: int = 65536  # per stream
 
@@ -191,7 +191,11 @@ class Sandbox:
         """Probe; raise `SandboxUnavailable` (with what to do) when programs cannot run as asked."""
         probe = Sandbox.probe(self.isolation)
         if not probe.usable:
-            hint = " (isolation='unisolated', --sandbox unisolated, runs without namespaces)"
+            hint = (
+                " (isolation='unisolated', --sandbox unisolated, runs without namespaces)"
+                if self.isolation == "isolated"
+                else ""  # unisolated was asked for already: what failed is said above
+            )
             raise SandboxUnavailable(f"the program sandbox cannot run here: {probe.detail}" + hint)
         return probe
 
@@ -353,7 +357,7 @@ def _result(
 ) -> ExecResult:
     text, timed_out = status
     exit_status = returncode if returncode is not None else -signal.SIGKILL
-    cpu = 0.0
+    cpu, held = 0.0, 0
     for line in text.splitlines():
         kind, _, value = line.partition(" ")
         if kind == "error:":
@@ -362,6 +366,8 @@ def _result(
             exit_status = int(value) if kind == "exit" else -int(value)
         if kind == "cpu":
             cpu = float(value)
+        if kind == "memory" and value.isdigit():
+            held = int(value)
     truncated = out.overflow or err.overflow
     # The CPU-time limit is a timeout by another clock: SIGXCPU at the soft limit, SIGKILL at the hard one
     # (a program that handles SIGXCPU runs on to it).
@@ -369,6 +375,8 @@ def _result(
         timed_out = True
     if timed_out:
         error = TIMEOUT_ERROR
+    elif held:
+        error = f"MemoryError: the program's processes held {held >> 20} MiB together, over the limit"
     elif truncated:
         error = f"OutputLimitExceeded: more than {out.limit} bytes of output"
     elif exit_status == 0:
