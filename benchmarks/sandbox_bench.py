@@ -38,8 +38,8 @@ async def bare_async(code: str) -> None:
 
 
 def modes() -> list[Isolation]:
-    usable: list[Isolation] = ["isolated"] if Sandbox.probe("isolated").usable else []
-    unisolated = Sandbox.probe("unisolated")
+    usable: list[Isolation] = ["isolated"] if Sandbox(isolation="isolated").probe().usable else []
+    unisolated = Sandbox(isolation="unisolated").probe()
     if unisolated.usable:
         usable.append("unisolated")
     else:

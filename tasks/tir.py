@@ -83,6 +83,15 @@ def variant(base: mue.Task) -> mue.Task:
     )
 
 
+def variant_group(base: mue.TaskGroup) -> mue.TaskGroup:
+    """``math-suite-tir`` ...: the group's columns, each on the ``-tir`` variants of its tasks (the headline
+    is the same macro average, of the TIR runs)."""
+    parts = tuple((label, tuple(name + SUFFIX for name in names)) for label, names in base.parts)
+    return dataclasses.replace(
+        base, name=base.name + SUFFIX, parts=parts, description=f"{base.description}; tool-integrated reasoning"
+    )
+
+
 def register_all() -> None:
     from mathusereval.plugins import registry
 
@@ -90,6 +99,9 @@ def register_all() -> None:
     for base in BASES:
         if base in known:
             mue.register("tasks", base + SUFFIX, variant(known[base]))
+    for group in list(registry.registered("groups").values()):  # the suite's groups (tasks/math_suite.py)
+        if all(name + SUFFIX in registry.registered("tasks") for _, names in group.parts for name in names):
+            mue.register("groups", group.name + SUFFIX, variant_group(group))
 
 
 register_all()

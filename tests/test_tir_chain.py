@@ -114,6 +114,14 @@ def test_a_scripted_tir_run_item_by_item(tmp_path: Path, shared_data: Path) -> N
     assert "step 1: output shown to the model" in html and "NameError: name &#x27;undefined_name&#x27;" in html
     assert html.count("step 4: program") == 1  # only the endless item reached a fourth program
 
+    # an RFT export marks what the harness wrote into each trajectory, for the trainer to mask
+    exported = run_cli("export", "--format", "rft", "--decide", "rule", "--out", "rft.jsonl", str(run), cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    rows = {r["meta"]["sample_id"]: r for r in _lines(tmp_path / "rft.jsonl")}
+    text = rows[id0]["messages"][-1]["content"]
+    ((start, end),) = rows[id0]["meta"]["tool_output_spans"]
+    assert text[start:end] == f"\n```output\n{gold0}\n```\n" and text[:start].endswith("```")
+
 
 def test_a_chat_server_that_cannot_continue_a_turn_gets_continuations_on_completions(
     tmp_path: Path, shared_data: Path

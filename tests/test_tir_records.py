@@ -200,3 +200,10 @@ def test_stored_chains_are_bounded_and_their_counts_not_negative(tmp_path: Path)
     with pytest.raises(TypeError, match="negative"):
         StepRecord.from_json({**record, "latency_s": -99.0})
     assert StepRecord.from_json(record).usage == Usage(10, 5)
+
+
+def test_the_suite_groups_have_tir_variants() -> None:
+    for name in ("math-suite", "math-suite-en", "math-suite-zh"):
+        base, tir = registry.lookup("groups", name), registry.lookup("groups", f"{name}-tir")
+        assert [label for label, _ in tir.parts] == [label for label, _ in base.parts]
+        assert [names for _, names in tir.parts] == [tuple(f"{n}-tir" for n in names) for _, names in base.parts]

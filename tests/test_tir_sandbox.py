@@ -414,7 +414,7 @@ from mathusereval.tir.sandbox import Limits, Sandbox, SandboxUnavailable
 server = socket.socket(); server.bind(("127.0.0.1", 0)); server.listen()
 report = {"euid": os.geteuid()}
 for mode in ("isolated", "unisolated"):
-    probe = Sandbox.probe(mode)
+    probe = Sandbox(isolation=mode).probe()
     report[mode] = {"probe": [probe.isolated, probe.usable, probe.detail]}
     try:
         Sandbox(isolation=mode).require()

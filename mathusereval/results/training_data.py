@@ -79,9 +79,29 @@ def _reply(text: str, chat: bool) -> Any:
     return [{"role": "assistant", "content": text}] if chat else text
 
 
+def _tool_outputs(c: Candidate) -> dict[str, Any]:
+    """A tool-integrated answer's program outputs in the exported text, as [start, end) character spans:
+    the harness wrote them, so a trainer masks them out of the loss (a model trained on them learns to
+    invent outputs)."""
+    from ..errors import DataError
+    from ..tir.protocol import ToolStep, harness_spans, replay
+
+    generation = c.answer.generation
+    if generation is None or not generation.steps:
+        return {}
+    try:
+        steps = [ToolStep.from_json(step) for step in generation.steps]
+    except DataError:
+        return {"tool_output_spans": None}
+    if replay(steps) != generation.text:  # a thought split off (--think strip): the spans would not line up
+        return {"tool_output_spans": None}
+    return {"tool_output_spans": [list(span) for span in harness_spans(steps)]}
+
+
 def _meta(c: Candidate) -> dict[str, Any]:
     a = c.answer
     return {
+        **_tool_outputs(c),
         "model": a.manifest.model,
         "task": a.manifest.task,
         "run_id": a.manifest.run_id,

@@ -275,7 +275,8 @@ def _unisolated(config: Config, runner: str) -> None:
     except PermissionError as exc:
         raise SetupError(
             f"{config['python']} cannot be run by an unprivileged uid ({exc.strerror}); unisolated programs never "
-            "run as root (root ignores the process-count limit)"
+            "run as root (root ignores the process-count limit): run mue-eval from an interpreter other users may "
+            "run (a virtual environment made from /usr/bin/python3, say), or where user namespaces are allowed"
         ) from None
 
 

@@ -209,6 +209,15 @@ def model_spans(steps: list[ToolStep]) -> list[tuple[int, int]]:
     return _replayed(steps)[1]
 
 
+def harness_spans(steps: list[ToolStep]) -> list[tuple[int, int]]:
+    """Where ``replay(steps)`` holds text the harness wrote (program outputs, upstream's note): the spans a
+    trainer masks out of the loss, since the model did not write them."""
+    reply, spans = _replayed(steps)
+    ends = [end for _, end in spans]
+    starts = [start for start, _ in spans[1:]] + [len(reply)]
+    return [(end, start) for end, start in zip(ends, starts, strict=True) if start > end]
+
+
 def _replayed(steps: list[ToolStep]) -> tuple[str, list[tuple[int, int]]]:
     reply, spans = "", []
     for calls, step in enumerate(steps, start=1):
@@ -229,6 +238,7 @@ __all__ = [
     "continue_reply",
     "extract_program",
     "format_output",
+    "harness_spans",
     "model_spans",
     "next_action",
     "output_text",

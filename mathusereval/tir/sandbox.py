@@ -168,9 +168,10 @@ class Sandbox:
             raise SandboxError(f"the sandbox's working directory {INSIDE_WORKDIR} would hide {clash[0]}")
 
     # -- the machine ------------------------------------------------------------------------------------
-    @staticmethod
-    def probe(isolation: Isolation = "isolated") -> Probe:
-        """Run one tiny program the way `run` would; say whether namespaces hold here, and if not why."""
+    def probe(self) -> Probe:
+        """Run one tiny program the way `run` would, in this sandbox's isolation mode; say whether programs
+        run here, and if not why."""
+        isolation = self.isolation
         sandbox = Sandbox(Limits(wall_seconds=30.0), workers=1, isolation=isolation)
         try:
             # a thread of its own: callable with or without an event loop running here
@@ -189,7 +190,7 @@ class Sandbox:
 
     def require(self) -> Probe:
         """Probe; raise `SandboxUnavailable` (with what to do) when programs cannot run as asked."""
-        probe = Sandbox.probe(self.isolation)
+        probe = self.probe()
         if not probe.usable:
             hint = (
                 " (isolation='unisolated', --sandbox unisolated, runs without namespaces)"
