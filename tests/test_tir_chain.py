@@ -93,6 +93,9 @@ def test_a_scripted_tir_run_item_by_item(tmp_path: Path, shared_data: Path) -> N
     )
     summary = json.loads((run / "summary.json").read_text())
     assert summary["counts"]["completion_tokens"] == 10 + 15 + 20
+    tools = {k: summary["counts"][k] for k in ("programs", "program_errors", "program_timeouts", "call_limit_reached")}
+    assert tools == {"programs": 1 + 2 + 4, "program_errors": 1, "program_timeouts": 0, "call_limit_reached": 1}
+    assert "programs: 7 run, 1 failed (0 timed out); 1 answers reached the call limit" in result.stderr
 
     verify = run_cli("verify", str(run), cwd=tmp_path)
     assert verify.returncode == 0, verify.stdout + verify.stderr

@@ -117,6 +117,20 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
 
+def step_outline(steps: tuple[JsonDict, ...]) -> tuple[JsonDict, ...]:
+    """A tool-integrated answer's steps as a run keeps them in memory once stored: whether each ran a
+    program, its exit status, and its output only when short (a timeout's report); no texts or programs."""
+    return tuple(
+        {
+            "code": "" if step.get("code") is not None else None,
+            "exit_status": step.get("exit_status"),
+            "output": output if isinstance(output := step.get("output"), str) and len(output) <= 32 else None,
+        }
+        for step in steps
+        if isinstance(step, dict)
+    )
+
+
 MAX_TOOL_STEPS = 4
 """The most steps a stored tool-integrated answer may have: one per request of its chain, and a chain makes
 at most `mathusereval.tir.protocol.MAX_FUNC_CALLS` (4) requests."""

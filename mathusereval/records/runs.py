@@ -145,6 +145,12 @@ class RunCounts:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     reused: int = 0
+    programs: int = 0
+    """Tool-integrated answers: programs run, those that failed (a non-zero exit: an exception, a limit) and
+    timed out, and answers that reached the chain's call limit (`mathusereval.tir.protocol`)."""
+    program_errors: int = 0
+    program_timeouts: int = 0
+    call_limit_reached: int = 0
 
     REASONS = (
         ("unparseable", "unparseable judgments"),

@@ -95,6 +95,7 @@ def count_outcomes(
     errors = sum(not g.ok for g in gens)
     answered_ungraded = sum(g.ok and (g.sample_id, g.n_index) not in graded_keys for g in gens)
     mine = [g for (sid, k, name), g in grades.items() if name in grader_names and sid in ids and k < n]
+    tools = _tool_counts(gens)
     return RunCounts(
         samples=items if items is not None else len(samples),
         expected=expected,
@@ -112,4 +113,21 @@ def count_outcomes(
         parse_failures=sum(bool(g.details.get("parse_failure")) for g in mine),
         prompt_tokens=sum(g.usage.prompt_tokens for g in gens),
         completion_tokens=sum(g.usage.completion_tokens for g in gens),
+        **tools,
     )
+
+
+def _tool_counts(generations: Sequence[Generation]) -> dict[str, int]:
+    """Programs of tool-integrated answers (stored steps are hostile: anything but a step object is skipped)."""
+    from ..tir.protocol import MAX_FUNC_CALLS
+    from ..tir.sandbox import TIMEOUT_ERROR
+
+    counts = dict.fromkeys(("programs", "program_errors", "program_timeouts", "call_limit_reached"), 0)
+    for generation in generations:
+        ran = [s for s in generation.steps if isinstance(s, dict) and s.get("code") is not None]
+        failed = [s for s in ran if s.get("exit_status") not in (0, None)]
+        counts["programs"] += len(ran)
+        counts["program_errors"] += len(failed)
+        counts["program_timeouts"] += sum(s.get("output") == TIMEOUT_ERROR for s in failed)
+        counts["call_limit_reached"] += len(ran) >= MAX_FUNC_CALLS
+    return counts

@@ -21,6 +21,7 @@ from collections.abc import Container, Sequence
 from ..backends.replies import clean_text
 from ..errors import BackendUnavailable
 from ..records import Generation, Usage
+from ..records.items import step_outline
 from .choices import THINK_MODES  # noqa: F401 - re-exported: the modes this module applies
 
 _FINISH = {
@@ -81,8 +82,9 @@ def checked(raw: object, backend: str, asked: Container[tuple[str, int]]) -> Gen
 
 
 def without_text(generation: Generation) -> Generation:
-    """What a run keeps in memory of an answer once it is stored: outcome, finish reason, usage."""
-    return dataclasses.replace(generation, text="", reasoning=None)
+    """What a run keeps in memory of an answer once it is stored: outcome, finish reason, usage, and the
+    outline of its tool steps (what the counts need)."""
+    return dataclasses.replace(generation, text="", reasoning=None, steps=step_outline(generation.steps))
 
 
 def finalize(generation: Generation, think: str = "strip", stop: Sequence[str] = ()) -> Generation:

@@ -82,6 +82,12 @@ def report(result: RunResult) -> None:
         f"{result.directory}",
         file=sys.stderr,
     )
+    if c.programs:
+        print(
+            f"  programs: {c.programs} run, {c.program_errors} failed ({c.program_timeouts} timed out); "
+            f"{c.call_limit_reached} answers reached the call limit",
+            file=sys.stderr,
+        )
     if result.stopped:
         print(
             f"  stopped: {result.stopped}; {c.missing} answers not generated: run the same command with a "

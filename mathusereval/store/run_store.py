@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 from ..errors import ConfigError, DataError
 from ..records import Generation, Grade, JudgeCall, RunManifest, RunSummary, Sample, safe_name
+from ..records.items import step_outline
 from .jsonl import (
     DIGEST,
     JsonlAppender,
@@ -235,7 +236,7 @@ class RunStore:
         index: dict[tuple[str, int], Generation] = {}
         for start, generation in parsed_lines(self.dir / GENERATIONS, Generation.from_json):
             key = (generation.sample_id, generation.n_index)
-            index[key] = dataclasses.replace(generation, text="", reasoning=None, steps=())
+            index[key] = dataclasses.replace(generation, text="", reasoning=None, steps=step_outline(generation.steps))
             self._offsets[key] = start
         return index
 
