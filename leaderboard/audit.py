@@ -47,7 +47,9 @@ def _item(answer: StoredAnswer, critiques: Callable[[str], str | None]) -> str:
     index = f"#{generation.n_index}" if generation is not None and generation.n_index else ""
     summary_text = f"{sample.id}{index} {_group(sample)} {extracted}"
     summary = (
-        f"<summary>{escape(sample.id + index)} · {escape(_group(sample))} · {scores}"
+        f"<summary>{escape(sample.id + index)} · "
+        + (f"{escape(_group(sample))} · " if _group(sample).strip(" -") else "")
+        + f"{scores}"
         + (f" · extracted: {escape(extracted)}" if extracted else "")
         + "</summary>"
     )

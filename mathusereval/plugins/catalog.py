@@ -28,12 +28,17 @@ def catalog(data_dir: Path | None) -> Iterator[TaskEntry]:
     from . import registry
     from .task import load_task
 
+    seen: dict[str, tuple[int | None, str, bool]] = {}
     for name in registry.names("tasks"):
         task = registry.lookup("tasks", name)
-        try:
-            samples = load_task(task, data_dir).samples
-            items: int | None = len(samples)
-            problem, per_item = "", any("temperature" in s.metadata for s in samples)
-        except MueError as exc:
-            items, problem, per_item = None, str(exc), False
+        base = name.removesuffix("-tir")
+        if task.tir and base in seen:  # a tool-integrated variant reads its base's data (tasks/tir.py): once
+            items, problem, per_item = seen[base]
+        else:
+            try:
+                samples = load_task(task, data_dir).samples
+                items, problem, per_item = len(samples), "", any("temperature" in s.metadata for s in samples)
+            except MueError as exc:
+                items, problem, per_item = None, str(exc), False
+        seen[name] = (items, problem, per_item)
         yield TaskEntry(name, task.description, task.graders, task.params, items, problem, per_item)

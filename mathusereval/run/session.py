@@ -77,7 +77,8 @@ def report(result: RunResult) -> None:
     if headline is not None and math.isfinite(headline.value):  # the score in the log, beside the counts
         score = f"; {headline.name} {headline.value:.4g} (n={headline.n})"
     print(
-        f"{one_line(result.manifest.run_id)}: {c.generations} answers ({c.reused} reused), {c.errors} errors, "
+        f"{one_line(result.manifest.run_id)}: {c.generations} answer{'s' if c.generations != 1 else ''} "
+        f"({c.reused} reused), {c.errors} errors, "
         f"{c.truncated} truncated; {c.prompt_tokens}+{c.completion_tokens} tokens{cost}{score} -> "
         f"{result.directory}",
         file=sys.stderr,
