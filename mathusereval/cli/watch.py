@@ -150,8 +150,11 @@ class Watcher:
             results = self.invocation.evaluate(spec, options)
         except (MueError, OSError, RuntimeError, ValueError) as exc:
             error = one_line(str(exc)) or type(exc).__name__
-        # a trainer's rotation may be half done when we look: the folder still there, its weights gone
-        if not path.exists() or (error and not any(p.is_file() for p in _weights(path))):
+        # a trainer's rotation may be half done when we look: the folder still there, its weights gone. Only a
+        # failed evaluation makes it 'deleted': an engine that read the weights before they went (llama.cpp and
+        # vLLM load them whole at start) evaluated the checkpoint, and its results stand.
+        gone = not path.exists() or not any(p.is_file() for p in _weights(path))
+        if error and gone:
             stored = sum(r.counts.generations for r in results)
             self.say(
                 f"{checkpoint.name} was deleted while it was evaluated (the trainer's save_total_limit?); "
@@ -165,6 +168,8 @@ class Watcher:
             self.state.set(path, FAILED, error=error)
             self.failed.add(path)
             return 0
+        if gone:
+            self.say(f"{checkpoint.name} was deleted after its weights were read; its evaluation is complete")
         self.state.set(path, DONE, runs=[str(r.directory) for r in results])
         self.said[path] = DONE
         self.track(results)
