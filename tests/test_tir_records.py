@@ -4,6 +4,7 @@ starts from, a generation's steps, the completions prompt of a continued reply, 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -129,39 +130,70 @@ def test_a_served_chat_template_is_checked_and_fails_items_alone() -> None:
     """``--chat-template`` for a server's continued replies: a template that does not compile, or that is
     refused on a plain conversation, stops the run before anything is sent; one that raises on some
     conversation fails that item only; the Jinja sandbox holds."""
-    from mathusereval.backends.chat_template import TemplateFailed, check_template, render_continued
+    from mathusereval.backends.chat_template import TemplateFailed, TemplateRenderer
     from mathusereval.errors import ConfigError
 
     with pytest.raises(ConfigError, match="not a usable Jinja"):
-        check_template("{% for m in messages %}")
+        TemplateRenderer("{% for m in messages %}").check()
     with pytest.raises(ConfigError, match="fails on a one-question conversation"):
-        check_template("{{ raise_exception('no') }}")
-    picky = "{% if messages|length > 1 %}{{ raise_exception('one turn only') }}{% endif %}<q>{{ messages[0].content }}"
-    check_template(picky)
+        TemplateRenderer("{{ raise_exception('no') }}").check()
+    picky = TemplateRenderer(
+        "{% if messages|length > 1 %}{{ raise_exception('one turn only') }}{% endif %}<q>{{ messages[0].content }}"
+    )
+    picky.check()
     two = [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}, {"role": "assistant", "content": "c"}]
     with pytest.raises(TemplateFailed, match="one turn only"):
-        render_continued(picky, two)
-    assert render_continued(picky, two[1:]) == "<q>bc"
+        picky.render(two)
+    assert picky.render(two[1:]) == "<q>bc"
+    escape = TemplateRenderer("{{ messages.__class__.__mro__ }}")
     with pytest.raises(TemplateFailed, match="sandbox"):
-        render_continued("{{ messages.__class__.__mro__ }}", two)
+        escape.render(two)
+    for renderer in (picky, escape):
+        renderer.close()
 
 
-def test_a_served_chat_template_is_bounded_in_time_and_size(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_served_chat_template_is_bounded_in_time_memory_and_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The template renders in a child process: single C calls that no trace could stop (an integer squared in
+    a loop, a huge ljust, '~' doubling) are killed by its time and memory bounds, the caller's thread is free
+    meanwhile, and the next rendering starts a fresh child."""
+    import threading
+
     from mathusereval.backends import chat_template
-    from mathusereval.backends.chat_template import TemplateFailed, render_continued
+    from mathusereval.backends.chat_template import TemplateFailed, TemplateRenderer
 
-    monkeypatch.setattr(chat_template, "RENDER_SECONDS", 0.5)
+    monkeypatch.setattr(chat_template, "RENDER_SECONDS", 2.0)
     turns = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
-    endless = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
-    with pytest.raises(TemplateFailed, match="took more than 0.5 s"):
-        render_continued(endless, turns)
-    with pytest.raises(TemplateFailed, match="repetition over"):
-        render_continued("{{ 'x' * 10**9 }}", turns)
-    with pytest.raises(TemplateFailed, match="exponent"):
-        render_continued("{{ 9 ** 99999999 }}", turns)
-    with pytest.raises(TemplateFailed, match="rendered prompt is over"):
-        render_continued("{% for i in range(100000) %}{{ 'y' * 1000 }}{% endfor %}", turns)
-    assert render_continued("{{ 'ab' * 3 }}|", turns) == "ababab|a"
+    cases = {
+        "took more than 2 s": [
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+            "{% set ns = namespace(x=3) %}{% for i in range(10) %}{% set ns.x = ns.x ** 64 %}{% endfor %}",
+        ],
+        "memory": [
+            "{{ 'x' * 10**10 }}",
+            "{{ 'x'.ljust(2500000000)|length }}",
+            "{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+        ],
+        "rendered prompt is over": ["{% for i in range(100000) %}{{ 'y' * 1000 }}{% endfor %}"],
+    }
+    ticks: list[float] = []
+    stop = threading.Event()
+    ticker = threading.Thread(target=lambda: [ticks.append(1) for _ in iter(lambda: stop.wait(0.05), True)])
+    ticker.start()
+    for why, templates in cases.items():
+        for template in templates:
+            renderer = TemplateRenderer(template)
+            for _ in range(2):  # and again: a killed child is replaced
+                before, start = len(ticks), time.monotonic()
+                with pytest.raises(TemplateFailed, match=why):
+                    renderer.render(turns)
+                # this process's other threads ran meanwhile (the GIL is not held by a C call of the template)
+                assert len(ticks) - before >= (time.monotonic() - start) / 0.05 / 2 - 1, template
+            renderer.close()
+    stop.set()
+    ticker.join()
+    renderer = TemplateRenderer("{{ 'ab' * 3 }}|")
+    assert renderer.render(turns) == "ababab|a" and renderer.render(turns) == "ababab|a"
+    renderer.close()
 
 
 def test_a_served_chat_template_wants_the_chat_endpoint_and_no_batch() -> None:

@@ -10,15 +10,21 @@ rendered with the template up to where the assistant's turn begins, then the rep
 The template runs in Jinja's immutable sandbox, with the globals Hugging Face chat templates use
 (``raise_exception``, ``strftime_now``, ``tojson``) as ``transformers/utils/chat_template_utils.py`` defines
 them. ``bos_token`` is empty: a completions endpoint adds the model's own BOS when it tokenizes a prompt.
-A rendering is bounded: `RENDER_SECONDS` of Python lines (a trace function counts them, so a loop cannot
-run on), `RENDER_BYTES` of output beyond the conversation, and ``*``/``**`` results of that size; the
-backend renders in a worker thread, so the event loop never waits on it.
+
+A template is a file from a model's repository, so it is rendered as untrusted code is run: in a child process
+(`TemplateRenderer`), with `RENDER_MEMORY` of address space, killed after `RENDER_SECONDS`, its output at most
+`RENDER_BYTES` beyond the conversation. In this process a single C call (a huge ``str.ljust``, an integer
+squared in a loop) could neither be interrupted nor release the event loop, which waits on the child instead.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import select
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -30,7 +36,7 @@ from ..records import Message
 
 
 class TemplateFailed(Exception):
-    """The template raised on one conversation (its ``raise_exception``, or a Jinja error): that item's error."""
+    """The template failed on one conversation (its ``raise_exception``, a Jinja error, a bound): that item's error."""
 
 
 def _raise(message: str) -> None:
@@ -38,12 +44,11 @@ def _raise(message: str) -> None:
 
 
 RENDER_SECONDS = 5.0
+RENDER_MEMORY = 1 << 30
 RENDER_BYTES = 4 << 20
-"""A rendering's bounds: seconds, and bytes beyond the conversation's own text."""
-
-
-def _sized(value: Any) -> int:
-    return len(value) if isinstance(value, (str, bytes, list, tuple)) else 0
+"""A rendering's bounds: wall seconds, the child's address space, and bytes beyond the conversation's text."""
+START_SECONDS = 60.0
+"""The child's start (an interpreter, Jinja, the template compiled), not counted in a rendering's seconds."""
 
 
 @lru_cache(maxsize=4)
@@ -51,21 +56,7 @@ def _compiled(template: str) -> Any:
     import jinja2
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    class Bounded(ImmutableSandboxedEnvironment):
-        """``'x' * 10**10`` and ``9 ** 10**9`` are single C calls no trace can stop: checked before."""
-
-        intercepted_binops = frozenset({"*", "**"})
-
-        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-            if operator == "*" and isinstance(left, int) != isinstance(right, int):
-                count, item = (left, right) if isinstance(left, int) else (right, left)
-                if isinstance(count, int) and _sized(item) * max(count, 0) > RENDER_BYTES:
-                    raise TemplateFailed(f"a repetition over {RENDER_BYTES} bytes")
-            if operator == "**" and isinstance(right, int) and abs(right) > 64:
-                raise TemplateFailed("an exponent over 64")
-            return super().call_binop(context, operator, left, right)
-
-    env = Bounded(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
     env.filters["tojson"] = lambda value, indent=None, **_: json.dumps(value, ensure_ascii=False, indent=indent)
     env.globals.update(raise_exception=_raise, strftime_now=lambda fmt: datetime.now().strftime(fmt))
     try:
@@ -74,54 +65,147 @@ def _compiled(template: str) -> Any:
         raise ConfigError(f"--chat-template: not a usable Jinja chat template ({exc})") from None
 
 
-def check_template(template: str) -> None:
-    """Refuse a template that does not compile, or that renders no conversation at all, before anything is sent."""
-    try:
-        render_continued(template, [{"role": "user", "content": "1+1?"}, {"role": "assistant", "content": "2"}])
-    except TemplateFailed as exc:
-        raise ConfigError(f"--chat-template: fails on a one-question conversation ({exc})") from None
-
-
-def render_continued(template: str, messages: Sequence[Message]) -> str:
+def render_here(template: str, messages: Sequence[Message]) -> str:
     """The prompt text for continuing `messages`' last (assistant) turn: the turns before it rendered with the
-    generation prompt (the assistant's turn opened), then that turn's text as written so far."""
+    generation prompt (the assistant's turn opened), then that turn's text as written so far. Unbounded in time
+    and memory: the child of `TemplateRenderer` calls it."""
     import jinja2
 
-    compiled = _compiled(template)
     before = [dict(m) for m in messages[:-1]]
     limit = RENDER_BYTES + sum(len(str(m.get("content", ""))) for m in before)
+    parts, size = [], 0
     try:
-        opened = _bounded(
-            compiled.generate(messages=before, add_generation_prompt=True, bos_token="", eos_token=""), limit
-        )
-    except TemplateFailed:
-        raise
-    except jinja2.exceptions.SecurityError as exc:  # checked once at start; a branch only some items reach
-        raise TemplateFailed(f"blocked by the Jinja sandbox ({exc})") from None
-    except (jinja2.TemplateError, TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
-        raise TemplateFailed(f"the template failed on this conversation ({exc.__class__.__name__}: {exc})") from None
-    return opened + messages[-1]["content"]
-
-
-def _bounded(chunks: Any, limit: int) -> str:
-    """Join a template's output as it is generated, within `RENDER_SECONDS` and `limit` bytes."""
-    deadline = time.monotonic() + RENDER_SECONDS
-
-    def trace(frame: Any, event: str, arg: Any) -> Any:
-        if time.monotonic() > deadline:
-            raise TemplateFailed(f"rendering took more than {RENDER_SECONDS:g} s")
-        return trace
-
-    parts: list[str] = []
-    size = 0
-    previous = sys.gettrace()
-    sys.settrace(trace)  # this thread only
-    try:
-        for chunk in chunks:
+        for chunk in _compiled(template).generate(
+            messages=before, add_generation_prompt=True, bos_token="", eos_token=""
+        ):
             size += len(chunk)
             if size > limit:
                 raise TemplateFailed(f"the rendered prompt is over {limit} bytes")
             parts.append(str(chunk))
-    finally:
-        sys.settrace(previous)
-    return "".join(parts)
+    except jinja2.exceptions.SecurityError as exc:  # checked once at start; a branch only some items reach
+        raise TemplateFailed(f"blocked by the Jinja sandbox ({exc})") from None
+    except (jinja2.TemplateError, TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+        raise TemplateFailed(f"the template failed on this conversation ({exc.__class__.__name__}: {exc})") from None
+    return "".join(parts) + messages[-1]["content"]
+
+
+def _serve() -> None:
+    """The child: the template on the first line, then one conversation per line; one JSON reply per line."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (RENDER_MEMORY, RENDER_MEMORY))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    reply: dict[str, str]
+    try:
+        template = json.loads(sys.stdin.readline())
+        _compiled(template)
+        reply = {"ready": ""}
+    except ConfigError as exc:
+        reply = {"config": str(exc)}
+    except Exception as exc:  # a template the compiler chokes on in its own way
+        reply = {"config": f"--chat-template: not a usable Jinja chat template ({exc.__class__.__name__})"}
+    print(json.dumps(reply), flush=True)
+    for line in sys.stdin:
+        try:
+            reply = {"text": render_here(template, json.loads(line))}
+        except TemplateFailed as exc:
+            reply = {"error": str(exc)}
+        except MemoryError:
+            reply = {"error": f"the rendering ran out of memory ({RENDER_MEMORY >> 20} MiB)"}
+        except RecursionError:
+            reply = {"error": "the rendering recursed too deeply"}
+        print(json.dumps(reply, ensure_ascii=False), flush=True)
+
+
+class TemplateRenderer:
+    """One template, rendered in a child process that is started on first use and again after a bound killed
+    it. Thread-safe (renderings take turns); `render` blocks, so async callers run it in a thread."""
+
+    def __init__(self, template: str) -> None:
+        self.template = template
+        self._child: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+
+    def check(self) -> None:
+        """Refuse a template that does not compile, or fails on a one-question conversation, before anything
+        is sent."""
+        try:
+            self.render([{"role": "user", "content": "1+1?"}, {"role": "assistant", "content": "2"}])
+        except TemplateFailed as exc:
+            self.close()
+            raise ConfigError(f"--chat-template: fails on a one-question conversation ({exc})") from None
+
+    def render(self, messages: Sequence[Message]) -> str:
+        line = json.dumps([dict(m) for m in messages], ensure_ascii=False).encode() + b"\n"
+        cap = 2 * len(line) + 4 * RENDER_BYTES  # the reply: the conversation, escaped, and what the template adds
+        with self._lock:
+            child = self._started()
+            try:
+                assert child.stdin is not None
+                child.stdin.write(line)
+                child.stdin.flush()
+                reply = self._read_line(child, RENDER_SECONDS, cap)
+            except (OSError, ValueError) as exc:
+                self.close()
+                raise TemplateFailed(f"the rendering process failed ({exc})") from None
+            except TemplateFailed:
+                self.close()  # past a bound: the child is killed, the next rendering starts another
+                raise
+        if "text" in reply:
+            return str(reply["text"])
+        raise TemplateFailed(str(reply.get("error", "no rendering")))
+
+    def _started(self) -> subprocess.Popen[bytes]:
+        if self._child is not None and self._child.poll() is None:
+            return self._child
+        env = {k: v for k, v in os.environ.items() if k in ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "TZ")}
+        self._child = child = subprocess.Popen(
+            [sys.executable, "-m", __name__],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+        )  # fmt: skip
+        assert child.stdin is not None
+        try:
+            child.stdin.write(json.dumps(self.template).encode() + b"\n")
+            child.stdin.flush()
+            ready = self._read_line(child, START_SECONDS, 1 << 20)
+        except (OSError, ValueError, TemplateFailed) as exc:
+            self.close()
+            raise ConfigError(f"--chat-template: its rendering process did not start ({exc})") from None
+        if "config" in ready:
+            self.close()
+            raise ConfigError(str(ready["config"]))
+        return child
+
+    @staticmethod
+    def _read_line(child: subprocess.Popen[bytes], seconds: float, cap: int) -> dict[str, Any]:
+        assert child.stdout is not None
+        fd, data = child.stdout.fileno(), bytearray()
+        deadline = time.monotonic() + seconds
+        while not data.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TemplateFailed(f"rendering took more than {seconds:g} s")
+            if select.select([fd], [], [], left)[0]:
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    raise TemplateFailed(f"the rendering process died (over {RENDER_MEMORY >> 20} MiB of memory?)")
+                data += chunk
+                if len(data) > cap:
+                    raise TemplateFailed(f"the rendered prompt is over {cap} bytes")
+        reply = json.loads(data)
+        if not isinstance(reply, dict):
+            raise ValueError("not a JSON object")
+        return reply
+
+    def close(self) -> None:
+        child, self._child = self._child, None
+        if child is not None:
+            child.kill()
+            child.wait()
+            for pipe in (child.stdin, child.stdout):
+                if pipe is not None:
+                    pipe.close()
+
+
+if __name__ == "__main__":
+    _serve()

@@ -32,7 +32,7 @@ from ..errors import BackendUnavailable, ConfigError, one_line
 from ..plugins.contracts import BackendDefaults
 from ..records import Generation, GenerationParams, Request, Usage
 from .base import ModelSpec, completion_prompt, continues
-from .chat_template import TemplateFailed, check_template, render_continued
+from .chat_template import TemplateFailed, TemplateRenderer
 from .endpoints import AuthFailure, Endpoint, EndpointPool, FatalError, RetryableError, backoff_s, check_status
 from .options import ServedOptions
 from .replies import (
@@ -101,7 +101,8 @@ class OpenAIBackend(BackendDefaults):
         self.urls = [c.shown for c in self.credentials]  # what describe() and messages show: no secrets
         self.endpoint = o.endpoint
         self.chat_template = o.chat_template
-        if self.chat_template is not None:
+        self._renderer = None if o.chat_template is None else TemplateRenderer(o.chat_template)
+        if self._renderer is not None:
             if self.endpoint != "chat":
                 raise ConfigError(
                     "--chat-template with --base-url renders continued replies for --endpoint chat; "
@@ -109,7 +110,7 @@ class OpenAIBackend(BackendDefaults):
                 )
             if o.batch is not None:
                 raise ConfigError("--chat-template with --base-url sends continuations to /completions, not --batch")
-            check_template(self.chat_template)
+            self._renderer.check()
         self.concurrency = int(o.concurrency or DEFAULT_CONCURRENCY)
         self.timeout_s = float(o.timeout or 600.0)
         self.probe_timeout_s = float(o.timeout or PROBE_TIMEOUT_S)
@@ -272,10 +273,8 @@ class OpenAIBackend(BackendDefaults):
             body["messages"] = list(request.sample.messages)
             if continues(request.sample.messages):  # vLLM's and SGLang's names: the assistant turn goes on
                 body.update(continue_final_message=True, add_generation_prompt=False)
-        elif self.chat_template is not None:
-            body["prompt"] = (
-                rendered if rendered is not None else render_continued(self.chat_template, request.sample.messages)
-            )
+        elif self._renderer is not None:
+            body["prompt"] = rendered if rendered is not None else self._renderer.render(request.sample.messages)
         else:
             body["prompt"] = completion_prompt(request.sample.messages)
         if params.stop:
@@ -323,8 +322,8 @@ class OpenAIBackend(BackendDefaults):
         start = time.perf_counter()
         try:
             rendered = None
-            if self.route(request) != self.endpoint:  # a continuation rendered here: beside the loop, bounded
-                rendered = await asyncio.to_thread(render_continued, str(self.chat_template), request.sample.messages)
+            if self._renderer is not None and self.route(request) != self.endpoint:  # a continuation: rendered
+                rendered = await asyncio.to_thread(self._renderer.render, request.sample.messages)  # by a child
             body, route = self._body(request, params, rendered), self.route(request)
         except TemplateFailed as exc:  # this conversation only: the template's own raise_exception, say
             return self._generation(request, start, error=f"--chat-template: {one_line(str(exc))}")
@@ -411,6 +410,8 @@ class OpenAIBackend(BackendDefaults):
                 await asyncio.gather(*workers, return_exceptions=True)
 
     async def aclose(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
