@@ -206,6 +206,32 @@ def test_the_memory_limit_holds_for_all_of_a_programs_processes() -> None:
     assert run("block = bytearray(300 * 1024 * 1024)\nprint(len(block))", Limits(memory_mb=512)).stdout == "314572800\n"
 
 
+def test_memory_held_outside_every_process_counts_too() -> None:
+    """Memory files written with write() and System V shared memory are in no process's resident set: the
+    watch adds up the memory files the program holds, and its IPC namespace holds shared memory to a quarter
+    of the limit (message queues off). 48 memory files of 16 MiB, and 12 segments of 64 MiB, under 256 MiB."""
+    memfds = """
+        import os
+        block, fds = b"x" * (8 << 20), []
+        for i in range(48):
+            fd = os.memfd_create(f"m{i}")
+            os.write(fd, block); os.write(fd, block)
+            fds.append(fd)
+        print(len(fds))
+    """
+    result = run(memfds, Limits(memory_mb=256, wall_seconds=20.0))
+    assert result.error.startswith("MemoryError: the program's processes held") and result.stdout == "", result
+    shm = """
+        import ctypes, os
+        libc = ctypes.CDLL(None, use_errno=True)
+        made = [libc.shmget(0, 64 << 20, 0o1600) for _ in range(12)]
+        print(sum(m >= 0 for m in made), os.strerror(ctypes.get_errno()), libc.msgget(0, 0o1600))
+    """
+    assert run(shm, Limits(memory_mb=256)).stdout == "1 No space left on device -1\n"  # one fits in 64 MiB
+    fine = "import os\nfd = os.memfd_create('m')\nos.write(fd, b'x' * (8 << 20))\nprint(os.fstat(fd).st_size)"
+    assert run(fine, Limits(memory_mb=256)).stdout == "8388608\n"
+
+
 def test_secret_files_and_the_checkout_are_not_there() -> None:
     assert Path("/etc/shadow").exists()
     assert run("print(open('/etc/shadow').read())").error.startswith("FileNotFoundError")

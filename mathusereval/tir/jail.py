@@ -109,6 +109,7 @@ def _build_root(config: Config, root: str) -> None:
     os.mkdir(root + "/proc")
     with contextlib.suppress(SetupError):  # our pid namespace's /proc; else no /proc at all, never the host's
         _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    _cap_ipc(root + "/proc/sys/kernel", config["limits"]["memory_bytes"])
     inside = root + config["inside_workdir"]
     os.makedirs(inside)
     limits = config["limits"]
@@ -123,6 +124,21 @@ def _build_root(config: Config, root: str) -> None:
     os.chdir(root)
     os.chroot(".")
     os.chdir(config["inside_workdir"])
+
+
+def _cap_ipc(sysctl: str, memory: int) -> None:
+    """System V shared memory and message queues live in the kernel, outside every process's resident memory
+    that `_reap_watching` adds up: in this IPC namespace (its own sysctls) shared memory is held to a quarter
+    of the memory limit in all, and message queues are off (a math program needs neither)."""
+    if not os.path.isdir(sysctl):  # no /proc of our own: mounting failed; then the host default stands
+        return
+    for name, value in (("shmall", max(1, memory // 4 // PAGE)), ("shmmax", memory // 4), ("shmmni", 16),
+                        ("msgmni", 0)):  # fmt: skip
+        try:
+            with open(f"{sysctl}/{name}", "w") as fh:
+                fh.write(str(value))
+        except OSError as exc:
+            raise SetupError(f"cannot bound System V IPC ({name}: {exc.strerror})") from None
 
 
 def _enter_user_namespace(flags: int) -> None:
@@ -207,13 +223,21 @@ def _init(config: Config, runner: str, lifeline: int) -> None:
 
 
 def _resident_bytes() -> int:
-    """The resident memory of every process in this pid namespace (its own /proc), pid 1 included."""
-    total = 0
+    """The resident memory of every process in this pid namespace (its own /proc), pid 1 included, and the
+    memory files (``memfd_create``) they hold open: written with ``write``, those are in no process's resident
+    set, and each is bounded only by the file-size limit, per descriptor."""
+    total, memfds = 0, {}
     for name in os.listdir("/proc"):
         if name.isdigit():
             with contextlib.suppress(OSError, ValueError, IndexError), open(f"/proc/{name}/statm", "rb") as fh:
-                total += int(fh.read().split()[1])  # OSError: it ended meanwhile
-    return total * PAGE
+                total += int(fh.read().split()[1]) * PAGE  # OSError: it ended meanwhile
+            with contextlib.suppress(OSError):
+                for fd in os.scandir(f"/proc/{name}/fd"):
+                    with contextlib.suppress(OSError):
+                        if os.readlink(fd.path).startswith("/memfd:"):
+                            held = os.stat(fd.path)  # the file itself: shared by every descriptor of it
+                            memfds[held.st_ino] = held.st_blocks * 512
+    return total + sum(memfds.values())
 
 
 def _reap_watching(program: int, limit: int) -> tuple[int, Any, int]:
