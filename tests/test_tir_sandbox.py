@@ -185,7 +185,8 @@ def test_ten_gigabytes() -> None:
 
 def test_the_memory_limit_holds_for_all_of_a_programs_processes() -> None:
     """RLIMIT_AS bounds each process; a program that forks is held to the limit all together (pid 1 of
-    the jail watches the namespace's resident memory): four children touching 400 MiB each under 512 MiB."""
+    the jail watches the namespace's resident memory): four children touching 400 MiB each under 512 MiB; pages
+    the children share with their parent count once (a forked worker pool is no reason to stop)."""
     forks = """
         import os, time
         kids = []
@@ -204,6 +205,21 @@ def test_the_memory_limit_holds_for_all_of_a_programs_processes() -> None:
     assert result.error.startswith("MemoryError: the program's processes held") and result.stdout == "", result
     assert result.seconds < 5  # stopped as it crossed the limit, not at the children's end
     assert run("block = bytearray(300 * 1024 * 1024)\nprint(len(block))", Limits(memory_mb=512)).stdout == "314572800\n"
+    shared = """
+        import os, time
+        block = bytearray(300 * 1024 * 1024)
+        for j in range(0, len(block), 4096):
+            block[j] = 1
+        kids = []
+        for i in range(4):
+            pid = os.fork()
+            if pid == 0:  # reads the parent's pages, shared copy-on-write: 300 MiB in all, five resident sets
+                time.sleep(0.5 + block[4096 * i])
+                os._exit(0)
+            kids.append(pid)
+        print(sum(os.waitpid(k, 0)[1] == 0 for k in kids))
+    """
+    assert run(shared, Limits(memory_mb=512, wall_seconds=20.0)).stdout == "4\n"
 
 
 def test_memory_held_outside_every_process_counts_too() -> None:

@@ -222,15 +222,17 @@ def _init(config: Config, runner: str, lifeline: int) -> None:
     os._exit(SETUP_FAILED)
 
 
-def _resident_bytes() -> int:
+def _resident_bytes(proportional: bool = False) -> int:
     """The resident memory of every process in this pid namespace (its own /proc), pid 1 included, and the
     memory files (``memfd_create``) they hold open: written with ``write``, those are in no process's resident
-    set, and each is bounded only by the file-size limit, per descriptor."""
+    set, and each is bounded only by the file-size limit, per descriptor. Resident sets count pages a fork
+    shares copy-on-write once per process; `proportional` (slower: each process's page tables are walked)
+    counts each page once in all, shared pages split between their processes (PSS, smaps_rollup)."""
     total, memfds = 0, {}
     for name in os.listdir("/proc"):
         if name.isdigit():
-            with contextlib.suppress(OSError, ValueError, IndexError), open(f"/proc/{name}/statm", "rb") as fh:
-                total += int(fh.read().split()[1]) * PAGE  # OSError: it ended meanwhile
+            with contextlib.suppress(OSError, ValueError, IndexError):  # OSError: it ended meanwhile
+                total += _proportional(name) if proportional else _statm_resident(name)
             with contextlib.suppress(OSError):
                 for fd in os.scandir(f"/proc/{name}/fd"):
                     with contextlib.suppress(OSError):
@@ -238,6 +240,22 @@ def _resident_bytes() -> int:
                             held = os.stat(fd.path)  # the file itself: shared by every descriptor of it
                             memfds[held.st_ino] = held.st_blocks * 512
     return total + sum(memfds.values())
+
+
+def _statm_resident(pid: str) -> int:
+    with open(f"/proc/{pid}/statm", "rb") as fh:
+        return int(fh.read().split()[1]) * PAGE
+
+
+def _proportional(pid: str) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) << 10
+    except FileNotFoundError:  # a kernel before 4.14: no rollup, the resident set it is
+        pass
+    return _statm_resident(pid)
 
 
 def _reap_watching(program: int, limit: int) -> tuple[int, Any, int]:
@@ -252,7 +270,7 @@ def _reap_watching(program: int, limit: int) -> tuple[int, Any, int]:
             return status, usage, held
         if pid:
             continue
-        if not held and (resident := _resident_bytes()) > limit:
+        if not held and _resident_bytes() > limit and (resident := _resident_bytes(proportional=True)) > limit:
             held = resident
             with contextlib.suppress(ProcessLookupError):
                 os.kill(-1, signal.SIGKILL)  # from pid 1: every other process of the namespace
