@@ -223,9 +223,9 @@ def test_the_memory_limit_holds_for_all_of_a_programs_processes() -> None:
 
 
 def test_memory_held_outside_every_process_counts_too() -> None:
-    """Memory files written with write() and System V shared memory are in no process's resident set: the
-    watch adds up the memory files the program holds, and its IPC namespace holds shared memory to a quarter
-    of the limit (message queues off). 48 memory files of 16 MiB, and 12 segments of 64 MiB, under 256 MiB."""
+    """Memory files written with write(), System V shared memory and message queues are in no process's
+    resident set: the watch adds them up too. 48 memory files of 16 MiB, 12 segments of 64 MiB, and 40000
+    queues of 16 KiB, each under 256 MiB."""
     memfds = """
         import os
         block, fds = b"x" * (8 << 20), []
@@ -238,12 +238,29 @@ def test_memory_held_outside_every_process_counts_too() -> None:
     result = run(memfds, Limits(memory_mb=256, wall_seconds=20.0))
     assert result.error.startswith("MemoryError: the program's processes held") and result.stdout == "", result
     shm = """
-        import ctypes, os
+        import ctypes
         libc = ctypes.CDLL(None, use_errno=True)
-        made = [libc.shmget(0, 64 << 20, 0o1600) for _ in range(12)]
-        print(sum(m >= 0 for m in made), os.strerror(ctypes.get_errno()), libc.msgget(0, 0o1600))
+        libc.shmat.restype = ctypes.c_void_p
+        for i in range(12):  # attached, touched, detached: no process holds it, the segment does
+            sid = libc.shmget(0, 64 << 20, 0o1600)
+            address = libc.shmat(sid, None, 0)
+            ctypes.memset(address, 1, 64 << 20)
+            libc.shmdt(ctypes.c_void_p(address))
+        print(i)
     """
-    assert run(shm, Limits(memory_mb=256)).stdout == "1 No space left on device -1\n"  # one fits in 64 MiB
+    messages = """
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        message = ctypes.create_string_buffer(8 + 8192)
+        message[0] = 1  # mtype 1
+        for i in range(40000):  # 16 KiB a queue, up to 32000 queues by default
+            queue = libc.msgget(0, 0o1600)
+            libc.msgsnd(queue, message, 8192, 0); libc.msgsnd(queue, message, 8192, 0)
+        print(i)
+    """
+    for code in (shm, messages):
+        result = run(code, Limits(memory_mb=256, wall_seconds=20.0))
+        assert result.error.startswith("MemoryError: the program's processes held") and result.stdout == "", result
     fine = "import os\nfd = os.memfd_create('m')\nos.write(fd, b'x' * (8 << 20))\nprint(os.fstat(fd).st_size)"
     assert run(fine, Limits(memory_mb=256)).stdout == "8388608\n"
 

@@ -109,7 +109,6 @@ def _build_root(config: Config, root: str) -> None:
     os.mkdir(root + "/proc")
     with contextlib.suppress(SetupError):  # our pid namespace's /proc; else no /proc at all, never the host's
         _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    _cap_ipc(root + "/proc/sys/kernel", config["limits"]["memory_bytes"])
     inside = root + config["inside_workdir"]
     os.makedirs(inside)
     limits = config["limits"]
@@ -124,21 +123,6 @@ def _build_root(config: Config, root: str) -> None:
     os.chdir(root)
     os.chroot(".")
     os.chdir(config["inside_workdir"])
-
-
-def _cap_ipc(sysctl: str, memory: int) -> None:
-    """System V shared memory and message queues live in the kernel, outside every process's resident memory
-    that `_reap_watching` adds up: in this IPC namespace (its own sysctls) shared memory is held to a quarter
-    of the memory limit in all, and message queues are off (a math program needs neither)."""
-    if not os.path.isdir(sysctl):  # no /proc of our own: mounting failed; then the host default stands
-        return
-    for name, value in (("shmall", max(1, memory // 4 // PAGE)), ("shmmax", memory // 4), ("shmmni", 16),
-                        ("msgmni", 0)):  # fmt: skip
-        try:
-            with open(f"{sysctl}/{name}", "w") as fh:
-                fh.write(str(value))
-        except OSError as exc:
-            raise SetupError(f"cannot bound System V IPC ({name}: {exc.strerror})") from None
 
 
 def _enter_user_namespace(flags: int) -> None:
@@ -223,11 +207,12 @@ def _init(config: Config, runner: str, lifeline: int) -> None:
 
 
 def _resident_bytes(proportional: bool = False) -> int:
-    """The resident memory of every process in this pid namespace (its own /proc), pid 1 included, and the
-    memory files (``memfd_create``) they hold open: written with ``write``, those are in no process's resident
-    set, and each is bounded only by the file-size limit, per descriptor. Resident sets count pages a fork
-    shares copy-on-write once per process; `proportional` (slower: each process's page tables are walked)
-    counts each page once in all, shared pages split between their processes (PSS, smaps_rollup)."""
+    """The resident memory of every process in this pid namespace (its own /proc), pid 1 included, the memory
+    files (``memfd_create``) they hold open, and System V IPC (`_ipc_bytes`): memory files written with
+    ``write`` are in no process's resident set, each bounded only by the file-size limit, per descriptor.
+    Resident sets count pages a fork shares copy-on-write once per process; `proportional` (slower: each
+    process's page tables are walked) counts each page once in all, shared pages split between their
+    processes (PSS, smaps_rollup)."""
     total, memfds = 0, {}
     for name in os.listdir("/proc"):
         if name.isdigit():
@@ -239,7 +224,22 @@ def _resident_bytes(proportional: bool = False) -> int:
                         if os.readlink(fd.path).startswith("/memfd:"):
                             held = os.stat(fd.path)  # the file itself: shared by every descriptor of it
                             memfds[held.st_ino] = held.st_blocks * 512
-    return total + sum(memfds.values())
+    return total + sum(memfds.values()) + _ipc_bytes()
+
+
+def _ipc_bytes() -> int:
+    """System V shared memory (resident and swapped) and queued messages of this IPC namespace: kernel memory
+    outside every process's resident set. (The sysctls that would cap them are not ours to write when the
+    jail's user namespace maps no root.)"""
+    total = 0
+    for table, columns in (("shm", ("rss", "swap")), ("msg", ("cbytes",))):
+        with contextlib.suppress(OSError, ValueError, IndexError), open(f"/proc/sysvipc/{table}", "rb") as fh:
+            header = fh.readline().split()
+            where = [header.index(c.encode()) for c in columns]
+            for line in fh:
+                fields = line.split()
+                total += sum(int(fields[i]) for i in where)
+    return total
 
 
 def _statm_resident(pid: str) -> int:
