@@ -29,6 +29,7 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
@@ -159,9 +160,12 @@ class TemplateRenderer:
         if self._child is not None and self._child.poll() is None:
             return self._child
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "TZ")}
+        # run from the folder that holds this package: `-m` puts the working directory first on the path, and
+        # there the child finds the very package this process runs, never a folder of the user's that shadows it
+        home = Path(__file__).resolve().parents[2]
         self._child = child = subprocess.Popen(
             [sys.executable, "-m", __name__],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=home,
         )  # fmt: skip
         assert child.stdin is not None
         try:
