@@ -196,6 +196,97 @@ def test_a_served_chat_template_is_bounded_in_time_memory_and_size(monkeypatch: 
     renderer.close()
 
 
+def test_a_served_chat_template_fails_one_item_for_what_a_template_or_a_conversation_holds() -> None:
+    """A lone surrogate (a stored step, a data file) renders as it came; whatever a template raises (1/0, a float
+    overflow, '%c' past Unicode) is that item's error, named, and the child goes on (no restart)."""
+    from mathusereval.backends.chat_template import TemplateFailed, TemplateRenderer
+
+    echo = TemplateRenderer("{% for m in messages %}<{{ m.content }}>{% endfor %}")
+    assert echo.render([{"role": "user", "content": "\udcff"}, {"role": "assistant", "content": "x \ud800"}]) == (
+        "<\udcff>x \ud800"
+    )
+    echo.close()
+    raising = TemplateRenderer(
+        "{% if messages|length > 1 %}{{ messages[0].content|int / 0 if messages[0].content == '0' else "
+        "(10.0 ** 400 if messages[0].content == '1' else '%c' % 1114112) }}{% endif %}ok"
+    )
+    raising.check()
+    child = raising._child
+    for content, error in (("0", "ZeroDivisionError"), ("1", "OverflowError"), ("2", "OverflowError")):
+        turns = [
+            {"role": "user", "content": content},
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": ""},
+        ]
+        with pytest.raises(TemplateFailed, match=f"failed on this conversation \\({error}"):
+            raising.render(turns)
+    assert raising._child is child and child is not None and child.poll() is None
+    raising.close()
+
+
+def test_a_stopped_renderer_lets_every_thread_go_and_renders_again_after() -> None:
+    """A run that ends or is interrupted mid-rendering: the rendering under way and those waiting their turn
+    end at once (no thread holds the process's exit for 5 s each); a later rendering starts a new child."""
+    import threading
+
+    from mathusereval.backends.chat_template import TemplateFailed, TemplateRenderer
+
+    endless = "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}"
+    slow = "{% if messages|length > 1 %}" + endless + "{% endif %}done"
+    renderer = TemplateRenderer(slow)
+    renderer.check()
+    turns = [{"role": "user", "content": "q"}, {"role": "user", "content": "r"}, {"role": "assistant", "content": "a"}]
+    errors: list[str] = []
+
+    def render() -> None:
+        try:
+            renderer.render(turns)
+        except TemplateFailed as exc:
+            errors.append(str(exc))
+
+    threads = [threading.Thread(target=render) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    start = time.monotonic()
+    renderer.stop()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert time.monotonic() - start < 2 and len(errors) == 4, errors
+    assert errors.count("the run is stopping") == 3 and renderer._child is None
+    assert renderer.render(turns[1:]) == "donea"  # one turn: no loop; a new child
+    renderer.close()
+
+
+@pytest.mark.slow
+def test_a_template_child_whose_parent_died_ends_on_its_own() -> None:
+    """The parent killed (SIGKILL: nothing of it runs) mid-rendering: the child's own alarm ends it soon after
+    the parent's bound, even inside one long C call, instead of spinning on."""
+    import json
+    import subprocess
+    import sys
+
+    from mathusereval.backends import chat_template
+
+    child = subprocess.Popen(
+        [sys.executable, "-m", "mathusereval.backends.chat_template"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    assert child.stdin is not None and child.stdout is not None
+    squaring = "{% set ns = namespace(x=3) %}{% for i in range(10) %}{% set ns.x = ns.x ** 64 %}{% endfor %}"
+    child.stdin.write(json.dumps(squaring).encode() + b"\n")
+    child.stdin.flush()
+    assert json.loads(child.stdout.readline()) == {"ready": ""}
+    child.stdin.write(
+        json.dumps([{"role": "user", "content": "q"}, {"role": "assistant", "content": ""}]).encode() + b"\n"
+    )
+    child.stdin.flush()  # and the parent is gone: nobody will kill it or close its input
+    start = time.monotonic()
+    assert child.wait(timeout=chat_template.RENDER_SECONDS + 10) == -14  # SIGALRM
+    assert time.monotonic() - start < chat_template.RENDER_SECONDS + 4
+    child.stdin.close()
+    child.stdout.close()
+
+
 def test_a_served_chat_template_wants_the_chat_endpoint_and_no_batch() -> None:
     from mathusereval.backends import ModelSpec, make_backend
     from mathusereval.backends.options import BatchSettings

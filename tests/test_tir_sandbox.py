@@ -224,8 +224,9 @@ def test_the_memory_limit_holds_for_all_of_a_programs_processes() -> None:
 
 def test_memory_held_outside_every_process_counts_too() -> None:
     """Memory files written with write(), System V shared memory and message queues are in no process's
-    resident set: the watch adds them up too. 48 memory files of 16 MiB, 12 segments of 64 MiB, and 40000
-    queues of 16 KiB, each under 256 MiB."""
+    resident set: the watch adds them up too. 48 memory files of 16 MiB, 12 segments of 64 MiB, 40000
+    queues of 16 KiB, 7 processes with 64 MiB each in socket buffers: each under 256 MiB; one process with
+    64 MiB in socket buffers stays under it."""
     memfds = """
         import os
         block, fds = b"x" * (8 << 20), []
@@ -258,9 +259,30 @@ def test_memory_held_outside_every_process_counts_too() -> None:
             libc.msgsnd(queue, message, 8192, 0); libc.msgsnd(queue, message, 8192, 0)
         print(i)
     """
-    for code in (shm, messages):
-        result = run(code, Limits(memory_mb=256, wall_seconds=20.0))
+    sockets = """
+        import os, socket, time
+        children = %d
+        for i in range(children):
+            if os.fork() == 0:
+                break
+        keep, queued = [], 0
+        while queued < 64 << 20:  # sent and never read: kernel memory, charged to the sending socket
+            a, b = socket.socketpair()
+            a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+            a.setblocking(False)
+            keep += [a, b]
+            try:
+                while True:
+                    queued += a.send(b"x" * 65536)
+            except BlockingIOError:
+                pass
+        time.sleep(2)
+        print(queued >> 20)
+    """
+    for code in (shm, messages, sockets % 6):
+        result = run(code, Limits(memory_mb=256, wall_seconds=20.0, open_files=2048))
         assert result.error.startswith("MemoryError: the program's processes held") and result.stdout == "", result
+    assert int(run(sockets % 0, Limits(memory_mb=256, wall_seconds=20.0, open_files=2048)).stdout) >= 64
     fine = "import os\nfd = os.memfd_create('m')\nos.write(fd, b'x' * (8 << 20))\nprint(os.fstat(fd).st_size)"
     assert run(fine, Limits(memory_mb=256)).stdout == "8388608\n"
 

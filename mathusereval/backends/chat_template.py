@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -85,7 +86,9 @@ def render_here(template: str, messages: Sequence[Message]) -> str:
             parts.append(str(chunk))
     except jinja2.exceptions.SecurityError as exc:  # checked once at start; a branch only some items reach
         raise TemplateFailed(f"blocked by the Jinja sandbox ({exc})") from None
-    except (jinja2.TemplateError, TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+    except (MemoryError, RecursionError, TemplateFailed):
+        raise
+    except Exception as exc:  # noqa: BLE001 - 1/0, 10.0 ** 400, '%c' % 10**7: whatever a template raises
         raise TemplateFailed(f"the template failed on this conversation ({exc.__class__.__name__}: {exc})") from None
     return "".join(parts) + messages[-1]["content"]
 
@@ -96,6 +99,9 @@ def _serve() -> None:
 
     resource.setrlimit(resource.RLIMIT_AS, (RENDER_MEMORY, RENDER_MEMORY))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    # an alarm per rendering, left at its default action (the process ends, even inside one long C call): a
+    # child whose parent was killed mid-rendering stops soon after the parent's own bound, then reads EOF
+    alarm = int(RENDER_SECONDS) + 2
     reply: dict[str, str]
     try:
         template = json.loads(sys.stdin.readline())
@@ -107,6 +113,7 @@ def _serve() -> None:
         reply = {"config": f"--chat-template: not a usable Jinja chat template ({exc.__class__.__name__})"}
     print(json.dumps(reply), flush=True)
     for line in sys.stdin:
+        signal.alarm(alarm)
         try:
             reply = {"text": render_here(template, json.loads(line))}
         except TemplateFailed as exc:
@@ -115,7 +122,10 @@ def _serve() -> None:
             reply = {"error": f"the rendering ran out of memory ({RENDER_MEMORY >> 20} MiB)"}
         except RecursionError:
             reply = {"error": "the rendering recursed too deeply"}
-        print(json.dumps(reply, ensure_ascii=False), flush=True)
+        except Exception as exc:  # noqa: BLE001 - a conversation that is no list of turns, say
+            reply = {"error": f"{exc.__class__.__name__}: {exc}"[:300]}
+        signal.alarm(0)
+        print(json.dumps(reply), flush=True)  # ASCII: a lone surrogate travels escaped
 
 
 class TemplateRenderer:
@@ -126,6 +136,7 @@ class TemplateRenderer:
         self.template = template
         self._child: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
+        self._epoch = 0  # `stop` starts another: renderings asked before it give up their turn
 
     def check(self) -> None:
         """Refuse a template that does not compile, or fails on a one-question conversation, before anything
@@ -137,9 +148,18 @@ class TemplateRenderer:
             raise ConfigError(f"--chat-template: fails on a one-question conversation ({exc})") from None
 
     def render(self, messages: Sequence[Message]) -> str:
-        line = json.dumps([dict(m) for m in messages], ensure_ascii=False).encode() + b"\n"
-        cap = 2 * len(line) + 4 * RENDER_BYTES  # the reply: the conversation, escaped, and what the template adds
-        with self._lock:
+        try:  # ASCII: a lone surrogate (a stored step, a data file) travels escaped, as it came
+            line = json.dumps([dict(m) for m in messages]).encode() + b"\n"
+        except (TypeError, ValueError) as exc:
+            raise TemplateFailed(f"the conversation is not JSON ({exc})") from None
+        cap = 2 * len(line) + 6 * RENDER_BYTES  # the reply: the conversation and what the template adds, escaped
+        epoch = self._epoch
+        while not self._lock.acquire(timeout=0.1):  # renderings take turns; a stopping run stops the queue too
+            if self._epoch != epoch:
+                raise TemplateFailed("the run is stopping")
+        try:
+            if self._epoch != epoch:
+                raise TemplateFailed("the run is stopping")
             child = self._started()
             try:
                 assert child.stdin is not None
@@ -152,9 +172,25 @@ class TemplateRenderer:
             except TemplateFailed:
                 self.close()  # past a bound: the child is killed, the next rendering starts another
                 raise
+        finally:
+            self._lock.release()
         if "text" in reply:
             return str(reply["text"])
         raise TemplateFailed(str(reply.get("error", "no rendering")))
+
+    def stop(self) -> None:
+        """From any thread, at the run's end or interruption: the rendering under way ends now (its child is
+        killed) and those waiting their turn give up, so no thread holds the process's exit. A rendering asked
+        later starts a new child."""
+        self._epoch += 1
+        child = self._child
+        if child is not None:
+            child.kill()
+        if self._lock.acquire(timeout=2.0):  # the killed rendering's thread lets go at once
+            try:
+                self.close()
+            finally:
+                self._lock.release()
 
     def _started(self) -> subprocess.Popen[bytes]:
         if self._child is not None and self._child.poll() is None:

@@ -411,7 +411,7 @@ class OpenAIBackend(BackendDefaults):
 
     async def aclose(self) -> None:
         if self._renderer is not None:
-            self._renderer.close()
+            self._renderer.stop()
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -28,6 +28,8 @@ import os
 import resource
 import select
 import signal
+import socket
+import struct
 import sys
 from typing import Any
 
@@ -242,6 +244,52 @@ def _ipc_bytes() -> int:
     return total
 
 
+class _SocketBuffers:
+    """The bytes queued in this network namespace's Unix sockets (``sock_diag``, as ``ss -x -m`` reads them):
+    a socket's buffer is kernel memory, up to ``wmem_max`` twice over per socket (8 MiB on a common host), and
+    64 descriptors of 8 processes hold gigabytes. An skb is charged to the socket that sent it until it is
+    read. Where the kernel has no Unix diag (a module not loaded), nothing is counted."""
+
+    SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, NLM_F_DUMP, NLMSG_ERROR, NLMSG_DONE = 20, 1, 0x300, 2, 3
+    UDIAG_SHOW_MEMINFO, UNIX_DIAG_MEMINFO = 0x20, 5  # linux/unix_diag.h
+    NETLINK_SOCK_DIAG = 4
+
+    def __init__(self) -> None:
+        self.link: socket.socket | None = None
+        with contextlib.suppress(OSError):
+            self.link = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, self.NETLINK_SOCK_DIAG)
+            self.link.settimeout(1.0)
+
+    def held(self) -> int:
+        if self.link is None:
+            return 0
+        request = struct.pack("=BBHIIIII", socket.AF_UNIX, 0, 0, 0xFFFFFFFF, 0, self.UDIAG_SHOW_MEMINFO, 0, 0)
+        flags = self.NLM_F_REQUEST | self.NLM_F_DUMP
+        try:
+            self.link.send(struct.pack("=IHHII", 16 + len(request), self.SOCK_DIAG_BY_FAMILY, flags, 1, 0) + request)
+            total = 0
+            while True:
+                data, at = self.link.recv(1 << 16), 0
+                while at + 16 <= len(data):
+                    length, kind = struct.unpack_from("=IH", data, at)
+                    if kind == self.NLMSG_DONE:
+                        return total
+                    if kind == self.NLMSG_ERROR or length < 32:
+                        raise OSError("no Unix socket diag")
+                    attribute = at + 32  # the message header, then struct unix_diag_msg
+                    while attribute + 4 <= at + length:
+                        size, what = struct.unpack_from("=HH", data, attribute)
+                        if what == self.UNIX_DIAG_MEMINFO and size >= 4 + 12:
+                            received, _, sent = struct.unpack_from("=3I", data, attribute + 4)
+                            total += received + sent
+                        attribute += max(4, (size + 3) & ~3)
+                    at += (length + 3) & ~3
+        except (OSError, struct.error):
+            self.link.close()
+            self.link = None  # not again: a kernel without it does not grow one
+            return 0
+
+
 def _statm_resident(pid: str) -> int:
     with open(f"/proc/{pid}/statm", "rb") as fh:
         return int(fh.read().split()[1]) * PAGE
@@ -261,16 +309,22 @@ def _proportional(pid: str) -> int:
 def _reap_watching(program: int, limit: int) -> tuple[int, Any, int]:
     """Reap until `program` ends (orphans of the program are ours to reap too), and hold all its processes
     to `limit` bytes together: RLIMIT_AS bounds each process only, and a program may fork. Over it, every
-    process here is killed, and the resident bytes seen are returned (0: never over). Polled, from every
+    process here is killed, and the bytes seen are returned (0: never over); socket buffers count
+    (`_SocketBuffers`). Polled, from every
     millisecond up to every 20: memory grows at page-fault speed, so the overshoot stays small."""
-    wait, held = 0.001, 0
+    wait, held, buffers = 0.001, 0, _SocketBuffers()
     while True:
         pid, status, usage = os.wait4(-1, os.WNOHANG)
         if pid == program:
             return status, usage, held
         if pid:
             continue
-        if not held and _resident_bytes() > limit and (resident := _resident_bytes(proportional=True)) > limit:
+        queued = buffers.held()
+        if (
+            not held
+            and _resident_bytes() + queued > limit
+            and (resident := _resident_bytes(proportional=True) + queued) > limit
+        ):
             held = resident
             with contextlib.suppress(ProcessLookupError):
                 os.kill(-1, signal.SIGKILL)  # from pid 1: every other process of the namespace
