@@ -208,25 +208,35 @@ def _init(config: Config, runner: str, lifeline: int) -> None:
     os._exit(SETUP_FAILED)
 
 
-def _resident_bytes(proportional: bool = False) -> int:
-    """The resident memory of every process in this pid namespace (its own /proc), pid 1 included, the memory
-    files (``memfd_create``) they hold open, and System V IPC (`_ipc_bytes`): memory files written with
-    ``write`` are in no process's resident set, each bounded only by the file-size limit, per descriptor.
-    Resident sets count pages a fork shares copy-on-write once per process; `proportional` (slower: each
-    process's page tables are walked) counts each page once in all, shared pages split between their
-    processes (PSS, smaps_rollup)."""
-    total, memfds = 0, {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            with contextlib.suppress(OSError, ValueError, IndexError):  # OSError: it ended meanwhile
-                total += _proportional(name) if proportional else _statm_resident(name)
-            with contextlib.suppress(OSError):
-                for fd in os.scandir(f"/proc/{name}/fd"):
-                    with contextlib.suppress(OSError):
-                        if os.readlink(fd.path).startswith("/memfd:"):
-                            held = os.stat(fd.path)  # the file itself: shared by every descriptor of it
-                            memfds[held.st_ino] = held.st_blocks * 512
-    return total + sum(memfds.values()) + _ipc_bytes()
+def _pids() -> list[str]:
+    """Every process of this pid namespace (its own /proc), pid 1 included."""
+    return [name for name in os.listdir("/proc") if name.isdigit()]
+
+
+def _process_bytes(pids: list[str], proportional: bool = False) -> int:
+    """The resident memory of the processes `pids`. Resident
+    sets count pages a fork shares copy-on-write once per process; `proportional` (slower: each process's
+    page tables are walked) counts each page once in all, shared pages split between their processes (PSS,
+    smaps_rollup)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError, IndexError):  # OSError: it ended meanwhile
+            total += _proportional(pid) if proportional else _statm_resident(pid)
+    return total
+
+
+def _memfd_bytes(pids: list[str]) -> int:
+    """The memory files (``memfd_create``) the processes `pids` hold open: written with ``write``, they are
+    in no process's resident set, each bounded only by the file-size limit, per descriptor."""
+    memfds = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):  # it ended meanwhile
+            for fd in os.scandir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd.path).startswith("/memfd:"):
+                        held = os.stat(fd.path)  # the file itself: shared by every descriptor of it
+                        memfds[held.st_ino] = held.st_blocks * 512
+    return sum(memfds.values())
 
 
 def _ipc_bytes() -> int:
@@ -308,10 +318,10 @@ def _proportional(pid: str) -> int:
 
 def _reap_watching(program: int, limit: int) -> tuple[int, Any, int]:
     """Reap until `program` ends (orphans of the program are ours to reap too), and hold all its processes
-    to `limit` bytes together: RLIMIT_AS bounds each process only, and a program may fork. Over it, every
-    process here is killed, and the bytes seen are returned (0: never over); socket buffers count
-    (`_SocketBuffers`). Polled, from every
-    millisecond up to every 20: memory grows at page-fault speed, so the overshoot stays small."""
+    to `limit` bytes together: RLIMIT_AS bounds each process only, and a program may fork. What counts is
+    their resident memory and what they hold outside it (memory files, System V IPC, socket buffers). Over
+    the limit, every process here is killed, and the bytes seen are returned (0: never over). Polled, from
+    every millisecond up to every 20: memory grows at page-fault speed, so the overshoot stays small."""
     wait, held, buffers = 0.001, 0, _SocketBuffers()
     while True:
         pid, status, usage = os.wait4(-1, os.WNOHANG)
@@ -319,15 +329,16 @@ def _reap_watching(program: int, limit: int) -> tuple[int, Any, int]:
             return status, usage, held
         if pid:
             continue
-        queued = buffers.held()
-        if (
-            not held
-            and _resident_bytes() + queued > limit
-            and (resident := _resident_bytes(proportional=True) + queued) > limit
-        ):
-            held = resident
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(-1, signal.SIGKILL)  # from pid 1: every other process of the namespace
+        if not held:
+            pids = _pids()
+            outside = _memfd_bytes(pids) + _ipc_bytes() + buffers.held()
+            if (
+                _process_bytes(pids) + outside > limit
+                and (resident := _process_bytes(pids, proportional=True) + outside) > limit
+            ):
+                held = resident
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(-1, signal.SIGKILL)  # from pid 1: every other process of the namespace
         select.select([], [], [], wait)
         wait = min(wait * 2, 0.02)
 
